@@ -1,0 +1,1 @@
+"""Model references → GGUF files on this machine."""

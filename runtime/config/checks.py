@@ -1,0 +1,147 @@
+"""Rules that span several keys or sections: ids, references, cycles,
+generation params and `${...}` syntax. Every problem is located."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convert.reference import parse_model_reference
+from runtime.binding import compile_template
+from runtime.config.convert import suggest
+from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
+from runtime.config.source import Positions
+from runtime.errors import BindingSyntaxError, Location, Problem
+from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
+
+
+class Checker:
+    def __init__(self, positions: Positions) -> None:
+        self.positions = positions
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def at(self, container: Any, key: Any = None, path: str = "") -> Location:
+        file, line = self.positions.locate(container, key)
+        return Location(file, line, path or None)
+
+    def error(self, message: str, container: Any, key: Any = None, path: str = "") -> None:
+        self.problems.append(Problem(message, self.at(container, key, path)))
+
+    def bindings(self, value: Any, container: Any = None, key: Any = None, path: str = "") -> None:
+        """Parse every `${...}` once now, so a typo fails at load, not mid-run."""
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.bindings(v, value, k, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            for index, v in enumerate(value):
+                self.bindings(v, value, index, f"{path}[{index}]")
+        elif isinstance(value, str) and "${" in value:
+            try:
+                compile_template(value)
+            except BindingSyntaxError as error:
+                self.error(error.reason + f" in {value!r} (column {error.offset + 1})",
+                           container, key, path)
+
+    def duplicates(self, raw_items: list[Any], kind: str, path: str) -> None:
+        seen: set[str] = set()
+        for item in raw_items:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                if item["id"] in seen:
+                    self.error(f"duplicate {kind} id '{item['id']}'", item, "id", path)
+                seen.add(item["id"])
+
+    def components(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
+        for component, (data, display) in zip(config.components, raw, strict=True):
+            try:
+                parse_model_reference(component.model)
+            except ValueError as error:
+                self.error(str(error), data, "model", f"{display}.model")
+            for index, action in enumerate(component.actions):
+                raw_action = data["actions"][index]
+                where = f"{display}.actions[{action.id}]" if len(component.actions) > 1 \
+                    else f"{display}.action"
+                self.params(action.params, raw_action, where)
+                if isinstance(action, TextGenerationAction):
+                    if action.prompt is not None and action.text is not None:
+                        self.error("write 'prompt' or 'text' (its alias), not both",
+                                   raw_action, "text", where)
+                    elif action.prompt is None and action.text is None:
+                        self.error("a text-generation action needs 'prompt' (or 'text')",
+                                   raw_action, None, where)
+                elif action.messages is None:
+                    self.error("a chat-completion action needs 'messages'", raw_action, None, where)
+
+    def params(self, params: dict[str, Any], raw_action: dict[str, Any], where: str) -> None:
+        raw_params = raw_action.get("params", {})
+        ignored, unknown = check_param_names(params)
+        for name in ignored:
+            self.warnings.append(Problem(
+                f"'{name}' has no meaning on llama.cpp and is ignored",
+                self.at(raw_params, name, f"{where}.params.{name}")))
+        for name in unknown:
+            hint = suggest(name, KNOWN_PARAMS | IGNORED_PARAMS)
+            self.error(f"unknown generation parameter '{name}'{hint}", raw_params, name,
+                       f"{where}.params")
+
+    def workflows(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
+        component_ids = [c.id for c in config.components]
+        defaults = [w for w in config.workflows if w.default]
+        if len(defaults) > 1:
+            self.error("only one workflow can be 'default: true', found "
+                       + ", ".join(f"'{w.id}'" for w in defaults), raw[0][0], None, "workflows")
+        for workflow, (data, display) in zip(config.workflows, raw, strict=True):
+            self.duplicates(data.get("jobs", []), "job", display)
+            if not workflow.jobs and len(component_ids) != 1:
+                self.error(f"this workflow has no jobs, so it needs exactly one component, "
+                           f"but the file has {len(component_ids)}", data, None, display)
+            for job, raw_job in zip(workflow.jobs, data.get("jobs", []), strict=True):
+                self.job(config, workflow, job, raw_job, f"{display}.jobs[{job.id}]")
+            self.cycles(workflow, data, display)
+
+    def job(self, config: ComposeConfig, workflow: WorkflowConfig, job: Any, raw_job: Any,
+            where: str) -> None:
+        ids = [c.id for c in config.components]
+        if job.component is None and len(ids) != 1:
+            self.error(f"this job names no component and the file has {len(ids)}; "
+                       "add 'component: <id>'", raw_job, None, where)
+        elif job.component is not None and job.component not in ids:
+            self.error(f"unknown component '{job.component}'{suggest(job.component, ids)}",
+                       raw_job, "component", where)
+        else:
+            component = config.component(job.component or ids[0])
+            actions = [a.id for a in component.actions]
+            if job.action not in (None, "__default__", *actions):
+                self.error(f"component '{component.id}' has no action '{job.action}'"
+                           f"{suggest(job.action, actions)}", raw_job, "action", where)
+        job_ids = [j.id for j in workflow.jobs]
+        for dependency in job.depends_on:
+            if dependency not in job_ids:
+                self.error(f"depends on unknown job '{dependency}'{suggest(dependency, job_ids)}",
+                           raw_job, "depends_on", where)
+        if isinstance(job.repeat_count, int) and job.repeat_count < 0:
+            self.error("repeat_count must be 0 or more", raw_job, "repeat_count", where)
+
+    def cycles(self, workflow: WorkflowConfig, data: Any, display: str) -> None:
+        graph = {job.id: [d for d in job.depends_on] for job in workflow.jobs}
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+        def visit(node: str, trail: list[str]) -> list[str] | None:
+            state[node] = 1
+            for nxt in graph.get(node, []):
+                if state.get(nxt) == 1:
+                    return [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                if nxt in graph and state.get(nxt) is None:
+                    found = visit(nxt, [*trail, nxt])
+                    if found:
+                        return found
+            state[node] = 2
+            return None
+
+        for job_id in graph:
+            if state.get(job_id) is None:
+                cycle = visit(job_id, [job_id])
+                if cycle:
+                    raw_job = next(j for j in data["jobs"] if j.get("id") == cycle[0])
+                    self.error("jobs depend on each other in a cycle: " + " → ".join(cycle),
+                               raw_job, "depends_on", f"{display}.jobs[{cycle[0]}]")
+                    return

@@ -1,0 +1,180 @@
+"""Load compose files: find, parse with lines, substitute env, merge,
+normalise, convert to Structs, check. Collects every problem before failing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime.config.checks import Checker
+from runtime.config.convert import Converter
+from runtime.config.env import build_env, substitute
+from runtime.config.files import deep_merge, find_compose_files
+from runtime.config.normalize import Normalizer
+from runtime.config.schema import (
+    ACTION_FIELDS_BY_TASK,
+    ComposeConfig,
+    ControllerConfig,
+    ModelComponent,
+    WorkflowConfig,
+)
+from runtime.config.source import Document, Positions, load_yaml
+from runtime.errors import ConfigError, Location, Problem
+
+TOP_LEVEL_KEYS = ("controller", "component", "components", "workflow", "workflows")
+
+
+@dataclass
+class LoadedConfig:
+    config: ComposeConfig
+    files: list[Path]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def load_config(
+    files: Sequence[str | Path] = (),
+    *,
+    env_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> LoadedConfig:
+    """Raises ConfigError holding every problem found."""
+    paths = find_compose_files(files, cwd)
+    variables = build_env(
+        Path(env_file) if env_file else None, env, default_env_file=paths[0].parent / ".env"
+    )
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    positions = Positions()
+    merged: Any = None
+    for path in paths:
+        document = _parse(path, problems)
+        if document is None:
+            continue
+        warnings.extend(document.warnings)
+        positions.merge(document.positions)
+        _substitute_env(document.data, variables, positions, problems)
+        merged = document.data if merged is None else deep_merge(merged, document.data, positions)
+    if problems:
+        raise ConfigError(problems)
+    config, checker_warnings = build_config(merged, positions, base_dir=paths[0].parent)
+    return LoadedConfig(config, paths, warnings + checker_warnings)
+
+
+def _parse(path: Path, problems: list[Problem]) -> Document | None:
+    try:
+        document = load_yaml(path)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        reason = error.problem or error.context or "invalid YAML"
+        if "\t" in reason or "'\\t'" in reason:
+            reason += " (YAML indentation must use spaces, not tabs)"
+        problems.append(Problem(f"invalid YAML: {reason}", Location(str(path), line)))
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(f"cannot read the file: {error}", Location(str(path))))
+        return None
+    if not isinstance(document.data, dict):
+        problems.append(Problem("the file must be a mapping of sections "
+                                "(controller, components, workflows)", Location(str(path), 1)))
+        return None
+    return document
+
+
+def _substitute_env(value: Any, env: Mapping[str, str], positions: Positions,
+                    problems: list[Problem]) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, item in list(items):
+        if isinstance(item, str) and "${" in item and "env." in item:
+            new, missing = substitute(item, env)
+            for name in missing:
+                file, line = positions.locate(value, key)
+                problems.append(Problem(
+                    f"environment variable '{name}' is not set and has no default",
+                    Location(file, line)))
+            value[key] = new
+        elif isinstance(item, dict | list):
+            _substitute_env(item, env, positions, problems)
+
+
+def build_config(data: dict[str, Any], positions: Positions,
+                 base_dir: Path = Path(".")) -> tuple[ComposeConfig, list[Problem]]:
+    """Normalised, converted and checked config, or ConfigError."""
+    normalized = Normalizer(positions).run(data)
+    problems = list(normalized.problems)
+    converter = Converter(positions, problems)
+    for key in data:
+        if key not in ("controller", "components", "workflows"):
+            converter.located(f"unknown top-level key '{key}'"
+                              + _suggest_top(str(key)), data, key, "")
+    controller = ControllerConfig()
+    if "controller" in data:
+        controller = converter.convert(data["controller"], ControllerConfig, "controller") \
+            or controller
+    components = [_component(converter, e.data, e.display) for e in normalized.components]
+    workflows = [converter.convert(e.data, WorkflowConfig, e.display)
+                 for e in normalized.workflows]
+    if problems:
+        raise ConfigError(problems)
+    config = ComposeConfig(
+        controller=controller,
+        components=[c for c in components if c is not None],
+        workflows=[w for w in workflows if w is not None] or [WorkflowConfig()],
+        base_dir=str(base_dir),
+    )
+    checker = Checker(positions)
+    checker.duplicates([e.data for e in normalized.components], "component", "components")
+    checker.duplicates([e.data for e in normalized.workflows], "workflow", "workflows")
+    checker.components(config, [(e.data, e.display) for e in normalized.components])
+    raw_workflows = [(e.data, e.display) for e in normalized.workflows] or [({}, "workflow")]
+    checker.workflows(config, raw_workflows)
+    checker.bindings(data)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    return config, checker.warnings
+
+
+def _suggest_top(key: str) -> str:
+    from runtime.config.convert import suggest
+
+    return suggest(key, TOP_LEVEL_KEYS)
+
+
+def _component(converter: Converter, data: Any, display: str) -> ModelComponent | None:
+    """Convert a component; its actions take the Struct of its task."""
+    if not isinstance(data, dict):
+        converter.located("expected a mapping", data, None, display)
+        return None
+    task = data.get("task")
+    action_struct = ACTION_FIELDS_BY_TASK.get(task) if isinstance(task, str) else None
+    if data.get("type", "model") != "model":
+        converter.located(f"component type '{data['type']}' is not supported here "
+                          "(supported: model)", data, "type", display)
+        return None
+    if action_struct is None:
+        known = ", ".join(ACTION_FIELDS_BY_TASK)
+        converter.located(f"unknown task {task!r} (supported: {known})" if task else
+                          f"missing required key 'task' (one of: {known})", data,
+                          "task" if task else None, display)
+        return None
+    actions = data.get("actions", [])
+    converted_actions = []
+    for index, action in enumerate(actions):
+        label = action.get("id", index) if isinstance(action, dict) else index
+        where = f"{display}.action" if len(actions) == 1 else f"{display}.actions[{label}]"
+        converted = converter.convert(action, action_struct, where)
+        if converted is None:
+            return None
+        converted_actions.append(converted)
+    rest = {k: v for k, v in data.items() if k != "actions"}
+    component = converter.convert(rest, ModelComponent, display)
+    if component is None:
+        return None
+    component.actions = converted_actions
+    return component

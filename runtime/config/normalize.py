@@ -1,0 +1,192 @@
+"""Expand model-compose's shorthands so the schema sees one shape.
+
+`component`→`components`, `workflow`→`workflows`, `job`→`jobs`,
+`action`→`actions`, `adapter`→`adapters`; controller-level `type/host/port/...`
+→ one adapter; action fields written directly on a component → its one action;
+entity mappings keyed by id → lists; inline job components → `components`.
+Each entity gets a display name built from its id, for error messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from runtime.config.schema import (
+    ChatCompletionAction,
+    ControllerConfig,
+    HttpServerAdapter,
+    ModelComponent,
+    TextGenerationAction,
+)
+from runtime.config.source import Positions
+from runtime.errors import Location, Problem
+
+
+@dataclass
+class Entity:
+    """A config section converted on its own, so errors can name it by id."""
+
+    data: dict[str, Any]
+    display: str  # e.g. "components[chat]" or "component"
+
+
+@dataclass
+class Normalized:
+    data: dict[str, Any]
+    components: list[Entity]
+    workflows: list[Entity]
+    problems: list[Problem]
+
+
+def _field_names(struct: type[msgspec.Struct]) -> set[str]:
+    return {f.name for f in msgspec.structs.fields(struct)}
+
+
+COMPONENT_FIELDS = _field_names(ModelComponent)
+ACTION_FIELDS = (_field_names(ChatCompletionAction) | _field_names(TextGenerationAction)) - {"id"}
+ADAPTER_FIELDS = _field_names(HttpServerAdapter)
+CONTROLLER_FIELDS = _field_names(ControllerConfig)
+
+DEFAULT_IDS = {"components": "__component__", "workflows": "__workflow__", "jobs": "__job__"}
+
+
+class Normalizer:
+    def __init__(self, positions: Positions) -> None:
+        self.positions = positions
+        self.problems: list[Problem] = []
+
+    def problem(self, message: str, container: Any, key: Any = None, path: str = "") -> None:
+        file, line = self.positions.locate(container, key)
+        self.problems.append(Problem(message, Location(file, line, path or None)))
+
+    def plural(self, parent: dict[str, Any], singular: str, plural: str, path: str) -> list[Any]:
+        """Merge `singular:` into `plural:`; accept a mapping keyed by id."""
+        if singular in parent and plural in parent:
+            self.problem(f"write either '{singular}' or '{plural}', not both", parent, singular, path)
+        if singular in parent:
+            value = parent.pop(singular)
+            items = value if isinstance(value, list) else [value]
+            if not isinstance(value, list):
+                self.positions.adopt(items, value)
+            parent[plural] = items
+            self.positions.entries[(id(parent), plural)] = self.positions.locate(parent, singular)[1] or 0
+            return items
+        value = parent.get(plural)
+        if value is None:
+            parent[plural] = []
+        elif isinstance(value, dict):
+            items = []
+            for key, item in value.items():
+                if isinstance(item, dict):
+                    item.setdefault("id", key)
+                items.append(item)
+            self.positions.adopt(items, value)
+            parent[plural] = items
+        return parent[plural]
+
+    def assign_ids(self, items: list[Any], kind: str, owner: Any, path: str) -> None:
+        """The default id when there is one entity; several need ids."""
+        unnamed = [item for item in items if isinstance(item, dict) and "id" not in item]
+        if len(items) == 1 and unnamed:
+            unnamed[0]["id"] = DEFAULT_IDS[kind]
+        elif unnamed:
+            self.problem(f"every entry of '{kind}' needs an 'id' when there are several",
+                         unnamed[0], None, path)
+
+    def controller(self, data: dict[str, Any]) -> None:
+        controller = data.get("controller")
+        if controller is None:
+            return
+        if not isinstance(controller, dict):
+            return  # the schema reports the type error
+        legacy = {k: controller[k] for k in ("type", "host", "port", "base_path", "origins")
+                  if k in controller}
+        adapters = self.plural(controller, "adapter", "adapters", "controller")
+        if legacy:
+            if adapters:
+                self.problem("put 'type/host/port/base_path' under 'adapter', not on the controller"
+                             " as well", controller, next(iter(legacy)), "controller")
+            else:
+                adapter = {k: controller.pop(k) for k in legacy}
+                self.positions.adopt(adapter, controller)
+                adapters.append(adapter)
+
+    def component(self, component: dict[str, Any], display: str) -> None:
+        actions = self.plural(component, "action", "actions", display)
+        inline = [k for k in component if k in ACTION_FIELDS and k not in COMPONENT_FIELDS]
+        if inline and actions:
+            self.problem("write the action's fields under 'action:' or directly on the component,"
+                         " not both", component, inline[0], display)
+            return
+        if inline:
+            # The seeds write `text:` and `params:` directly on the component.
+            action = {k: component.pop(k) for k in inline}
+            self.positions.adopt(action, component)
+            for key in inline:
+                self.positions.entries[(id(action), key)] = self.positions.locate(component, key)[1] or 0
+            actions.append(action)
+        if not actions:
+            task = component.get("task")
+            # Components without an action (seed "Using Different Models") take
+            # the task's natural input.
+            default = {"messages": "${input.messages}"} if task == "chat-completion" else \
+                {"prompt": "${input.prompt}"}
+            self.positions.adopt(default, component)
+            actions.append(default)
+        for index, action in enumerate(actions):
+            if isinstance(action, dict) and "id" not in action and len(actions) > 1:
+                self.problem("every action needs an 'id' when a component has several",
+                             action, None, f"{display}.actions[{index}]")
+
+    def run(self, data: dict[str, Any]) -> Normalized:
+        self.controller(data)
+        components = self.plural(data, "component", "components", "")
+        workflows = self.plural(data, "workflow", "workflows", "")
+        self.assign_ids(components, "components", data, "components")
+        self.assign_ids(workflows, "workflows", data, "workflows")
+        component_entities = []
+        for index, component in enumerate(list(components)):
+            display = entity_display("components", component, index)
+            if isinstance(component, dict):
+                self.component(component, display)
+            component_entities.append(Entity(component, display))
+        workflow_entities = []
+        for index, workflow in enumerate(workflows):
+            display = entity_display("workflows", workflow, index)
+            if isinstance(workflow, dict):
+                jobs = self.plural(workflow, "job", "jobs", display)
+                self.assign_ids(jobs, "jobs", workflow, display)
+                for job_index, job in enumerate(jobs):
+                    if isinstance(job, dict) and isinstance(job.get("component"), dict):
+                        component_entities.append(self.lift_component(workflow, job, display,
+                                                                      job_index, components))
+            workflow_entities.append(Entity(workflow, display))
+        return Normalized(data, component_entities, workflow_entities, self.problems)
+
+    def lift_component(self, workflow: dict[str, Any], job: dict[str, Any], display: str,
+                       job_index: int, components: list[Any]) -> Entity:
+        """An inline component becomes a named one that the job refers to."""
+        inline = job["component"]
+        component_id = inline.get("id") or f"{workflow.get('id')}.{job.get('id')}"
+        inline["id"] = component_id
+        job["component"] = component_id
+        job_display = f"{display}.{entity_display('jobs', job, job_index)}.component"
+        self.component(inline, job_display)
+        components.append(inline)
+        return Entity(inline, job_display)
+
+
+SINGULAR = {"components": "component", "workflows": "workflow", "jobs": "job"}
+
+
+def entity_display(kind: str, item: Any, index: int) -> str:
+    """How errors name an entity: by id, or by the singular key for the one
+    default entity (`component`), never by a bare list index when avoidable."""
+    if isinstance(item, dict) and item.get("id") == DEFAULT_IDS.get(kind):
+        return SINGULAR[kind]
+    if isinstance(item, dict) and isinstance(item.get("id"), str):
+        return f"{kind}[{item['id']}]"
+    return f"{kind}[{index}]"

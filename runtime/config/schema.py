@@ -1,0 +1,187 @@
+"""msgspec Structs for every section of a compose file.
+
+These describe the *normalised* file: the loader has already expanded the
+singular shorthands (`component` → `components`, ...), so every entity list is
+plural here. Fields that a binding may fill at run time (`${input.n}`) accept
+`str` alongside their real type; the runtime casts them after rendering.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Every config section rejects keys it does not know."""
+
+
+# -- controller ---------------------------------------------------------------
+
+
+class HttpServerAdapter(Base):
+    type: Literal["http-server"] = "http-server"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = ""
+    origins: str | list[str] = "*"
+
+
+class WebUIConfig(Base):
+    # `gradio` is what existing model-compose files say; it means our NiceGUI UI.
+    driver: Literal["gradio", "nicegui"] = "nicegui"
+    host: str = "127.0.0.1"
+    port: int = 8081
+
+
+class ControllerConfig(Base):
+    name: str | None = None
+    adapters: list[HttpServerAdapter] = msgspec.field(default_factory=list)
+    webui: WebUIConfig | None = None
+    max_concurrent_count: int = 0
+    shutdown_timeout: str | int | float = "30s"
+
+
+# -- components -----------------------------------------------------------------
+
+
+class ModelSource(Base):
+    provider: Literal["huggingface", "local"] = "huggingface"
+    repository: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    format: Literal["gguf"] | None = None
+
+
+class LlamaCppOptions(Base):
+    """llama.cpp load settings, as MC's schema writes them under `options:`."""
+
+    n_ctx: int | None = None
+    context_length: int | None = None
+    n_batch: int | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    verbose: bool = False
+
+
+class ChatCompletionAction(Base):
+    id: str = "__default__"
+    messages: list[Any] | str | None = None
+    tools: Any = None
+    max_output_length: int | str | None = None
+    streaming: bool | str = False
+    stop_sequences: list[str] | str | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TextGenerationAction(Base):
+    id: str = "__default__"
+    prompt: Any = None
+    # MC's current release rejects `text`, but both seed documents write it.
+    text: Any = None
+    max_output_length: int | str | None = None
+    stop_sequences: list[str] | str | None = None
+    num_return_sequences: int | str = 1
+    return_full_text: bool | str = True
+    streaming: bool | str = False
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+Task = Literal["chat-completion", "text-generation"]
+Device = Literal["auto", "cpu", "cuda", "metal"]
+
+
+class ModelComponent(Base):
+    id: str = "__component__"
+    type: Literal["model"] = "model"
+    title: str | None = None
+    description: str | None = None
+    task: Task
+    model: str | ModelSource
+    driver: Literal["huggingface", "llamacpp"] = "huggingface"
+    device: Device = "auto"
+    max_concurrent_count: int = 0
+    preload: bool = True
+    context_length: int | None = None
+    n_ctx: int | None = None
+    n_batch: int | None = None
+    n_gpu_layers: int | None = None
+    n_threads: int | None = None
+    options: LlamaCppOptions | None = None
+    # Converted per task by the loader into ChatCompletionAction/TextGenerationAction.
+    actions: list[ChatCompletionAction] | list[TextGenerationAction] = msgspec.field(
+        default_factory=list
+    )
+
+    def action(self, action_id: str | None) -> ChatCompletionAction | TextGenerationAction:
+        """The named action, or the only/first one when no id is given."""
+        if action_id is None or action_id == "__default__":
+            return self.actions[0]
+        for action in self.actions:
+            if action.id == action_id:
+                return action
+        raise KeyError(action_id)
+
+
+# Action fields that may be written directly on a component (MC's shorthand):
+# the seed documents put `text:` and `params:` at component level.
+ACTION_FIELDS_BY_TASK: dict[str, type[Base]] = {
+    "chat-completion": ChatCompletionAction,
+    "text-generation": TextGenerationAction,
+}
+
+
+# -- workflows -----------------------------------------------------------------
+
+
+class JobConfig(Base):
+    id: str = "__job__"
+    type: Literal["action"] = "action"
+    # An inline component mapping is lifted into `components` by the loader.
+    component: str | None = None
+    action: str | None = None
+    input: Any = None
+    output: Any = None
+    depends_on: list[str] = msgspec.field(default_factory=list)
+    # None (not written) runs once and gives the output itself; a number gives a list.
+    repeat_count: int | str | None = None
+
+
+class WorkflowConfig(Base):
+    id: str = "__workflow__"
+    title: str | None = None
+    description: str | None = None
+    default: bool = False
+    # The seeds' role-based workflows write an input mapping on the workflow:
+    # it is rendered against the run's input before the jobs run.
+    input: Any = None
+    output: Any = None
+    jobs: list[JobConfig] = msgspec.field(default_factory=list)
+
+
+class ComposeConfig(Base):
+    controller: ControllerConfig = msgspec.field(default_factory=ControllerConfig)
+    components: list[ModelComponent] = msgspec.field(default_factory=list)
+    workflows: list[WorkflowConfig] = msgspec.field(default_factory=list)
+    # Where relative model paths are resolved from: the first compose file's folder.
+    base_dir: str = "."
+
+    def workflow(self, workflow_id: str | None) -> WorkflowConfig:
+        """The named workflow; `None`/`__default__` is the only or default one."""
+        if workflow_id in (None, "__default__"):
+            defaults = [w for w in self.workflows if w.default]
+            if defaults:
+                return defaults[0]
+            return self.workflows[0]
+        for workflow in self.workflows:
+            if workflow.id == workflow_id:
+                return workflow
+        raise KeyError(workflow_id)
+
+    def component(self, component_id: str) -> ModelComponent:
+        for component in self.components:
+            if component.id == component_id:
+                return component
+        raise KeyError(component_id)

@@ -1,0 +1,105 @@
+"""YAML → plain Python data, remembering the line every key and item came from.
+
+Positions are keyed by the identity of the container that holds a value, so a
+value keeps its line when the loader later moves it (e.g. `component:` into
+`components: [...]`): only the containers the loader creates itself have no
+position, and they fall back to their parent's line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime.errors import Location, Problem
+
+
+@dataclass
+class Positions:
+    """Lines of keys and items, by the container that holds them."""
+
+    files: dict[int, str] = field(default_factory=dict)
+    starts: dict[int, int] = field(default_factory=dict)
+    entries: dict[tuple[int, Any], int] = field(default_factory=dict)
+    # Keeps every container alive so that `id()` keys stay unique.
+    _alive: list[Any] = field(default_factory=list)
+
+    def add_container(self, container: Any, file: str, line: int) -> None:
+        self._alive.append(container)
+        self.files[id(container)] = file
+        self.starts[id(container)] = line
+
+    def add_entry(self, container: Any, key: Any, line: int) -> None:
+        self.entries[(id(container), key)] = line
+
+    def locate(self, container: Any, key: Any = None) -> tuple[str | None, int | None]:
+        file = self.files.get(id(container))
+        line = self.entries.get((id(container), key)) if key is not None else None
+        return file, line if line is not None else self.starts.get(id(container))
+
+    def adopt(self, new: Any, like: Any) -> None:
+        """Give a container the loader made the position of an existing one."""
+        file, line = self.locate(like)
+        if file is not None and line is not None:
+            self.add_container(new, file, line)
+
+    def merge(self, other: Positions) -> None:
+        self.files.update(other.files)
+        self.starts.update(other.starts)
+        self.entries.update(other.entries)
+        self._alive.extend(other._alive)
+
+
+@dataclass
+class Document:
+    data: Any
+    positions: Positions
+    warnings: list[Problem]
+
+
+def load_yaml(path: Path) -> Document:
+    """Parse one YAML file. Raises `yaml.YAMLError` with marks on bad syntax."""
+    text = path.read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    positions = Positions()
+    warnings: list[Problem] = []
+    data = {} if node is None else _build(node, str(path), positions, warnings)
+    return Document(data, positions, warnings)
+
+
+_constructor = yaml.SafeLoader("")
+
+
+def _build(node: yaml.Node, file: str, positions: Positions, warnings: list[Problem]) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        _constructor.flatten_mapping(node)  # resolves `<<:` merge keys
+        mapping: dict[Any, Any] = {}
+        positions.add_container(mapping, file, node.start_mark.line + 1)
+        for key_node, value_node in node.value:
+            key = _constructor.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                key = str(key)
+            if key in mapping:
+                # YAML allows it and PyYAML keeps the last one; the seed documents
+                # use it for "# or" alternatives, so warn instead of failing.
+                warnings.append(
+                    Problem(
+                        f"duplicate key '{key}': the later value (line {line}) wins",
+                        Location(file, positions.entries[(id(mapping), key)]),
+                    )
+                )
+            mapping[key] = _build(value_node, file, positions, warnings)
+            positions.add_entry(mapping, key, line)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        items: list[Any] = []
+        positions.add_container(items, file, node.start_mark.line + 1)
+        for index, item_node in enumerate(node.value):
+            items.append(_build(item_node, file, positions, warnings))
+            positions.add_entry(items, index, item_node.start_mark.line + 1)
+        return items
+    return _constructor.construct_object(node, deep=True)

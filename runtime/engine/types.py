@@ -1,0 +1,148 @@
+"""The engine contract: what goes in (a request), what comes out (deltas, then a
+result). Every entry point talks to an engine only through these types."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """llama.cpp sampling settings. `greedy` wins over everything else."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    greedy: bool = False
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it between tokens."""
+
+    def __init__(self) -> None:
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancelled
+
+
+@dataclass
+class GenerationRequest:
+    """One generation. Exactly one of `prompt` and `messages` is set.
+
+    `max_tokens` None means "as many as fit the context". `max_length` caps
+    prompt + output tokens (transformers' `max_length`).
+    """
+
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    max_length: int | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of generated text, always whole UTF-8 characters."""
+
+    text: str
+    num_tokens: int  # completion tokens generated so far
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    ttft_s: float = 0.0  # request submitted → first delta
+    total_s: float = 0.0
+    tokens_per_s: float = 0.0  # completion tokens / decode time
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    # Why the generation ended early or was clamped, for people to read,
+    # e.g. "max_output_length 32768 clamped to the 3940 tokens left in the context".
+    detail: str | None = None
+
+
+class Generation(Protocol):
+    """A running generation: iterate it for deltas, then await `result()`."""
+
+    def __aiter__(self) -> AsyncIterator[Delta]: ...
+
+    async def result(self) -> GenerationResult: ...
+
+    def cancel(self) -> None: ...
+
+
+class Engine(Protocol):
+    """One loaded model serving many requests."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def submit(self, request: GenerationRequest) -> Generation: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    context_length: int
+    trained_context_length: int
+    n_gpu_layers: int
+    n_threads: int
+    n_batch: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What identifies one loaded model: the file and its load settings.
+    None means "choose the default" (see engine.pool)."""
+
+    path: str
+    n_ctx: int | None = None
+    n_batch: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+    device: str = "auto"

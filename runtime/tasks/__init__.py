@@ -1,0 +1,1 @@
+"""The model tasks: an action's config + rendered input → an engine request → a result."""

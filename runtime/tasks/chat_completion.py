@@ -1,0 +1,55 @@
+"""chat-completion: rendered `messages` → the assistant's reply text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runtime.binding import render
+from runtime.config.schema import ChatCompletionAction
+from runtime.engine.types import ChatMessage, Engine, GenerationRequest
+from runtime.errors import InputError
+from runtime.tasks.common import action_scope, generate, render_flag, render_settings
+from runtime.workflow.context import RunContext
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def chat_messages(value: Any) -> list[ChatMessage]:
+    """Rendered `messages` → ChatMessages. A message whose content rendered to
+    null (an optional input left out) is dropped rather than sent empty."""
+    if not isinstance(value, list):
+        raise InputError(f"messages must be a list of {{role, content}}, got {value!r}")
+    messages: list[ChatMessage] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or "role" not in item:
+            raise InputError(f"messages[{index}] must be a mapping with 'role' and 'content'")
+        role, content = item["role"], item.get("content")
+        if role not in ROLES:
+            raise InputError(f"messages[{index}].role must be one of {', '.join(ROLES)}, "
+                             f"got {role!r}")
+        if content is None:
+            continue
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False)
+        messages.append(ChatMessage(role=role, content=content))
+    if not any(m.role == "user" for m in messages):
+        raise InputError("the chat has no user message to answer")
+    return messages
+
+
+async def run_chat_completion(engine: Engine, action: ChatCompletionAction, input: Any,
+                              context: RunContext, job_id: str) -> str:
+    scope = action_scope(input)
+    messages = chat_messages(render(action.messages, scope))
+    settings = render_settings(action, scope)
+    streaming = render_flag("streaming", action.streaming, scope)
+    request = GenerationRequest(
+        messages=messages,
+        sampling=settings.sampling,
+        stop=settings.stop,
+        max_tokens=settings.max_tokens,
+        max_length=settings.max_length,
+    )
+    result = await generate(engine, request, context, job_id, streaming)
+    return result.text

@@ -1,0 +1,47 @@
+"""What both tasks share: rendering an action, streaming one generation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.binding import render
+from runtime.engine.types import Engine, GenerationRequest, GenerationResult
+from runtime.errors import InputError
+from runtime.tasks.params import GenerationSettings, generation_settings
+from runtime.workflow.context import RunContext
+
+
+def action_scope(input: Any) -> dict[str, Any]:
+    return {"input": input}
+
+
+def render_flag(name: str, value: Any, scope: dict[str, Any]) -> bool:
+    value = render(value, scope)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InputError(f"{name} must be true or false, got {value!r}")
+
+
+def render_settings(action: Any, scope: dict[str, Any]) -> GenerationSettings:
+    params = render(action.params, scope) or {}
+    if not isinstance(params, dict):
+        raise InputError(f"params must be a mapping, got {params!r}")
+    max_output_length = render(action.max_output_length, scope)
+    stop = render(action.stop_sequences, scope)
+    return generation_settings(params, max_output_length, stop)
+
+
+async def generate(engine: Engine, request: GenerationRequest, context: RunContext, job_id: str,
+                   streaming: bool, lead: str = "") -> GenerationResult:
+    """Run one generation, passing its deltas (after `lead`, text that is part
+    of the output but not generated) to the run's listener."""
+    request.cancel = context.cancel
+    generation = engine.submit(request)
+    context.delta(job_id, lead, streaming)
+    async for delta in generation:
+        context.delta(job_id, delta.text, streaming)
+    result = await generation.result()
+    context.finished(job_id, result)
+    return result

@@ -1,0 +1,100 @@
+"""The model components of a compose file, bound to loaded engines.
+
+Implements the runner's `ComponentRunner`: finds the component, makes sure its
+model is loaded (once per file and load settings, through the pool), limits
+its concurrency, and dispatches the action to its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from convert.reference import parse_model_reference, resolve_local_model
+from runtime.config.schema import (
+    ChatCompletionAction,
+    ComposeConfig,
+    ModelComponent,
+    TextGenerationAction,
+)
+from runtime.engine import ModelPool
+from runtime.engine.types import Engine, ModelSpec
+from runtime.errors import NotFoundError
+from runtime.tasks.chat_completion import run_chat_completion
+from runtime.tasks.text_generation import run_text_generation
+from runtime.workflow.context import RunContext
+
+StatusCallback = Callable[[str], None]
+
+
+def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
+    """The file and load settings of a component. Component-level knobs (as
+    MC's llama.cpp example writes them) win over `options:` (MC's schema)."""
+    path = resolve_local_model(parse_model_reference(component.model), base_dir)
+    options = component.options
+    n_ctx = component.context_length or component.n_ctx
+    if options is not None:
+        n_ctx = n_ctx or options.context_length or options.n_ctx
+    return ModelSpec(
+        path=str(path),
+        n_ctx=n_ctx,
+        n_batch=component.n_batch or (options.n_batch if options else None),
+        n_threads=component.n_threads or (options.n_threads if options else None),
+        n_gpu_layers=component.n_gpu_layers if component.n_gpu_layers is not None
+        else (options.n_gpu_layers if options else None),
+        device=component.device,
+    )
+
+
+class ModelComponents:
+    def __init__(self, config: ComposeConfig, pool: ModelPool,
+                 status: StatusCallback | None = None) -> None:
+        self.config = config
+        self.pool = pool
+        self.status = status
+        self._engines: dict[str, Engine] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {
+            c.id: asyncio.Semaphore(c.max_concurrent_count)
+            for c in config.components if c.max_concurrent_count > 0
+        }
+
+    def component(self, component_id: str) -> ModelComponent:
+        try:
+            return self.config.component(component_id)
+        except KeyError:
+            raise NotFoundError(f"unknown component '{component_id}'") from None
+
+    async def engine(self, component_id: str) -> Engine:
+        if component_id in self._engines:
+            return self._engines[component_id]
+        lock = self._locks.setdefault(component_id, asyncio.Lock())
+        async with lock:
+            if component_id not in self._engines:
+                component = self.component(component_id)
+                spec = model_spec(component, Path(self.config.base_dir))
+                if self.status:
+                    self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
+                self._engines[component_id] = await self.pool.acquire(spec)
+        return self._engines[component_id]
+
+    async def preload(self) -> None:
+        for component in self.config.components:
+            if component.preload:
+                await self.engine(component.id)
+
+    async def run_action(self, component_id: str, action_id: str | None, input: Any,
+                         context: RunContext, job_id: str) -> Any:
+        component = self.component(component_id)
+        action = component.action(action_id)
+        engine = await self.engine(component_id)
+        limit = self._limits.get(component_id)
+        async with limit if limit is not None else contextlib.nullcontext():
+            if isinstance(action, ChatCompletionAction):
+                return await run_chat_completion(engine, action, input, context, job_id)
+            if isinstance(action, TextGenerationAction):
+                return await run_text_generation(engine, action, input, context, job_id)
+        raise NotFoundError(f"component '{component_id}' has no runnable action")

@@ -1,0 +1,54 @@
+"""text-generation: a rendered prompt → the prompt and its continuation
+(seed 003: "the complete generated text including the original prompt")."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+from runtime.binding import render
+from runtime.config.schema import TextGenerationAction
+from runtime.engine.types import Engine, GenerationRequest
+from runtime.errors import InputError
+from runtime.tasks.common import action_scope, generate, render_flag, render_settings
+from runtime.workflow.context import RunContext
+
+
+def prompt_text(value: Any) -> str:
+    if value is None or value == "":
+        raise InputError("the prompt is empty")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InputError(f"the prompt must be text, got {type(value).__name__}")
+    return str(value)
+
+
+async def run_text_generation(engine: Engine, action: TextGenerationAction, input: Any,
+                              context: RunContext, job_id: str) -> str | list[str]:
+    scope = action_scope(input)
+    prompt = prompt_text(render(action.prompt if action.prompt is not None else action.text, scope))
+    settings = render_settings(action, scope)
+    streaming = render_flag("streaming", action.streaming, scope)
+    full_text = settings.return_full_text and render_flag(
+        "return_full_text", action.return_full_text, scope)
+    count = render(action.num_return_sequences, scope)
+    count = settings.num_return_sequences if count in (None, 1) else count
+    if isinstance(count, str) and count.isdigit():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError(f"num_return_sequences must be a whole number of 1 or more, got {count!r}")
+    lead = prompt if full_text else ""
+
+    async def one(index: int) -> str:
+        sampling = settings.sampling
+        if count > 1 and sampling.seed is not None:
+            # Same seed for every sequence would give the same text n times.
+            sampling = replace(sampling, seed=sampling.seed + index)
+        request = GenerationRequest(prompt=prompt, sampling=sampling, stop=settings.stop,
+                                    max_tokens=settings.max_tokens, max_length=settings.max_length)
+        result = await generate(engine, request, context, job_id, streaming, lead)
+        return lead + result.text
+
+    if count == 1:
+        return await one(0)
+    return list(await asyncio.gather(*(one(i) for i in range(count))))

@@ -1,0 +1,14 @@
+"""Running workflows: jobs, dependencies, repeats, input schema."""
+
+from runtime.workflow.context import RunContext, RunListener
+from runtime.workflow.inputs import check_required_inputs, workflow_inputs
+from runtime.workflow.runner import ComponentRunner, WorkflowRunner
+
+__all__ = [
+    "ComponentRunner",
+    "RunContext",
+    "RunListener",
+    "WorkflowRunner",
+    "check_required_inputs",
+    "workflow_inputs",
+]

@@ -1,0 +1,69 @@
+"""A workflow's input schema, inferred from its bindings, and the check of a
+run's input against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from runtime.binding import Binding, InputField, compile_template, infer_input_fields, iter_bindings
+from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
+from runtime.errors import InputError
+
+
+def implicit_job(config: ComposeConfig) -> JobConfig:
+    """The job a workflow without jobs runs: the only component, whole input."""
+    return JobConfig(id="__job__", component=config.components[0].id if config.components else None)
+
+
+def workflow_jobs(config: ComposeConfig, workflow: WorkflowConfig) -> list[JobConfig]:
+    return workflow.jobs or [implicit_job(config)]
+
+
+def _passes_input_through(value: Any) -> bool:
+    """A job without `input`, or with `input: ${input}`, hands the workflow's
+    input to its component as it is."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    template = compile_template(value)
+    binding = next(template.bindings(), None) if template.is_whole else None
+    return binding is not None and binding.key == "input" and not binding.path
+
+
+def _input_bindings(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator[Binding]:
+    if workflow.input is not None:
+        # Role-based workflows: the workflow's own input mapping is what reads
+        # the run's input; the jobs read the mapping.
+        yield from iter_bindings(workflow.input)
+        return
+    for job in workflow_jobs(config, workflow):
+        yield from iter_bindings([job.input, job.output, job.repeat_count])
+        if _passes_input_through(job.input) and job.component is not None:
+            component = config.component(job.component)
+            yield from iter_bindings(_action_values(component.action(job.action)))
+    yield from iter_bindings(workflow.output)
+
+
+def _action_values(action: Any) -> list[Any]:
+    import msgspec
+
+    return list(msgspec.structs.asdict(action).values())
+
+
+def workflow_inputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[InputField]:
+    return infer_input_fields(b for b in _input_bindings(config, workflow) if b.key == "input")
+
+
+def _normal(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def check_required_inputs(fields: list[InputField], given: Mapping[str, Any]) -> None:
+    """Raise InputError naming the first required input that is missing or null.
+    `-` and `_` in names are the same (the seed's curl sends `system-prompt`)."""
+    present = {_normal(k) for k, v in given.items() if v is not None}
+    for field in fields:
+        if field.required and _normal(field.name) not in present:
+            raise InputError(f"missing required input '{field.name}'", field.name)

@@ -1,0 +1,117 @@
+"""Runs a workflow: renders inputs, runs its jobs in `depends_on` order
+(independent jobs and repeats concurrently), renders outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runtime.binding import render
+from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
+from runtime.errors import InputError, NotFoundError
+from runtime.workflow.context import RunContext
+from runtime.workflow.inputs import check_required_inputs, workflow_inputs, workflow_jobs
+
+
+class ComponentRunner(Protocol):
+    """What the runner needs from the component layer (runtime.tasks)."""
+
+    async def run_action(self, component_id: str, action_id: str | None, input: Any,
+                         context: RunContext, job_id: str) -> Any: ...
+
+
+class WorkflowRunner:
+    def __init__(self, config: ComposeConfig, components: ComponentRunner) -> None:
+        self.config = config
+        self.components = components
+
+    def workflow(self, workflow_id: str | None) -> WorkflowConfig:
+        try:
+            return self.config.workflow(workflow_id)
+        except KeyError:
+            known = ", ".join(f"'{w.id}'" for w in self.config.workflows)
+            raise NotFoundError(f"unknown workflow '{workflow_id}' (known: {known})") from None
+
+    async def run(self, workflow_id: str | None, input: Any,
+                  context: RunContext | None = None) -> Any:
+        context = context or RunContext()
+        workflow = self.workflow(workflow_id)
+        if input is None:
+            input = {}
+        if not isinstance(input, Mapping):
+            raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
+        check_required_inputs(workflow_inputs(self.config, workflow), input)
+        scope: dict[str, Any] = {"input": dict(input), "env": dict(os.environ), "jobs": {}}
+        if workflow.input is not None:
+            scope["input"] = render(workflow.input, scope)
+        outputs = await self._run_jobs(workflow, scope, context)
+        if workflow.output is not None:
+            return render(workflow.output, {**scope, "output": outputs["__last__"]})
+        return outputs["__last__"]
+
+    async def _run_jobs(self, workflow: WorkflowConfig, scope: dict[str, Any],
+                        context: RunContext) -> dict[str, Any]:
+        jobs = workflow_jobs(self.config, workflow)
+        done: dict[str, asyncio.Future[Any]] = {
+            job.id: asyncio.get_running_loop().create_future() for job in jobs
+        }
+
+        async def run_when_ready(job: JobConfig) -> None:
+            for dependency in job.depends_on:
+                await done[dependency]
+            try:
+                output = await self._run_job(job, scope, context)
+            except BaseException as error:
+                done[job.id].set_exception(error)
+                raise
+            scope["jobs"][job.id] = {"output": output}
+            done[job.id].set_result(output)
+
+        tasks = [asyncio.create_task(run_when_ready(job), name=f"job:{job.id}") for job in jobs]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            context.cancel.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for future in done.values():
+                if future.done() and not future.cancelled():
+                    future.exception()  # mark retrieved: the first error is what we raise
+            raise
+        # The workflow's result is its last job that nothing depends on; with
+        # several such jobs, a mapping of their outputs by job id.
+        needed = {d for job in jobs for d in job.depends_on}
+        terminal = [job.id for job in jobs if job.id not in needed]
+        outputs = {job_id: scope["jobs"][job_id]["output"] for job_id in done}
+        if len(terminal) == 1:
+            outputs["__last__"] = outputs[terminal[0]]
+        else:
+            outputs["__last__"] = {job_id: outputs[job_id] for job_id in terminal}
+        return outputs
+
+    async def _run_job(self, job: JobConfig, scope: dict[str, Any], context: RunContext) -> Any:
+        if job.repeat_count is None:
+            return await self._run_once(job, scope, context, index=None)
+        count = render(job.repeat_count, scope)
+        if isinstance(count, str) and count.strip().lstrip("-").isdigit():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InputError(f"job '{job.id}': repeat_count must be a whole number of 0 or more,"
+                             f" got {count!r}")
+        return list(await asyncio.gather(
+            *(self._run_once(job, scope, context, index=i) for i in range(count))
+        ))
+
+    async def _run_once(self, job: JobConfig, scope: dict[str, Any], context: RunContext,
+                        index: int | None) -> Any:
+        job_scope = dict(scope) if index is None else {**scope, "index": index}
+        job_input = scope["input"] if job.input is None else render(job.input, job_scope)
+        component_id = job.component or self.config.components[0].id
+        result = await self.components.run_action(component_id, job.action, job_input, context,
+                                                  job.id)
+        if job.output is None:
+            return result
+        return render(job.output, {**job_scope, "output": result, "result": result})
