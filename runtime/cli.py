@@ -20,6 +20,7 @@ from runtime.engine.types import GenerationResult
 from runtime.errors import ConfigError, ModelComposeError, UserError
 from runtime.workflow import RunContext, workflow_inputs
 
+
 def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values:
@@ -32,13 +33,28 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
 
 def file_options(command: Any) -> Any:
     """-f, --env-file and -e, shared by every command that loads a compose file."""
-    command = click.option("-e", "--env", "env", multiple=True, metavar="KEY=VAL",
-                           help="Set an environment variable for ${env.KEY}.")(command)
-    command = click.option("--env-file", type=click.Path(dir_okay=False),
-                           help="Read ${env.KEY} values from this file (default: .env).")(command)
-    return click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-                        help="Compose file or folder (repeatable; later files merge over"
-                             " earlier ones). Default: ./model-compose.yml.")(command)
+    command = click.option(
+        "-e",
+        "--env",
+        "env",
+        multiple=True,
+        metavar="KEY=VAL",
+        help="Set an environment variable for ${env.KEY}.",
+    )(command)
+    command = click.option(
+        "--env-file",
+        type=click.Path(dir_okay=False),
+        help="Read ${env.KEY} values from this file (default: .env).",
+    )(command)
+    return click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        metavar="FILE",
+        help="Compose file or folder (repeatable; later files merge over"
+        " earlier ones). Default: ./model-compose.yml.",
+    )(command)
 
 
 def load(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...]) -> LoadedConfig:
@@ -100,8 +116,9 @@ class TerminalStream:
             click.echo(f"\nnote: {result.detail}", err=True)
 
 
-async def _run(loaded: LoadedConfig, workflow_id: str | None, input: Any,
-               stream: TerminalStream) -> Any:
+async def _run(
+    loaded: LoadedConfig, workflow_id: str | None, input: Any, stream: TerminalStream
+) -> Any:
     from runtime.engine import ModelPool
     from runtime.tasks.components import ModelComponents
     from runtime.workflow import WorkflowRunner
@@ -124,12 +141,23 @@ async def _run(loaded: LoadedConfig, workflow_id: str | None, input: Any,
 
 @cli.command()
 @click.argument("workflow_id", required=False)
-@click.option("-i", "--input", "input_", metavar="JSON|@FILE",
-              help="The workflow input: a JSON object, or @file.json.")
+@click.option(
+    "-i",
+    "--input",
+    "input_",
+    metavar="JSON|@FILE",
+    help="The workflow input: a JSON object, or @file.json.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output to FILE.")
 @file_options
-def run(workflow_id: str | None, input_: str | None, output: str | None,
-        files: tuple[str, ...], env_file: str | None, env: tuple[str, ...]) -> None:
+def run(
+    workflow_id: str | None,
+    input_: str | None,
+    output: str | None,
+    files: tuple[str, ...],
+    env_file: str | None,
+    env: tuple[str, ...],
+) -> None:
     """Run a workflow once, in this process, and print its output."""
     loaded = load(files, env_file, env)
     data = parse_input(input_)
@@ -171,11 +199,20 @@ def validate(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...])
         title = f" ({workflow.title})" if workflow.title else ""
         click.echo(f"workflow {workflow.id}{title}")
         for field in workflow_inputs(config, workflow):
-            flags = "required" if field.required else f"default: {json.dumps(field.default)}"
+            flags = (
+                "required"
+                if field.required
+                else "optional"
+                if field.default is None
+                else f"default: {json.dumps(field.default, ensure_ascii=False)}"
+            )
             click.echo(f"  input {field.name}: {field.type}, {flags}")
     for component in config.components:
-        model = component.model if isinstance(component.model, str) else \
-            (component.model.path or component.model.repository)
+        model = (
+            component.model
+            if isinstance(component.model, str)
+            else (component.model.path or component.model.repository)
+        )
         click.echo(f"component {component.id}: {component.task} on {model}")
 
 
@@ -193,9 +230,15 @@ def main() -> None:
         click.echo(f"error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
     except ConfigError as error:
-        _fail(error, str(error.problems[0]) + (
-            f" (and {len(error.problems) - 1} more: run `model-compose validate`)"
-            if len(error.problems) > 1 else ""))
+        _fail(
+            error,
+            str(error.problems[0])
+            + (
+                f" (and {len(error.problems) - 1} more: run `model-compose validate`)"
+                if len(error.problems) > 1
+                else ""
+            ),
+        )
     except ModelComposeError as error:
         _fail(error, str(error))
     except Exception as error:  # a bug: still one line, traceback with -v

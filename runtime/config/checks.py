@@ -39,8 +39,12 @@ class Checker:
             try:
                 compile_template(value)
             except BindingSyntaxError as error:
-                self.error(error.reason + f" in {value!r} (column {error.offset + 1})",
-                           container, key, path)
+                self.error(
+                    error.reason + f" in {value!r} (column {error.offset + 1})",
+                    container,
+                    key,
+                    path,
+                )
 
     def duplicates(self, raw_items: list[Any], kind: str, path: str) -> None:
         seen: set[str] = set()
@@ -58,16 +62,27 @@ class Checker:
                 self.error(str(error), data, "model", f"{display}.model")
             for index, action in enumerate(component.actions):
                 raw_action = data["actions"][index]
-                where = f"{display}.actions[{action.id}]" if len(component.actions) > 1 \
+                where = (
+                    f"{display}.actions[{action.id}]"
+                    if len(component.actions) > 1
                     else f"{display}.action"
+                )
                 self.params(action.params, raw_action, where)
                 if isinstance(action, TextGenerationAction):
                     if action.prompt is not None and action.text is not None:
-                        self.error("write 'prompt' or 'text' (its alias), not both",
-                                   raw_action, "text", where)
+                        self.error(
+                            "write 'prompt' or 'text' (its alias), not both",
+                            raw_action,
+                            "text",
+                            where,
+                        )
                     elif action.prompt is None and action.text is None:
-                        self.error("a text-generation action needs 'prompt' (or 'text')",
-                                   raw_action, None, where)
+                        self.error(
+                            "a text-generation action needs 'prompt' (or 'text')",
+                            raw_action,
+                            None,
+                            where,
+                        )
                 elif action.messages is None:
                     self.error("a chat-completion action needs 'messages'", raw_action, None, where)
 
@@ -75,49 +90,81 @@ class Checker:
         raw_params = raw_action.get("params", {})
         ignored, unknown = check_param_names(params)
         for name in ignored:
-            self.warnings.append(Problem(
-                f"'{name}' has no meaning on llama.cpp and is ignored",
-                self.at(raw_params, name, f"{where}.params.{name}")))
+            self.warnings.append(
+                Problem(
+                    f"'{name}' has no meaning on llama.cpp and is ignored",
+                    self.at(raw_params, name, f"{where}.params.{name}"),
+                )
+            )
         for name in unknown:
             hint = suggest(name, KNOWN_PARAMS | IGNORED_PARAMS)
-            self.error(f"unknown generation parameter '{name}'{hint}", raw_params, name,
-                       f"{where}.params")
+            self.error(
+                f"unknown generation parameter '{name}'{hint}", raw_params, name, f"{where}.params"
+            )
 
     def workflows(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         component_ids = [c.id for c in config.components]
         defaults = [w for w in config.workflows if w.default]
         if len(defaults) > 1:
-            self.error("only one workflow can be 'default: true', found "
-                       + ", ".join(f"'{w.id}'" for w in defaults), raw[0][0], None, "workflows")
+            self.error(
+                "only one workflow can be 'default: true', found "
+                + ", ".join(f"'{w.id}'" for w in defaults),
+                raw[0][0],
+                None,
+                "workflows",
+            )
         for workflow, (data, display) in zip(config.workflows, raw, strict=True):
             self.duplicates(data.get("jobs", []), "job", display)
             if not workflow.jobs and len(component_ids) != 1:
-                self.error(f"this workflow has no jobs, so it needs exactly one component, "
-                           f"but the file has {len(component_ids)}", data, None, display)
+                self.error(
+                    f"this workflow has no jobs, so it needs exactly one component, "
+                    f"but the file has {len(component_ids)}",
+                    data,
+                    None,
+                    display,
+                )
             for job, raw_job in zip(workflow.jobs, data.get("jobs", []), strict=True):
                 self.job(config, workflow, job, raw_job, f"{display}.jobs[{job.id}]")
             self.cycles(workflow, data, display)
 
-    def job(self, config: ComposeConfig, workflow: WorkflowConfig, job: Any, raw_job: Any,
-            where: str) -> None:
+    def job(
+        self, config: ComposeConfig, workflow: WorkflowConfig, job: Any, raw_job: Any, where: str
+    ) -> None:
         ids = [c.id for c in config.components]
         if job.component is None and len(ids) != 1:
-            self.error(f"this job names no component and the file has {len(ids)}; "
-                       "add 'component: <id>'", raw_job, None, where)
+            self.error(
+                f"this job names no component and the file has {len(ids)}; add 'component: <id>'",
+                raw_job,
+                None,
+                where,
+            )
         elif job.component is not None and job.component not in ids:
-            self.error(f"unknown component '{job.component}'{suggest(job.component, ids)}",
-                       raw_job, "component", where)
+            self.error(
+                f"unknown component '{job.component}'{suggest(job.component, ids)}",
+                raw_job,
+                "component",
+                where,
+            )
         else:
             component = config.component(job.component or ids[0])
             actions = [a.id for a in component.actions]
             if job.action not in (None, "__default__", *actions):
-                self.error(f"component '{component.id}' has no action '{job.action}'"
-                           f"{suggest(job.action, actions)}", raw_job, "action", where)
+                self.error(
+                    f"component '{component.id}' has no action '{job.action}'"
+                    f"{suggest(job.action, actions)}",
+                    raw_job,
+                    "action",
+                    where,
+                )
         job_ids = [j.id for j in workflow.jobs]
         for dependency in job.depends_on:
             if dependency not in job_ids:
-                self.error(f"depends on unknown job '{dependency}'{suggest(dependency, job_ids)}",
-                           raw_job, "depends_on", where)
+                self.error(
+                    f"depends on unknown job '{dependency}'{suggest(dependency, job_ids)}",
+                    raw_job,
+                    "depends_on",
+                    where,
+                )
         if isinstance(job.repeat_count, int) and job.repeat_count < 0:
             self.error("repeat_count must be 0 or more", raw_job, "repeat_count", where)
 
@@ -129,7 +176,7 @@ class Checker:
             state[node] = 1
             for nxt in graph.get(node, []):
                 if state.get(nxt) == 1:
-                    return [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                    return [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
                 if nxt in graph and state.get(nxt) is None:
                     found = visit(nxt, [*trail, nxt])
                     if found:
@@ -142,6 +189,10 @@ class Checker:
                 cycle = visit(job_id, [job_id])
                 if cycle:
                     raw_job = next(j for j in data["jobs"] if j.get("id") == cycle[0])
-                    self.error("jobs depend on each other in a cycle: " + " → ".join(cycle),
-                               raw_job, "depends_on", f"{display}.jobs[{cycle[0]}]")
+                    self.error(
+                        "jobs depend on each other in a cycle: " + " → ".join(cycle),
+                        raw_job,
+                        "depends_on",
+                        f"{display}.jobs[{cycle[0]}]",
+                    )
                     return

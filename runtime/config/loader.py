@@ -80,46 +80,61 @@ def _parse(path: Path, problems: list[Problem]) -> Document | None:
         problems.append(Problem(f"cannot read the file: {error}", Location(str(path))))
         return None
     if not isinstance(document.data, dict):
-        problems.append(Problem("the file must be a mapping of sections "
-                                "(controller, components, workflows)", Location(str(path), 1)))
+        problems.append(
+            Problem(
+                "the file must be a mapping of sections (controller, components, workflows)",
+                Location(str(path), 1),
+            )
+        )
         return None
     return document
 
 
-def _substitute_env(value: Any, env: Mapping[str, str], positions: Positions,
-                    problems: list[Problem]) -> None:
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()
+def _substitute_env(
+    value: Any, env: Mapping[str, str], positions: Positions, problems: list[Problem]
+) -> None:
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in list(items):
         if isinstance(item, str) and "${" in item and "env." in item:
             new, missing = substitute(item, env)
             for name in missing:
                 file, line = positions.locate(value, key)
-                problems.append(Problem(
-                    f"environment variable '{name}' is not set and has no default",
-                    Location(file, line)))
+                problems.append(
+                    Problem(
+                        f"environment variable '{name}' is not set and has no default",
+                        Location(file, line),
+                    )
+                )
             value[key] = new
         elif isinstance(item, dict | list):
             _substitute_env(item, env, positions, problems)
 
 
-def build_config(data: dict[str, Any], positions: Positions,
-                 base_dir: Path = Path(".")) -> tuple[ComposeConfig, list[Problem]]:
+def build_config(
+    data: dict[str, Any], positions: Positions, base_dir: Path = Path(".")
+) -> tuple[ComposeConfig, list[Problem]]:
     """Normalised, converted and checked config, or ConfigError."""
     normalized = Normalizer(positions).run(data)
     problems = list(normalized.problems)
     converter = Converter(positions, problems)
     for key in data:
         if key not in ("controller", "components", "workflows"):
-            converter.located(f"unknown top-level key '{key}'"
-                              + _suggest_top(str(key)), data, key, "")
+            converter.located(
+                f"unknown top-level key '{key}'" + _suggest_top(str(key)), data, key, ""
+            )
     controller = ControllerConfig()
     if "controller" in data:
-        controller = converter.convert(data["controller"], ControllerConfig, "controller") \
-            or controller
+        controller = (
+            converter.convert(data["controller"], ControllerConfig, "controller") or controller
+        )
     components = [_component(converter, e.data, e.display) for e in normalized.components]
-    workflows = [converter.convert(e.data, WorkflowConfig, e.display)
-                 for e in normalized.workflows]
+    workflows = [converter.convert(e.data, WorkflowConfig, e.display) for e in normalized.workflows]
     if problems:
         raise ConfigError(problems)
     config = ComposeConfig(
@@ -154,14 +169,23 @@ def _component(converter: Converter, data: Any, display: str) -> ModelComponent 
     task = data.get("task")
     action_struct = ACTION_FIELDS_BY_TASK.get(task) if isinstance(task, str) else None
     if data.get("type", "model") != "model":
-        converter.located(f"component type '{data['type']}' is not supported here "
-                          "(supported: model)", data, "type", display)
+        converter.located(
+            f"component type '{data['type']}' is not supported here (supported: model)",
+            data,
+            "type",
+            display,
+        )
         return None
     if action_struct is None:
         known = ", ".join(ACTION_FIELDS_BY_TASK)
-        converter.located(f"unknown task {task!r} (supported: {known})" if task else
-                          f"missing required key 'task' (one of: {known})", data,
-                          "task" if task else None, display)
+        converter.located(
+            f"unknown task {task!r} (supported: {known})"
+            if task
+            else f"missing required key 'task' (one of: {known})",
+            data,
+            "task" if task else None,
+            display,
+        )
         return None
     actions = data.get("actions", [])
     converted_actions = []

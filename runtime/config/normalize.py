@@ -65,14 +65,18 @@ class Normalizer:
     def plural(self, parent: dict[str, Any], singular: str, plural: str, path: str) -> list[Any]:
         """Merge `singular:` into `plural:`; accept a mapping keyed by id."""
         if singular in parent and plural in parent:
-            self.problem(f"write either '{singular}' or '{plural}', not both", parent, singular, path)
+            self.problem(
+                f"write either '{singular}' or '{plural}', not both", parent, singular, path
+            )
         if singular in parent:
             value = parent.pop(singular)
             items = value if isinstance(value, list) else [value]
             if not isinstance(value, list):
                 self.positions.adopt(items, value)
             parent[plural] = items
-            self.positions.entries[(id(parent), plural)] = self.positions.locate(parent, singular)[1] or 0
+            self.positions.entries[(id(parent), plural)] = (
+                self.positions.locate(parent, singular)[1] or 0
+            )
             return items
         value = parent.get(plural)
         if value is None:
@@ -93,8 +97,12 @@ class Normalizer:
         if len(items) == 1 and unnamed:
             unnamed[0]["id"] = DEFAULT_IDS[kind]
         elif unnamed:
-            self.problem(f"every entry of '{kind}' needs an 'id' when there are several",
-                         unnamed[0], None, path)
+            self.problem(
+                f"every entry of '{kind}' needs an 'id' when there are several",
+                unnamed[0],
+                None,
+                path,
+            )
 
     def controller(self, data: dict[str, Any]) -> None:
         controller = data.get("controller")
@@ -102,13 +110,20 @@ class Normalizer:
             return
         if not isinstance(controller, dict):
             return  # the schema reports the type error
-        legacy = {k: controller[k] for k in ("type", "host", "port", "base_path", "origins")
-                  if k in controller}
+        legacy = {
+            k: controller[k]
+            for k in ("type", "host", "port", "base_path", "origins")
+            if k in controller
+        }
         adapters = self.plural(controller, "adapter", "adapters", "controller")
         if legacy:
             if adapters:
-                self.problem("put 'type/host/port/base_path' under 'adapter', not on the controller"
-                             " as well", controller, next(iter(legacy)), "controller")
+                self.problem(
+                    "put 'type/host/port/base_path' under 'adapter', not on the controller as well",
+                    controller,
+                    next(iter(legacy)),
+                    "controller",
+                )
             else:
                 adapter = {k: controller.pop(k) for k in legacy}
                 self.positions.adopt(adapter, controller)
@@ -118,28 +133,41 @@ class Normalizer:
         actions = self.plural(component, "action", "actions", display)
         inline = [k for k in component if k in ACTION_FIELDS and k not in COMPONENT_FIELDS]
         if inline and actions:
-            self.problem("write the action's fields under 'action:' or directly on the component,"
-                         " not both", component, inline[0], display)
+            self.problem(
+                "write the action's fields under 'action:' or directly on the component, not both",
+                component,
+                inline[0],
+                display,
+            )
             return
         if inline:
             # The seeds write `text:` and `params:` directly on the component.
             action = {k: component.pop(k) for k in inline}
             self.positions.adopt(action, component)
             for key in inline:
-                self.positions.entries[(id(action), key)] = self.positions.locate(component, key)[1] or 0
+                self.positions.entries[(id(action), key)] = (
+                    self.positions.locate(component, key)[1] or 0
+                )
             actions.append(action)
         if not actions:
             task = component.get("task")
             # Components without an action (seed "Using Different Models") take
             # the task's natural input.
-            default = {"messages": "${input.messages}"} if task == "chat-completion" else \
-                {"prompt": "${input.prompt}"}
+            default = (
+                {"messages": "${input.messages}"}
+                if task == "chat-completion"
+                else {"prompt": "${input.prompt}"}
+            )
             self.positions.adopt(default, component)
             actions.append(default)
         for index, action in enumerate(actions):
             if isinstance(action, dict) and "id" not in action and len(actions) > 1:
-                self.problem("every action needs an 'id' when a component has several",
-                             action, None, f"{display}.actions[{index}]")
+                self.problem(
+                    "every action needs an 'id' when a component has several",
+                    action,
+                    None,
+                    f"{display}.actions[{index}]",
+                )
 
     def run(self, data: dict[str, Any]) -> Normalized:
         self.controller(data)
@@ -161,13 +189,20 @@ class Normalizer:
                 self.assign_ids(jobs, "jobs", workflow, display)
                 for job_index, job in enumerate(jobs):
                     if isinstance(job, dict) and isinstance(job.get("component"), dict):
-                        component_entities.append(self.lift_component(workflow, job, display,
-                                                                      job_index, components))
+                        component_entities.append(
+                            self.lift_component(workflow, job, display, job_index, components)
+                        )
             workflow_entities.append(Entity(workflow, display))
         return Normalized(data, component_entities, workflow_entities, self.problems)
 
-    def lift_component(self, workflow: dict[str, Any], job: dict[str, Any], display: str,
-                       job_index: int, components: list[Any]) -> Entity:
+    def lift_component(
+        self,
+        workflow: dict[str, Any],
+        job: dict[str, Any],
+        display: str,
+        job_index: int,
+        components: list[Any],
+    ) -> Entity:
         """An inline component becomes a named one that the job refers to."""
         inline = job["component"]
         component_id = inline.get("id") or f"{workflow.get('id')}.{job.get('id')}"

@@ -93,7 +93,7 @@ Task = Literal["chat-completion", "text-generation"]
 Device = Literal["auto", "cpu", "cuda", "metal"]
 
 
-class ModelComponent(Base):
+class ModelComponent(Base, kw_only=True):
     id: str = "__component__"
     type: Literal["model"] = "model"
     title: str | None = None
@@ -110,10 +110,9 @@ class ModelComponent(Base):
     n_gpu_layers: int | None = None
     n_threads: int | None = None
     options: LlamaCppOptions | None = None
-    # Converted per task by the loader into ChatCompletionAction/TextGenerationAction.
-    actions: list[ChatCompletionAction] | list[TextGenerationAction] = msgspec.field(
-        default_factory=list
-    )
+    # ChatCompletionAction or TextGenerationAction (by `task`): the loader
+    # converts each one itself, since the task decides the Struct.
+    actions: list[Any] = msgspec.field(default_factory=list)
 
     def action(self, action_id: str | None) -> ChatCompletionAction | TextGenerationAction:
         """The named action, or the only/first one when no id is given."""

@@ -8,6 +8,7 @@ position, and they fall back to their parent's line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,16 @@ class Document:
 def load_yaml(path: Path) -> Document:
     """Parse one YAML file. Raises `yaml.YAMLError` with marks on bad syntax."""
     text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        quoted = quote_plain_bindings(text)
+        if quoted == text:
+            raise
+        try:
+            node = yaml.compose(quoted, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            raise error from None
     positions = Positions()
     warnings: list[Problem] = []
     data = {} if node is None else _build(node, str(path), positions, warnings)
@@ -103,3 +113,56 @@ def _build(node: yaml.Node, file: str, positions: Positions, warnings: list[Prob
             positions.add_entry(items, index, item_node.start_mark.line + 1)
         return items
     return _constructor.construct_object(node, deep=True)
+
+
+# `key: ${...}` or `- ${...}` written as a plain (unquoted) scalar.
+_PLAIN_BINDING = re.compile(r"^(?P<lead>\s*(?:-\s+)?(?:[^\s#'\"{\[][^#]*?:\s+)?)(?P<value>\$\{.*)$")
+
+
+def quote_plain_bindings(text: str) -> str:
+    """Quote unquoted values that are one `${...}` binding.
+
+    YAML forbids `: ` inside a plain scalar, yet model-compose files write
+    `text: ${input.template | "Generate text about: ${input.topic}"}` (seed
+    003). When a file fails to parse, we quote such values and try again; the
+    lines stay where they were, so error lines are unchanged.
+    """
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        match = _PLAIN_BINDING.match(line)
+        if not match:
+            continue
+        end = _binding_end(match["value"])
+        if end is None:
+            continue
+        value, rest = match["value"][:end], match["value"][end:]
+        if rest.strip() and not rest.lstrip().startswith("#"):
+            continue
+        escaped = value.replace("'", "''")
+        lines[number] = f"{match['lead']}'{escaped}'{rest}"
+    return "\n".join(lines)
+
+
+def _binding_end(value: str) -> int | None:
+    """Index just past the `}` closing the binding that starts `value`."""
+    depth = 0
+    quote: str | None = None
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'" and depth == 1:
+            quote = char
+        elif value.startswith("${", index):
+            depth += 1
+            index += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    return None

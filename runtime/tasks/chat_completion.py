@@ -26,8 +26,9 @@ def chat_messages(value: Any) -> list[ChatMessage]:
             raise InputError(f"messages[{index}] must be a mapping with 'role' and 'content'")
         role, content = item["role"], item.get("content")
         if role not in ROLES:
-            raise InputError(f"messages[{index}].role must be one of {', '.join(ROLES)}, "
-                             f"got {role!r}")
+            raise InputError(
+                f"messages[{index}].role must be one of {', '.join(ROLES)}, got {role!r}"
+            )
         if content is None:
             continue
         if not isinstance(content, str):
@@ -38,8 +39,9 @@ def chat_messages(value: Any) -> list[ChatMessage]:
     return messages
 
 
-async def run_chat_completion(engine: Engine, action: ChatCompletionAction, input: Any,
-                              context: RunContext, job_id: str) -> str:
+async def run_chat_completion(
+    engine: Engine, action: ChatCompletionAction, input: Any, context: RunContext, job_id: str
+) -> str:
     scope = action_scope(input)
     messages = chat_messages(render(action.messages, scope))
     settings = render_settings(action, scope)

@@ -33,8 +33,14 @@ def render_settings(action: Any, scope: dict[str, Any]) -> GenerationSettings:
     return generation_settings(params, max_output_length, stop)
 
 
-async def generate(engine: Engine, request: GenerationRequest, context: RunContext, job_id: str,
-                   streaming: bool, lead: str = "") -> GenerationResult:
+async def generate(
+    engine: Engine,
+    request: GenerationRequest,
+    context: RunContext,
+    job_id: str,
+    streaming: bool,
+    lead: str = "",
+) -> GenerationResult:
     """Run one generation, passing its deltas (after `lead`, text that is part
     of the output but not generated) to the run's listener."""
     request.cancel = context.cancel

@@ -43,15 +43,17 @@ def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
         n_ctx=n_ctx,
         n_batch=component.n_batch or (options.n_batch if options else None),
         n_threads=component.n_threads or (options.n_threads if options else None),
-        n_gpu_layers=component.n_gpu_layers if component.n_gpu_layers is not None
+        n_gpu_layers=component.n_gpu_layers
+        if component.n_gpu_layers is not None
         else (options.n_gpu_layers if options else None),
         device=component.device,
     )
 
 
 class ModelComponents:
-    def __init__(self, config: ComposeConfig, pool: ModelPool,
-                 status: StatusCallback | None = None) -> None:
+    def __init__(
+        self, config: ComposeConfig, pool: ModelPool, status: StatusCallback | None = None
+    ) -> None:
         self.config = config
         self.pool = pool
         self.status = status
@@ -59,7 +61,8 @@ class ModelComponents:
         self._locks: dict[str, asyncio.Lock] = {}
         self._limits: dict[str, asyncio.Semaphore] = {
             c.id: asyncio.Semaphore(c.max_concurrent_count)
-            for c in config.components if c.max_concurrent_count > 0
+            for c in config.components
+            if c.max_concurrent_count > 0
         }
 
     def component(self, component_id: str) -> ModelComponent:
@@ -86,8 +89,9 @@ class ModelComponents:
             if component.preload:
                 await self.engine(component.id)
 
-    async def run_action(self, component_id: str, action_id: str | None, input: Any,
-                         context: RunContext, job_id: str) -> Any:
+    async def run_action(
+        self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
+    ) -> Any:
         component = self.component(component_id)
         action = component.action(action_id)
         engine = await self.engine(component_id)

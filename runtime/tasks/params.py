@@ -16,24 +16,61 @@ from runtime.engine.types import SamplingParams
 from runtime.errors import InputError
 
 FLOAT_PARAMS = {"temperature", "top_p", "min_p", "repetition_penalty", "repeat_penalty"}
-INT_PARAMS = {"top_k", "max_output_length", "max_new_tokens", "max_tokens", "max_length", "seed",
-              "num_return_sequences"}
+INT_PARAMS = {
+    "top_k",
+    "max_output_length",
+    "max_new_tokens",
+    "max_tokens",
+    "max_length",
+    "seed",
+    "num_return_sequences",
+}
 BOOL_PARAMS = {"do_sample", "return_full_text"}
 STOP_PARAMS = {"stop", "stop_sequences"}
 KNOWN_PARAMS = FLOAT_PARAMS | INT_PARAMS | BOOL_PARAMS | STOP_PARAMS
 
 # Meaningful to transformers' generate(), meaningless to llama.cpp sampling.
 IGNORED_PARAMS = {
-    "pad_token_id", "eos_token_id", "bos_token_id", "decoder_start_token_id",
-    "num_beams", "num_beam_groups", "early_stopping", "length_penalty", "diversity_penalty",
-    "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "encoder_repetition_penalty",
-    "use_cache", "typical_p", "epsilon_cutoff", "eta_cutoff", "penalty_alpha",
-    "min_length", "min_new_tokens", "bad_words_ids", "force_words_ids", "renormalize_logits",
-    "output_scores", "output_attentions", "output_hidden_states", "return_dict_in_generate",
-    "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
-    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens",
-    "guidance_scale", "low_memory", "num_assistant_tokens", "prompt_lookup_num_tokens",
-    "max_time", "truncation", "padding", "clean_up_tokenization_spaces",
+    "pad_token_id",
+    "eos_token_id",
+    "bos_token_id",
+    "decoder_start_token_id",
+    "num_beams",
+    "num_beam_groups",
+    "early_stopping",
+    "length_penalty",
+    "diversity_penalty",
+    "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
+    "encoder_repetition_penalty",
+    "use_cache",
+    "typical_p",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "penalty_alpha",
+    "min_length",
+    "min_new_tokens",
+    "bad_words_ids",
+    "force_words_ids",
+    "renormalize_logits",
+    "output_scores",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict_in_generate",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "remove_invalid_values",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "guidance_scale",
+    "low_memory",
+    "num_assistant_tokens",
+    "prompt_lookup_num_tokens",
+    "max_time",
+    "truncation",
+    "padding",
+    "clean_up_tokenization_spaces",
 }
 
 
@@ -119,7 +156,9 @@ def generation_settings(
     for name, limit in (("max_output_length", max_tokens), ("max_length", ints.get("max_length"))):
         if limit is not None and limit < 1:
             raise InputError(f"{name} must be at least 1, got {limit}", name)
-    stop = _stops(stop_sequences) + _stops(values.get("stop")) + _stops(values.get("stop_sequences"))
+    stop = (
+        _stops(stop_sequences) + _stops(values.get("stop")) + _stops(values.get("stop_sequences"))
+    )
     count = ints.get("num_return_sequences", 1)
     if count < 1:
         raise InputError(f"num_return_sequences must be at least 1, got {count}")

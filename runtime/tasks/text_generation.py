@@ -23,14 +23,16 @@ def prompt_text(value: Any) -> str:
     return str(value)
 
 
-async def run_text_generation(engine: Engine, action: TextGenerationAction, input: Any,
-                              context: RunContext, job_id: str) -> str | list[str]:
+async def run_text_generation(
+    engine: Engine, action: TextGenerationAction, input: Any, context: RunContext, job_id: str
+) -> str | list[str]:
     scope = action_scope(input)
     prompt = prompt_text(render(action.prompt if action.prompt is not None else action.text, scope))
     settings = render_settings(action, scope)
     streaming = render_flag("streaming", action.streaming, scope)
     full_text = settings.return_full_text and render_flag(
-        "return_full_text", action.return_full_text, scope)
+        "return_full_text", action.return_full_text, scope
+    )
     count = render(action.num_return_sequences, scope)
     count = settings.num_return_sequences if count in (None, 1) else count
     if isinstance(count, str) and count.isdigit():
@@ -44,8 +46,13 @@ async def run_text_generation(engine: Engine, action: TextGenerationAction, inpu
         if count > 1 and sampling.seed is not None:
             # Same seed for every sequence would give the same text n times.
             sampling = replace(sampling, seed=sampling.seed + index)
-        request = GenerationRequest(prompt=prompt, sampling=sampling, stop=settings.stop,
-                                    max_tokens=settings.max_tokens, max_length=settings.max_length)
+        request = GenerationRequest(
+            prompt=prompt,
+            sampling=sampling,
+            stop=settings.stop,
+            max_tokens=settings.max_tokens,
+            max_length=settings.max_length,
+        )
         result = await generate(engine, request, context, job_id, streaming, lead)
         return lead + result.text
 

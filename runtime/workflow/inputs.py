@@ -40,8 +40,9 @@ def _input_bindings(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator
         return
     for job in workflow_jobs(config, workflow):
         yield from iter_bindings([job.input, job.output, job.repeat_count])
-        if _passes_input_through(job.input) and job.component is not None:
-            component = config.component(job.component)
+        component_id = job.component or (config.components[0].id if config.components else None)
+        if _passes_input_through(job.input) and component_id is not None:
+            component = config.component(component_id)
             yield from iter_bindings(_action_values(component.action(job.action)))
     yield from iter_bindings(workflow.output)
 

@@ -18,8 +18,9 @@ from runtime.workflow.inputs import check_required_inputs, workflow_inputs, work
 class ComponentRunner(Protocol):
     """What the runner needs from the component layer (runtime.tasks)."""
 
-    async def run_action(self, component_id: str, action_id: str | None, input: Any,
-                         context: RunContext, job_id: str) -> Any: ...
+    async def run_action(
+        self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
+    ) -> Any: ...
 
 
 class WorkflowRunner:
@@ -34,8 +35,9 @@ class WorkflowRunner:
             known = ", ".join(f"'{w.id}'" for w in self.config.workflows)
             raise NotFoundError(f"unknown workflow '{workflow_id}' (known: {known})") from None
 
-    async def run(self, workflow_id: str | None, input: Any,
-                  context: RunContext | None = None) -> Any:
+    async def run(
+        self, workflow_id: str | None, input: Any, context: RunContext | None = None
+    ) -> Any:
         context = context or RunContext()
         workflow = self.workflow(workflow_id)
         if input is None:
@@ -51,8 +53,9 @@ class WorkflowRunner:
             return render(workflow.output, {**scope, "output": outputs["__last__"]})
         return outputs["__last__"]
 
-    async def _run_jobs(self, workflow: WorkflowConfig, scope: dict[str, Any],
-                        context: RunContext) -> dict[str, Any]:
+    async def _run_jobs(
+        self, workflow: WorkflowConfig, scope: dict[str, Any], context: RunContext
+    ) -> dict[str, Any]:
         jobs = workflow_jobs(self.config, workflow)
         done: dict[str, asyncio.Future[Any]] = {
             job.id: asyncio.get_running_loop().create_future() for job in jobs
@@ -99,19 +102,24 @@ class WorkflowRunner:
         if isinstance(count, str) and count.strip().lstrip("-").isdigit():
             count = int(count)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InputError(f"job '{job.id}': repeat_count must be a whole number of 0 or more,"
-                             f" got {count!r}")
-        return list(await asyncio.gather(
-            *(self._run_once(job, scope, context, index=i) for i in range(count))
-        ))
+            raise InputError(
+                f"job '{job.id}': repeat_count must be a whole number of 0 or more, got {count!r}"
+            )
+        return list(
+            await asyncio.gather(
+                *(self._run_once(job, scope, context, index=i) for i in range(count))
+            )
+        )
 
-    async def _run_once(self, job: JobConfig, scope: dict[str, Any], context: RunContext,
-                        index: int | None) -> Any:
+    async def _run_once(
+        self, job: JobConfig, scope: dict[str, Any], context: RunContext, index: int | None
+    ) -> Any:
         job_scope = dict(scope) if index is None else {**scope, "index": index}
         job_input = scope["input"] if job.input is None else render(job.input, job_scope)
         component_id = job.component or self.config.components[0].id
-        result = await self.components.run_action(component_id, job.action, job_input, context,
-                                                  job.id)
+        result = await self.components.run_action(
+            component_id, job.action, job_input, context, job.id
+        )
         if job.output is None:
             return result
         return render(job.output, {**job_scope, "output": result, "result": result})

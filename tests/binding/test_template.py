@@ -172,6 +172,12 @@ def test_a_default_with_a_binding_is_rendered_when_used() -> None:
     assert render(text, input={"template": "Own", "topic": "tea"}) == "Own"
 
 
+def test_a_structured_default_is_a_fresh_copy_each_time() -> None:
+    first = render("${input.xs | [1, 2]}", input={})
+    first.append(3)
+    assert render("${input.xs | [1, 2]}", input={}) == [1, 2]
+
+
 def test_a_default_that_is_one_binding_keeps_its_type() -> None:
     assert render("${input.a | ${input.b}}", input={"b": [1]}) == [1]
 
@@ -189,7 +195,7 @@ def test_an_escaped_binding_renders_literally() -> None:
 
 
 def test_values_are_inserted_and_never_parsed_again() -> None:
-    assert render("${input.x}", input={"x": "${input.y}"}) == "${input.x}".replace("x", "y")
+    assert render("${input.x}", input={"x": "${input.y}", "y": "no"}) == "${input.y}"
     assert render("say ${input.x}", input={"x": "${env.SECRET}"}, env={"SECRET": "s"}) == (
         "say ${env.SECRET}"
     )

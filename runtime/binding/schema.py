@@ -1,0 +1,74 @@
+"""The input schema a workflow implies: what the Web UI form shows and what
+`GET …/schema` returns, inferred from the `${input.*}` bindings it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.binding.lookup import normalize_name
+from runtime.binding.template import Binding
+
+
+@dataclass(frozen=True)
+class InputField:
+    name: str  # the first path segment under `input`, as first spelled
+    type: str = "text"  # the cast's name ("number", "select", "number[]"...)
+    options: list[str] | None = None  # the choices of a `select`
+    default: Any = None  # the default's value when it holds no bindings
+    required: bool = True  # no binding of this name has a default
+
+
+@dataclass
+class _Draft:
+    """A field being assembled from every binding that names it."""
+
+    name: str
+    type: str | None = None
+    options: list[str] | None = None
+    default: Any = None
+    has_default: bool = False
+    required: bool = True
+    nested: bool = False  # some binding reaches inside it: `input.x.y`, `input.x[0]`
+
+    def add(self, binding: Binding, optional: bool) -> None:
+        if optional:
+            self.required = False
+        if len(binding.path) > 1:
+            # A cast or default on `input.x.y` is about y, not about x.
+            self.nested = True
+            return
+        if self.type is None and binding.type is not None:
+            self.type = binding.type.name + ("[]" if binding.type.is_list else "")
+            if binding.type.name == "select":
+                self.options = list(binding.type.choices)
+        if not self.has_default and binding.default is not None and binding.default.is_constant:
+            self.default = binding.default_value
+            self.has_default = True
+
+    def build(self) -> InputField:
+        # A value the workflow indexes into is structured: ask for JSON.
+        type_ = self.type or ("json" if self.nested else "text")
+        return InputField(self.name, type_, self.options, self.default, self.required)
+
+
+def infer_input_fields(bindings: Iterable[Binding]) -> list[InputField]:
+    """One field per distinct input name, in first-seen order."""
+    bindings = list(bindings)
+    # A binding inside another's default is read only when that other value is
+    # missing (`${input.template | "About ${input.topic}"}`), so it is optional.
+    in_defaults = {
+        id(inner)
+        for binding in bindings
+        if binding.default is not None
+        for inner in binding.default.bindings()
+    }
+    drafts: dict[str, _Draft] = {}
+    for binding in bindings:
+        if binding.key != "input" or not binding.path or not isinstance(binding.path[0], str):
+            continue
+        name = binding.path[0]
+        draft = drafts.setdefault(normalize_name(name), _Draft(name))
+        draft.add(binding, optional=binding.has_default or id(binding) in in_defaults)
+    return [draft.build() for draft in drafts.values()]
