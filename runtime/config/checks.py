@@ -8,6 +8,7 @@ from typing import Any
 from convert.reference import parse_model_reference
 from runtime.binding import compile_template
 from runtime.config.convert import suggest
+from runtime.config.normalize import entity_display
 from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
 from runtime.config.source import Positions
 from runtime.errors import BindingSyntaxError, Location, Problem
@@ -15,8 +16,9 @@ from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
 
 
 class Checker:
-    def __init__(self, positions: Positions) -> None:
+    def __init__(self, positions: Positions, known_components: list[str] | None = None) -> None:
         self.positions = positions
+        self.known_components = known_components
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -34,7 +36,12 @@ class Checker:
                 self.bindings(v, value, k, f"{path}.{k}" if path else str(k))
         elif isinstance(value, list):
             for index, v in enumerate(value):
-                self.bindings(v, value, index, f"{path}[{index}]")
+                if path.endswith(".actions") and len(value) == 1:
+                    label = f"{path.removesuffix('.actions')}.action"
+                else:
+                    named = isinstance(v, dict) and isinstance(v.get("id"), str)
+                    label = f"{path}[{v['id'] if named else index}]"
+                self.bindings(v, value, index, label)
         elif isinstance(value, str) and "${" in value:
             try:
                 compile_template(value)
@@ -103,7 +110,7 @@ class Checker:
             )
 
     def workflows(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
-        component_ids = [c.id for c in config.components]
+        component_ids = self.known_components or [c.id for c in config.components]
         defaults = [w for w in config.workflows if w.default]
         if len(defaults) > 1:
             self.error(
@@ -123,14 +130,16 @@ class Checker:
                     None,
                     display,
                 )
-            for job, raw_job in zip(workflow.jobs, data.get("jobs", []), strict=True):
-                self.job(config, workflow, job, raw_job, f"{display}.jobs[{job.id}]")
+            raw_jobs = data.get("jobs", [])
+            for index, (job, raw_job) in enumerate(zip(workflow.jobs, raw_jobs, strict=True)):
+                where = f"{display}.{entity_display('jobs', raw_job, index)}"
+                self.job(config, workflow, job, raw_job, where)
             self.cycles(workflow, data, display)
 
     def job(
         self, config: ComposeConfig, workflow: WorkflowConfig, job: Any, raw_job: Any, where: str
     ) -> None:
-        ids = [c.id for c in config.components]
+        ids = self.known_components or [c.id for c in config.components]
         if job.component is None and len(ids) != 1:
             self.error(
                 f"this job names no component and the file has {len(ids)}; add 'component: <id>'",
@@ -145,7 +154,7 @@ class Checker:
                 "component",
                 where,
             )
-        else:
+        elif any(c.id == (job.component or ids[0]) for c in config.components):
             component = config.component(job.component or ids[0])
             actions = [a.id for a in component.actions]
             if job.action not in (None, "__default__", *actions):

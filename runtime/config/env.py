@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+
 from runtime.errors import UserError
 
 # `${env.NAME}` or `${env.NAME | default}`; a quoted default may hold `}`.

@@ -133,26 +133,42 @@ def build_config(
         controller = (
             converter.convert(data["controller"], ControllerConfig, "controller") or controller
         )
-    components = [_component(converter, e.data, e.display) for e in normalized.components]
-    workflows = [converter.convert(e.data, WorkflowConfig, e.display) for e in normalized.workflows]
-    if problems:
-        raise ConfigError(problems)
+    components = [(_component(converter, e.data, e.display), e) for e in normalized.components]
+    workflows = [
+        (converter.convert(e.data, WorkflowConfig, e.display), e) for e in normalized.workflows
+    ]
+    good_components = [(c, e) for c, e in components if c is not None]
+    good_workflows = [(w, e) for w, e in workflows if w is not None]
     config = ComposeConfig(
         controller=controller,
-        components=[c for c in components if c is not None],
-        workflows=[w for w in workflows if w is not None] or [WorkflowConfig()],
+        components=[c for c, _ in good_components],
+        workflows=[w for w, _ in good_workflows] or [WorkflowConfig()],
         base_dir=str(base_dir),
     )
-    checker = Checker(positions)
+    # Check what did convert even when something else did not, so one run of
+    # `validate` shows every problem; ids of sections that failed still count
+    # as known, so they cause no false "unknown component" reports.
+    raw_ids = [e.data.get("id") for e in normalized.components if isinstance(e.data, dict)]
+    checker = Checker(positions, known_components=[i for i in raw_ids if isinstance(i, str)])
     checker.duplicates([e.data for e in normalized.components], "component", "components")
     checker.duplicates([e.data for e in normalized.workflows], "workflow", "workflows")
-    checker.components(config, [(e.data, e.display) for e in normalized.components])
-    raw_workflows = [(e.data, e.display) for e in normalized.workflows] or [({}, "workflow")]
-    checker.workflows(config, raw_workflows)
-    checker.bindings(data)
-    if checker.problems:
-        raise ConfigError(checker.problems)
+    checker.components(config, [(e.data, e.display) for _, e in good_components])
+    raw_workflows = [(e.data, e.display) for _, e in good_workflows]
+    if not normalized.workflows:
+        raw_workflows = [({}, "workflow")]
+    if good_workflows or not normalized.workflows:
+        checker.workflows(config, raw_workflows)
+    for entity in [*normalized.components, *normalized.workflows]:
+        checker.bindings(entity.data, path=entity.display)
+    checker.bindings(data.get("controller"), data, "controller", "controller")
+    problems += checker.problems
+    if problems:
+        raise ConfigError(sorted(problems, key=_order))
     return config, checker.warnings
+
+
+def _order(problem: Problem) -> tuple[str, int]:
+    return (problem.location.file or "", problem.location.line or 0)
 
 
 def _suggest_top(key: str) -> str:
@@ -197,6 +213,7 @@ def _component(converter: Converter, data: Any, display: str) -> ModelComponent 
             return None
         converted_actions.append(converted)
     rest = {k: v for k, v in data.items() if k != "actions"}
+    converter.positions.copy_of(rest, data)
     component = converter.convert(rest, ModelComponent, display)
     if component is None:
         return None

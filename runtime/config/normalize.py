@@ -124,9 +124,9 @@ class Normalizer:
                     next(iter(legacy)),
                     "controller",
                 )
-            else:
-                adapter = {k: controller.pop(k) for k in legacy}
-                self.positions.adopt(adapter, controller)
+            adapter = {k: controller.pop(k) for k in legacy}
+            self.positions.copy_of(adapter, controller)
+            if not adapters:
                 adapters.append(adapter)
 
     def component(self, component: dict[str, Any], display: str) -> None:

@@ -47,6 +47,14 @@ class Positions:
         if file is not None and line is not None:
             self.add_container(new, file, line)
 
+    def copy_of(self, new: dict[Any, Any], like: dict[Any, Any]) -> None:
+        """Give a filtered copy of a mapping the positions of the original."""
+        self.adopt(new, like)
+        for key in new:
+            line = self.entries.get((id(like), key))
+            if line is not None:
+                self.entries[(id(new), key)] = line
+
     def merge(self, other: Positions) -> None:
         self.files.update(other.files)
         self.starts.update(other.starts)
