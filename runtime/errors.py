@@ -50,6 +50,8 @@ class Problem:
     location: Location = Location()
 
     def __str__(self) -> str:
+        if self.location == Location():
+            return self.message
         return f"{self.location}: {self.message}"
 
 
