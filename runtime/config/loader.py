@@ -193,6 +193,10 @@ def _component(converter: Converter, data: Any, display: str) -> ModelComponent 
         )
         return None
     if action_struct is None:
+        # Still report unknown keys: a typo may be why the task is missing.
+        fields = {k: v for k, v in data.items() if k != "actions"}
+        converter.positions.copy_of(fields, data)
+        converter.unknown_keys(fields, ModelComponent, display)
         known = ", ".join(ACTION_FIELDS_BY_TASK)
         converter.located(
             f"unknown task {task!r} (supported: {known})"

@@ -110,7 +110,11 @@ def _build(node: yaml.Node, file: str, positions: Positions, warnings: list[Prob
                         Location(file, positions.entries[(id(mapping), key)]),
                     )
                 )
-            mapping[key] = _build(value_node, file, positions, warnings)
+            value = _build(value_node, file, positions, warnings)
+            if isinstance(value, dict | list):
+                # A section "starts" on the line of its key: `component:`.
+                positions.starts[id(value)] = line
+            mapping[key] = value
             positions.add_entry(mapping, key, line)
         return mapping
     if isinstance(node, yaml.SequenceNode):

@@ -1,0 +1,220 @@
+"""The `model-compose` command, run the way a user runs it: a subprocess,
+asserting exit code, stdout and stderr separately."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from convert.embedded import embedded_model_path
+
+ROOT = Path(__file__).parent.parent
+COMMAND = str(Path(sys.executable).parent / "model-compose")
+QUICKSTART_INPUT = json.dumps(
+    {
+        "system_prompt": "You are a helpful AI assistant.",
+        "user_prompt": "Explain quantum computing in simple terms.",
+    }
+)
+
+needs_model = pytest.mark.skipif(embedded_model_path() is None, reason="embedded model missing")
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
+
+
+def compose(tmp_path: Path, action: str, task: str = "chat-completion") -> Path:
+    """A small greedy workflow on the embedded model."""
+    path = tmp_path / "model-compose.yml"
+    path.write_text(
+        textwrap.dedent(f"""
+        component:
+          type: model
+          task: {task}
+          model: HuggingFaceTB/SmolLM2-135M-Instruct
+          action:
+        """)
+        + textwrap.indent(textwrap.dedent(action), "    ")
+        + "    params: {do_sample: false}\n"
+    )
+    return path
+
+
+CHAT = """
+messages:
+  - role: system
+    content: You are a helpful assistant.
+  - role: user
+    content: ${input.question}
+max_output_length: 16
+"""
+
+
+@needs_model
+def test_the_readme_quickstart_prints_a_sensible_answer() -> None:
+    result = run("run", "-f", "examples/quickstart", "--input", QUICKSTART_INPUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    output = json.loads(result.stdout)
+    assert list(output) == ["generated"]
+    assert "quantum" in output["generated"].lower()
+
+
+@needs_model
+def test_the_seeds_dashed_input_keys_work_as_documented() -> None:
+    seed_input = '{"system-prompt": "You are a helpful AI assistant.", "user-prompt": "Hi!"}'
+    result = run("run", "-f", "examples/quickstart", "--input", seed_input)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["generated"]
+
+
+@needs_model
+def test_text_output_is_printed_as_text(tmp_path: Path) -> None:
+    compose(tmp_path, "prompt: ${input.prompt}\nmax_output_length: 8\n", "text-generation")
+    result = run("run", "--input", '{"prompt": "Once upon a time"}', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Once upon a time")
+    assert not result.stdout.startswith('"')
+
+
+@needs_model
+def test_input_can_come_from_a_file_and_output_go_to_a_file(tmp_path: Path) -> None:
+    compose(tmp_path, CHAT)
+    (tmp_path / "in.json").write_text('{"question": "What is the capital of France?"}')
+    result = run("run", "--input", "@in.json", "-o", "out.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "Paris" in (tmp_path / "out.txt").read_text()
+
+
+@needs_model
+def test_a_streaming_action_streams_to_the_terminal_once(tmp_path: Path) -> None:
+    compose(tmp_path, CHAT + "streaming: true\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal on stdout, as a user has
+        os.chdir(tmp_path)
+        os.execv(
+            COMMAND, [COMMAND, "run", "--input", '{"question": "What is the capital of France?"}']
+        )
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode()
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert screen.count("Paris") == 1
+
+
+def test_a_missing_required_input_is_one_line_and_exit_code_2() -> None:
+    result = run("run", "-f", "examples/quickstart", "--input", '{"system_prompt": "x"}')
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: missing required input 'user_prompt'\n"
+
+
+def test_invalid_json_input_is_one_line_and_exit_code_2() -> None:
+    result = run("run", "-f", "examples/quickstart", "--input", "{nope")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --input is not valid JSON: Expecting property name enclosed in double quotes:"
+        " line 1 column 2 (char 1)\n"
+    )
+
+
+def test_an_unknown_workflow_names_the_known_ones() -> None:
+    result = run("run", "nope", "-f", "examples/role-based", "--input", "{}")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: unknown workflow 'nope' (known: 'customer-support', 'code-reviewer')\n"
+    )
+
+
+def test_a_config_error_is_one_located_line(tmp_path: Path) -> None:
+    (tmp_path / "model-compose.yml").write_text("component:\n  type: model\n  tsk: x\n")
+    result = run("run", "--input", "{}", cwd=tmp_path)
+    assert result.returncode == 2
+    path = tmp_path / "model-compose.yml"
+    assert result.stderr == (
+        f"error: {path}:1: component: missing required key 'task'"
+        " (one of: chat-completion, text-generation)"
+        " (and 1 more: run `model-compose validate`)\n"
+    )
+
+
+def test_validate_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "model-compose.yml").write_text("component:\n  type: model\n  tsk: x\n")
+    result = run("validate", cwd=tmp_path)
+    path = tmp_path / "model-compose.yml"
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"error: {path}:1: component: missing required key 'task'"
+        " (one of: chat-completion, text-generation)",
+        f"error: {path}:3: component: unknown key 'tsk' (did you mean 'task'?)",
+        "2 problems found",
+    ]
+
+
+def test_validate_lists_the_inferred_inputs_of_a_good_file() -> None:
+    result = run("validate", "-f", "examples/chat-template")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "workflow __workflow__ (Templated assistant)",
+        '  input role: text, default: "helpful assistant"',
+        "  input additional_instructions: text, required",
+        '  input tone: text, default: "professional and friendly"',
+        "  input user_prompt: text, required",
+        "component __component__: chat-completion on HuggingFaceTB/SmolLM2-135M-Instruct",
+    ]
+
+
+def test_a_hub_model_fails_fast_with_a_message_naming_the_id() -> None:
+    result = run("run", "-f", "examples/chat-completion", "--input", QUICKSTART_INPUT)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: cannot fetch Hugging Face model 'HuggingFaceTB/SmolLM3-3B':"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = compose(tmp_path, CHAT)
+    path.write_text(path.read_text().replace("HuggingFaceTB/SmolLM2-135M-Instruct", "./gone.gguf"))
+    result = run("run", "--input", '{"question": "hi"}', cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: model file not found: {tmp_path / 'gone.gguf'}\n"
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
+    path = compose(tmp_path, CHAT)
+    path.write_text(path.read_text().replace("HuggingFaceTB/SmolLM2-135M-Instruct", "./gone.gguf"))
+    result = run("-v", "run", "--input", '{"question": "hi"}', cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.endswith(f"error: model file not found: {tmp_path / 'gone.gguf'}\n")
+
+
+def test_a_usage_error_is_one_line_and_exit_code_2() -> None:
+    result = run("run", "--bogus")
+    assert result.returncode == 2
+    assert result.stderr == "error: No such option '--bogus'.\n"
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "run" in result.stdout and "validate" in result.stdout
