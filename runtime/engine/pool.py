@@ -1,0 +1,69 @@
+"""The model pool: each distinct model is loaded once and shared.
+
+"Distinct" means the resolved load settings (absolute path, context, batch,
+threads, GPU layers, device), so `n_ctx: null` and `n_ctx: 4096` share one
+model when 4096 is the default. Loading runs in a thread; callers that ask for
+the same model while it loads wait for that one load. One pool per app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from runtime.engine.model import resolve_spec
+from runtime.engine.serial import SerialEngine
+from runtime.engine.types import Engine, ModelInfo, ModelSpec
+from runtime.errors import RuntimeFailure
+
+logger = logging.getLogger(__name__)
+
+# Loads a model for a resolved spec and returns its engine (blocking).
+EngineFactory = Callable[[ModelSpec], Engine]
+
+
+class ModelPool:
+    def __init__(self, engine_factory: EngineFactory = SerialEngine.load) -> None:
+        self._factory = engine_factory
+        self._loads: dict[ModelSpec, asyncio.Task[Engine]] = {}
+        self._closed = False
+
+    async def acquire(self, spec: ModelSpec) -> Engine:
+        """The engine for `spec`, loading the model on first use."""
+        if self._closed:
+            raise RuntimeFailure("the model pool is closed")
+        resolved = await asyncio.to_thread(resolve_spec, spec)
+        load = self._loads.get(resolved)
+        if load is None:
+            logger.info("loading model %s", resolved.path)
+            load = asyncio.ensure_future(asyncio.to_thread(self._factory, resolved))
+            load.add_done_callback(lambda task: self._forget_failed(resolved, task))
+            self._loads[resolved] = load
+        # shield: a caller that gives up must not abort a load others wait for.
+        return await asyncio.shield(load)
+
+    def loaded(self) -> list[ModelInfo]:
+        """The models loaded so far (not the ones still loading)."""
+        return [
+            task.result().info
+            for task in self._loads.values()
+            if task.done() and not task.cancelled() and task.exception() is None
+        ]
+
+    async def close(self) -> None:
+        """Close every engine (waiting for loads in progress first)."""
+        self._closed = True
+        loads, self._loads = list(self._loads.values()), {}
+        for load in loads:
+            try:
+                engine = await load
+            except Exception:
+                continue  # a failed load left nothing to close
+            await engine.close()
+
+    def _forget_failed(self, spec: ModelSpec, task: asyncio.Task[Engine]) -> None:
+        # A failed load is not cached: the next acquire tries again (the file
+        # may have been fixed or finished downloading).
+        if (task.cancelled() or task.exception() is not None) and self._loads.get(spec) is task:
+            del self._loads[spec]

@@ -1,0 +1,33 @@
+"""Engines over the embedded model, loaded once per session.
+
+The engine's worker thread does not belong to any event loop (each generation
+binds to the loop running when it is submitted), so session-scoped engines are
+safe with pytest-asyncio's per-test loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.engine.serial import SerialEngine
+from runtime.engine.types import ModelSpec
+
+SMALL_CONTEXT = 64
+
+
+@pytest.fixture(scope="session")
+def engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
+    engine = SerialEngine.load(ModelSpec(str(embedded_model_path)))
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
+    """The same model with a 64-token context, for context-limit tests."""
+    engine = SerialEngine.load(ModelSpec(str(embedded_model_path), n_ctx=SMALL_CONTEXT))
+    yield engine
+    engine.shutdown()

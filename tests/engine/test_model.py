@@ -1,0 +1,107 @@
+"""Loading models: defaults, offload settings, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runtime.engine import model as model_module
+from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, resolve_spec
+from runtime.engine.serial import SerialEngine
+from runtime.engine.types import ModelSpec
+from runtime.errors import ModelLoadError
+from tests.engine.test_gguf_header import kv_string, kv_u32, write_gguf
+
+
+def test_the_default_context_is_the_trained_context_capped_at_4096(
+    engine: SerialEngine,
+) -> None:
+    info = engine.info
+    assert info.trained_context_length == 8192
+    assert info.context_length == MAX_DEFAULT_CONTEXT == 4096
+    assert info.n_batch == 512
+    assert info.n_gpu_layers == 0  # this llama.cpp build has no GPU offload
+    assert info.name and Path(info.path).is_absolute()
+
+
+def test_a_smaller_trained_context_is_used_whole(tmp_path: Path) -> None:
+    path = write_gguf(
+        tmp_path / "m.gguf",
+        [kv_string("general.architecture", "llama"), kv_u32("llama.context_length", 2048)],
+    )
+    spec = resolve_spec(ModelSpec(str(path)))
+    assert spec.n_ctx == 2048
+    assert resolve_spec(ModelSpec(str(path), n_ctx=0)).n_ctx == 2048
+
+
+def test_explicit_settings_win_and_the_batch_fits_the_context(embedded_model_path: Path) -> None:
+    spec = resolve_spec(ModelSpec(str(embedded_model_path), n_ctx=256, n_batch=1024, n_threads=2))
+    assert (spec.n_ctx, spec.n_batch, spec.n_threads) == (256, 256, 2)
+
+
+def test_the_device_decides_the_gpu_layers_unless_they_are_given(
+    embedded_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(embedded_model_path)
+
+    def layers(**kwargs: object) -> int | None:
+        return resolve_spec(ModelSpec(path, **kwargs)).n_gpu_layers  # type: ignore[arg-type]
+
+    assert layers(device="cpu") == 0
+    assert layers(device="cuda") == -1
+    assert layers(device="metal") == -1
+    assert layers(device="cpu", n_gpu_layers=7) == 7
+    monkeypatch.setattr(model_module, "gpu_offload_supported", lambda: True)
+    assert layers(device="auto") == -1
+    monkeypatch.setattr(model_module, "gpu_offload_supported", lambda: False)
+    assert layers(device="auto") == 0
+
+
+def test_an_unknown_device_is_a_load_error(embedded_model_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="unknown device 'tpu'"):
+        resolve_spec(ModelSpec(str(embedded_model_path), device="tpu"))
+
+
+def test_asking_for_a_gpu_on_a_cpu_build_warns_and_runs(
+    embedded_model_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if model_module.gpu_offload_supported():
+        pytest.skip("this llama.cpp build can offload to a GPU")
+    with caplog.at_level(logging.WARNING, logger="runtime.engine.model"):
+        model = load_model(ModelSpec(str(embedded_model_path), device="cuda", n_ctx=128))
+    model.close()
+    assert "no GPU offload" in caplog.text
+
+
+def test_a_missing_file_is_a_load_error_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "missing.gguf"
+    with pytest.raises(ModelLoadError, match=re.escape(f"not found: {path}")):
+        load_model(ModelSpec(str(path)))
+
+
+def test_a_file_that_is_not_gguf_is_a_load_error_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"PK\x03\x04" + b"\0" * 1000)
+    with pytest.raises(ModelLoadError, match="not a GGUF model file") as caught:
+        load_model(ModelSpec(str(path)))
+    assert str(path) in str(caught.value)
+
+
+def test_a_truncated_file_is_a_load_error_with_llama_cpps_reason(
+    embedded_model_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "half.gguf"
+    with embedded_model_path.open("rb") as source, path.open("wb") as target:
+        shutil.copyfileobj(source, target, length=1 << 20)
+        target.truncate(embedded_model_path.stat().st_size // 2)
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(ModelSpec(str(path)))
+    message = str(caught.value)
+    assert str(path) in message
+    assert "corrupted or incomplete" in message
+    # llama.cpp's own log went to Python logging, not to the terminal.
+    assert capfd.readouterr().err == ""
