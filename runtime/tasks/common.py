@@ -45,9 +45,20 @@ async def generate(
     of the output but not generated) to the run's listener."""
     request.cancel = context.cancel
     generation = engine.submit(request)
+    try:
+        # The lead goes out with the first generated text, not at submit: when
+        # several generations queue at once (repeats, num_return_sequences), each
+        # one's lead then stays next to its own text instead of all leads first.
+        async for delta in generation:
+            context.delta(job_id, lead, streaming)
+            lead = ""
+            context.delta(job_id, delta.text, streaming)
+        result = await generation.result()
+    except BaseException:
+        # The engine does not notice an abandoned generation by itself: a run
+        # that fails or is cancelled must free the model for the next request.
+        generation.cancel()
+        raise
     context.delta(job_id, lead, streaming)
-    async for delta in generation:
-        context.delta(job_id, delta.text, streaming)
-    result = await generation.result()
     context.finished(job_id, result)
     return result
