@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from runtime.config import LoadedConfig, load_config
-from runtime.engine.types import GenerationResult
+from runtime.engine.types import FinishReason, GenerationResult
 from runtime.errors import ConfigError, ModelComposeError, UserError
 from runtime.workflow import RunContext, workflow_inputs
 
@@ -112,8 +112,9 @@ class TerminalStream:
             sys.stdout.flush()
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
-        if self.enabled and result.detail:
-            click.echo(f"\nnote: {result.detail}", err=True)
+        # Say why an answer was cut short, when the limit was not the user's own.
+        if result.finish_reason == FinishReason.LENGTH and result.detail:
+            click.echo(f"{chr(10) if self.text else ''}note: {result.detail}", err=True)
 
 
 async def _run(

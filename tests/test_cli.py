@@ -218,3 +218,18 @@ def test_help_lists_the_commands() -> None:
     result = run("--help")
     assert result.returncode == 0
     assert "run" in result.stdout and "validate" in result.stdout
+
+
+@needs_model
+def test_an_answer_cut_by_the_context_says_why_on_stderr(tmp_path: Path) -> None:
+    path = compose(
+        tmp_path, "prompt: ${input.prompt}\nmax_output_length: 32768\n", "text-generation"
+    )
+    path.write_text(path.read_text().replace("  action:", "  context_length: 64\n  action:"))
+    result = run("run", "--input", '{"prompt": "Once upon a time"}', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Once upon a time")
+    assert result.stderr == (
+        "note: max output length 32768 clamped to the 60 tokens left in the 64-token context"
+        " (the prompt is 4 tokens)\n"
+    )
