@@ -8,6 +8,7 @@ has a meaning on llama.cpp, warn once at load about names that have none
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +96,13 @@ def _float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise InputError(f"params.{name} must be a number, got {value!r}", name)
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise InputError(f"params.{name} must be a number, got {value!r}", name) from None
+    if not math.isfinite(number):
+        # float() accepts "inf" and "nan"; int() of them raises a non-user error.
+        raise InputError(f"params.{name} must be a number, got {value!r}", name)
+    return number
 
 
 def _int(name: str, value: Any) -> int:

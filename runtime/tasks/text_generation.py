@@ -37,6 +37,8 @@ async def run_text_generation(
     count = settings.num_return_sequences if count in (None, 1) else count
     if isinstance(count, str) and count.isdigit():
         count = int(count)
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)  # `${input.n as number}` renders 2.0
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"num_return_sequences must be a whole number of 1 or more, got {count!r}")
     lead = prompt if full_text else ""

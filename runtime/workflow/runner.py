@@ -101,15 +101,25 @@ class WorkflowRunner:
         count = render(job.repeat_count, scope)
         if isinstance(count, str) and count.strip().lstrip("-").isdigit():
             count = int(count)
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)  # `${input.n as number}` renders 3.0
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InputError(
                 f"job '{job.id}': repeat_count must be a whole number of 0 or more, got {count!r}"
             )
-        return list(
-            await asyncio.gather(
-                *(self._run_once(job, scope, context, index=i) for i in range(count))
-            )
-        )
+        repeats = [
+            asyncio.ensure_future(self._run_once(job, scope, context, index=i))
+            for i in range(count)
+        ]
+        try:
+            return list(await asyncio.gather(*repeats))
+        except BaseException:
+            # gather does not cancel the other repeats when one fails: they
+            # would run on, unobserved, after the run has already failed.
+            for repeat in repeats:
+                repeat.cancel()
+            await asyncio.gather(*repeats, return_exceptions=True)
+            raise
 
     async def _run_once(
         self, job: JobConfig, scope: dict[str, Any], context: RunContext, index: int | None
