@@ -92,23 +92,28 @@ def check_param_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return ignored, unknown
 
 
+def _input_name(label: str) -> str:
+    """`params.top_p` → `top_p`: errors show where, `InputError.name` says what."""
+    return label.removeprefix("params.")
+
+
 def _float(name: str, value: Any) -> float:
     if isinstance(value, bool):
-        raise InputError(f"params.{name} must be a number, got {value!r}", name)
+        raise InputError(f"{name} must be a number, got {value!r}", _input_name(name))
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"params.{name} must be a number, got {value!r}", name) from None
+        raise InputError(f"{name} must be a number, got {value!r}", _input_name(name)) from None
     if not math.isfinite(number):
         # float() accepts "inf" and "nan"; int() of them raises a non-user error.
-        raise InputError(f"params.{name} must be a number, got {value!r}", name)
+        raise InputError(f"{name} must be a number, got {value!r}", _input_name(name))
     return number
 
 
 def _int(name: str, value: Any) -> int:
     number = _float(name, value)
     if number != int(number):
-        raise InputError(f"params.{name} must be a whole number, got {value!r}", name)
+        raise InputError(f"{name} must be a whole number, got {value!r}", _input_name(name))
     return int(number)
 
 
@@ -119,7 +124,7 @@ def _bool(name: str, value: Any) -> bool:
         return value.strip().lower() in ("true", "yes", "1")
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise InputError(f"params.{name} must be true or false, got {value!r}", name)
+    raise InputError(f"{name} must be true or false, got {value!r}", _input_name(name))
 
 
 def _stops(value: Any) -> tuple[str, ...]:
@@ -139,9 +144,9 @@ def generation_settings(
 ) -> GenerationSettings:
     """Rendered params (+ the action's own fields) → settings for the engine."""
     values: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
-    floats = {k: _float(k, values[k]) for k in FLOAT_PARAMS if k in values}
-    ints = {k: _int(k, values[k]) for k in INT_PARAMS if k in values}
-    bools = {k: _bool(k, values[k]) for k in BOOL_PARAMS if k in values}
+    floats = {k: _float(f"params.{k}", values[k]) for k in FLOAT_PARAMS if k in values}
+    ints = {k: _int(f"params.{k}", values[k]) for k in INT_PARAMS if k in values}
+    bools = {k: _bool(f"params.{k}", values[k]) for k in BOOL_PARAMS if k in values}
     defaults = SamplingParams()
     temperature = floats.get("temperature", defaults.temperature)
     greedy = bools.get("do_sample") is False or temperature <= 0.0

@@ -67,7 +67,9 @@ class WorkflowRunner:
             try:
                 output = await self._run_job(job, scope, context)
             except BaseException as error:
-                done[job.id].set_exception(error)
+                # A failing sibling may already have cancelled this future.
+                if not done[job.id].done():
+                    done[job.id].set_exception(error)
                 raise
             scope["jobs"][job.id] = {"output": output}
             done[job.id].set_result(output)

@@ -44,7 +44,11 @@ def test_singular_keys_are_shorthands_for_one_element_lists(tmp_path: Path) -> N
 
 
 def test_entities_may_be_written_as_a_mapping_keyed_by_id(tmp_path: Path) -> None:
-    config = load_config([write(tmp_path, """
+    config = load_config(
+        [
+            write(
+                tmp_path,
+                """
         components:
           chat:
             type: model
@@ -57,7 +61,10 @@ def test_entities_may_be_written_as_a_mapping_keyed_by_id(tmp_path: Path) -> Non
           two:
             default: true
             job: {component: chat}
-        """)]).config
+        """,
+            )
+        ]
+    ).config
     assert [c.id for c in config.components] == ["chat"]
     assert config.workflow(None).id == "two"
 
@@ -76,18 +83,23 @@ def test_an_unknown_generation_parameter_is_an_error_with_a_suggestion(tmp_path:
 
 
 def test_a_wrong_type_names_the_component_by_its_id(tmp_path: Path) -> None:
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         components:
           - id: chat
             type: model
             task: chat-completion
             model: ./m.gguf
             max_concurrent_count: many
-        """) == ["6: components[chat].max_concurrent_count: expected int, got str"]
+        """,
+    ) == ["6: components[chat].max_concurrent_count: expected int, got str"]
 
 
 def test_references_duplicates_and_cycles_are_all_reported_at_once(tmp_path: Path) -> None:
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         componets: []
         workflows:
           - id: a
@@ -111,7 +123,8 @@ def test_references_duplicates_and_cycles_are_all_reported_at_once(tmp_path: Pat
             type: model
             task: summarize
             model: ./x.gguf
-        """) == [
+        """,
+    ) == [
         "1: unknown top-level key 'componets' (did you mean 'components'?)",
         "6: workflows[a].jobs[one]: unknown component 'chatt' (did you mean 'chat'?)",
         "7: workflows[a].jobs[one]: jobs depend on each other in a cycle: one → two → one",
@@ -128,7 +141,9 @@ def test_references_duplicates_and_cycles_are_all_reported_at_once(tmp_path: Pat
 
 
 def test_conflicting_shorthands_and_bad_bindings_are_located(tmp_path: Path) -> None:
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         component:
           type: model
           task: text-generation
@@ -143,10 +158,10 @@ def test_conflicting_shorthands_and_bad_bindings_are_located(tmp_path: Path) -> 
           jobs:
             - component: a
             - component: b
-        """) == [
+        """,
+    ) == [
         "5: component.action: write 'prompt' or 'text' (its alias), not both",
-        "5: component.action.text: unterminated '${': no closing '}' in 'hi ${input.x'"
-        " (column 4)",
+        "5: component.action.text: unterminated '${': no closing '}' in 'hi ${input.x' (column 4)",
         "8: controller: put 'type/host/port/base_path' under 'adapter', not on the controller"
         " as well",
         "13: workflow: every entry of 'jobs' needs an 'id' when there are several",
@@ -208,14 +223,18 @@ def test_an_env_file_replaces_the_default_dotenv(tmp_path: Path) -> None:
 
 def test_several_files_deep_merge_and_lists_replace(tmp_path: Path) -> None:
     base = write(tmp_path, COMPONENT + "controller:\n  adapter: {port: 1}\n  webui: {port: 2}\n")
-    override = write(tmp_path, """
+    override = write(
+        tmp_path,
+        """
         controller:
           webui: {port: 3}
         component:
           model: ./other.gguf
           action:
             messages: [{role: user, content: hi}]
-        """, "override.yml")
+        """,
+        "override.yml",
+    )
     config = load_config([base, override]).config
     assert config.controller.adapters[0].port == 1
     assert config.controller.webui is not None and config.controller.webui.port == 3
@@ -263,7 +282,11 @@ def test_the_model_may_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_an_inline_job_component_is_lifted_and_named(tmp_path: Path) -> None:
-    config = load_config([write(tmp_path, """
+    config = load_config(
+        [
+            write(
+                tmp_path,
+                """
         workflow:
           id: wf
           job:
@@ -273,18 +296,28 @@ def test_an_inline_job_component_is_lifted_and_named(tmp_path: Path) -> None:
               task: text-generation
               model: ./m.gguf
               prompt: ${input.p}
-        """)]).config
+        """,
+            )
+        ]
+    ).config
     assert [c.id for c in config.components] == ["wf.gen"]
     assert config.workflows[0].jobs[0].component == "wf.gen"
 
 
 def test_a_component_without_an_action_takes_its_tasks_natural_input(tmp_path: Path) -> None:
-    config = load_config([write(tmp_path, """
+    config = load_config(
+        [
+            write(
+                tmp_path,
+                """
         component:
           type: model
           task: chat-completion
           model: HuggingFaceTB/SmolLM3-3B
-        """)]).config
+        """,
+            )
+        ]
+    ).config
     assert config.components[0].actions[0].messages == "${input.messages}"
 
 

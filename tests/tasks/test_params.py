@@ -213,3 +213,9 @@ def test_a_bad_max_output_length_on_the_action_is_an_input_error():
 def test_bad_stop_sequences_on_the_action_are_an_input_error():
     with pytest.raises(InputError, match="stop sequences must be a string or a list of strings"):
         generation_settings({}, stop_sequences={"x": 1})
+
+
+def test_a_bad_max_output_length_on_the_action_is_not_called_a_param():
+    with pytest.raises(InputError) as error:
+        generation_settings({}, max_output_length="lots")
+    assert str(error.value) == "max_output_length must be a number, got 'lots'"
