@@ -131,6 +131,10 @@ def _build(node: yaml.Node, file: str, positions: Positions, warnings: list[Prob
 _PLAIN_BINDING = re.compile(r"^(?P<lead>\s*(?:-\s+)?(?:[^\s#'\"{\[][^#]*?:\s+)?)(?P<value>\$\{.*)$")
 
 
+# A line that opens a block scalar: `key: |`, `- >-`, `key: |2+  # comment`.
+_BLOCK_START = re.compile(r"(?:^|:|-)\s+[|>][-+0-9]*\s*(?:#.*)?$")
+
+
 def quote_plain_bindings(text: str) -> str:
     """Quote unquoted values that are one `${...}` binding.
 
@@ -140,7 +144,16 @@ def quote_plain_bindings(text: str) -> str:
     lines stay where they were, so error lines are unchanged.
     """
     lines = text.split("\n")
+    block_indent: int | None = None  # inside a `|` or `>` block: its key's indent
     for number, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                continue  # block text is literal: never touch it
+            block_indent = None
+        if _BLOCK_START.search(line):
+            block_indent = indent
+            continue
         match = _PLAIN_BINDING.match(line)
         if not match:
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import load_config
+from runtime.config import ComposeConfig, load_config
 from runtime.errors import ConfigError
 
 COMPONENT = """
@@ -28,6 +28,11 @@ def write(tmp_path: Path, text: str, name: str = "model-compose.yml") -> Path:
     return path
 
 
+def config_of(tmp_path: Path, text: str) -> ComposeConfig:
+    """The config that `text`, written as tmp_path's compose file, loads to."""
+    return load_config([write(tmp_path, text)]).config
+
+
 def problems(tmp_path: Path, text: str, **kwargs: object) -> list[str]:
     """Every problem as 'line: path: message', without the file name."""
     path = write(tmp_path, text)
@@ -37,18 +42,16 @@ def problems(tmp_path: Path, text: str, **kwargs: object) -> list[str]:
 
 
 def test_singular_keys_are_shorthands_for_one_element_lists(tmp_path: Path) -> None:
-    config = load_config([write(tmp_path, COMPONENT)]).config
+    config = config_of(tmp_path, COMPONENT)
     assert [c.id for c in config.components] == ["__component__"]
     assert [w.id for w in config.workflows] == ["__workflow__"]
     assert config.components[0].actions[0].messages == [{"role": "user", "content": "${input.q}"}]
 
 
 def test_entities_may_be_written_as_a_mapping_keyed_by_id(tmp_path: Path) -> None:
-    config = load_config(
-        [
-            write(
-                tmp_path,
-                """
+    config = config_of(
+        tmp_path,
+        """
         components:
           chat:
             type: model
@@ -62,9 +65,7 @@ def test_entities_may_be_written_as_a_mapping_keyed_by_id(tmp_path: Path) -> Non
             default: true
             job: {component: chat}
         """,
-            )
-        ]
-    ).config
+    )
     assert [c.id for c in config.components] == ["chat"]
     assert config.workflow(None).id == "two"
 
@@ -184,7 +185,7 @@ def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
 
 
 def test_controller_level_http_settings_are_one_adapter(tmp_path: Path) -> None:
-    config = load_config([write(tmp_path, COMPONENT + "controller:\n  port: 9090\n")]).config
+    config = config_of(tmp_path, COMPONENT + "controller:\n  port: 9090\n")
     assert [(a.host, a.port) for a in config.controller.adapters] == [("127.0.0.1", 9090)]
 
 
@@ -197,7 +198,7 @@ def test_an_unset_env_variable_without_default_is_a_load_error(tmp_path: Path) -
 
 def test_env_defaults_are_converted_to_the_fields_type(tmp_path: Path) -> None:
     text = COMPONENT + "controller:\n  adapter:\n    port: ${env.MC_TEST_PORT | 9000}\n"
-    config = load_config([write(tmp_path, text)]).config
+    config = config_of(tmp_path, text)
     assert config.controller.adapters[0].port == 9000
 
 
@@ -267,7 +268,7 @@ def test_the_llama_cpp_knobs_are_accepted_on_the_component_and_under_options(
         "  model: ./m.gguf\n  context_length: 2048\n  n_batch: 256\n"
         "  options: {n_threads: 2, n_gpu_layers: 0}\n",
     )
-    component = load_config([write(tmp_path, text)]).config.components[0]
+    component = config_of(tmp_path, text).components[0]
     assert component.context_length == 2048
     assert component.options is not None and component.options.n_threads == 2
 
@@ -277,16 +278,14 @@ def test_the_model_may_be_a_mapping(tmp_path: Path) -> None:
         "  model: ./m.gguf\n",
         "  model:\n    provider: local\n    path: ./m.gguf\n    format: gguf\n",
     )
-    component = load_config([write(tmp_path, text)]).config.components[0]
+    component = config_of(tmp_path, text).components[0]
     assert not isinstance(component.model, str) and component.model.path == "./m.gguf"
 
 
 def test_an_inline_job_component_is_lifted_and_named(tmp_path: Path) -> None:
-    config = load_config(
-        [
-            write(
-                tmp_path,
-                """
+    config = config_of(
+        tmp_path,
+        """
         workflow:
           id: wf
           job:
@@ -297,27 +296,21 @@ def test_an_inline_job_component_is_lifted_and_named(tmp_path: Path) -> None:
               model: ./m.gguf
               prompt: ${input.p}
         """,
-            )
-        ]
-    ).config
+    )
     assert [c.id for c in config.components] == ["wf.gen"]
     assert config.workflows[0].jobs[0].component == "wf.gen"
 
 
 def test_a_component_without_an_action_takes_its_tasks_natural_input(tmp_path: Path) -> None:
-    config = load_config(
-        [
-            write(
-                tmp_path,
-                """
+    config = config_of(
+        tmp_path,
+        """
         component:
           type: model
           task: chat-completion
           model: HuggingFaceTB/SmolLM3-3B
         """,
-            )
-        ]
-    ).config
+    )
     assert config.components[0].actions[0].messages == "${input.messages}"
 
 

@@ -11,23 +11,13 @@ import pytest
 
 from runtime.config import load_config
 from runtime.workflow import workflow_inputs
+from tests.conftest import CHAT_COMPONENT
 
 SNIPPETS = Path(__file__).parent.parent / "data" / "seed_snippets"
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 
-# What a fragment needs around it to be a file.
-CHAT_COMPONENT = """
-component:
-  type: model
-  task: chat-completion
-  model: HuggingFaceTB/SmolLM3-3B
-  action:
-    messages:
-      - role: system
-        content: ${input.system_prompt}
-      - role: user
-        content: ${input.user_prompt}
-"""
+# What a fragment needs around it to be a file: the seed's chat component
+# (CHAT_COMPONENT) for its chat workflows, or a text generator.
 TEXT_GENERATOR = """
 component:
   id: text-generator

@@ -8,7 +8,6 @@ tests is safe; the session closes it at the end.
 
 from __future__ import annotations
 
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runtime.config import ComposeConfig, load_config
+from runtime.config import ComposeConfig
 from runtime.engine.types import Engine, GenerationRequest, GenerationResult, ModelSpec
 from runtime.workflow import RunContext, WorkflowRunner
 
@@ -124,16 +123,6 @@ class Harness:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-@pytest.fixture
-def compose(tmp_path: Path) -> Callable[[str], ComposeConfig]:
-    def load(text: str) -> ComposeConfig:
-        path = tmp_path / "model-compose.yml"
-        path.write_text(textwrap.dedent(text))
-        return load_config(files=[path], env={}).config
-
-    return load
 
 
 @pytest.fixture

@@ -8,36 +8,32 @@ import pytest
 from runtime.engine.types import ChatMessage
 from runtime.errors import InputError
 from runtime.tasks.chat_completion import chat_messages
+from tests.conftest import example_yaml
 
-MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 QUESTION = "What is the capital of France?"
 HELPFUL = "You are a helpful assistant."
 
-# The seed's chat workflow, greedy and short.
-CHAT = f"""
-workflow:
-  title: Generate Chat Messages
-  job:
-    input: ${{input}}
-    output:
-      generated: ${{output}}
-
-component:
-  type: model
-  task: chat-completion
-  model: {MODEL}
-  max_concurrent_count: 1
-  action:
-    messages:
+# The seed's chat workflow on the embedded model (examples/quickstart), greedy
+# and short.
+CHAT = example_yaml(
+    "quickstart",
+    (
+        "max_output_length: 512",
+        "max_output_length: 24\n    streaming: true\n    params:\n      do_sample: false",
+    ),
+)
+SYSTEM_MESSAGE = """\
       - role: system
-        content: ${{input.system_prompt}}
-      - role: user
-        content: ${{input.user_prompt}}
-    max_output_length: 24
-    streaming: true
-    params:
-      do_sample: false
+        content: ${input.system_prompt | "You are a helpful assistant."}
 """
+
+
+def greedy(max_output_length: int) -> tuple[str, str]:
+    """A change to an example's action (256 tokens, sampled): greedy and shorter."""
+    return (
+        "max_output_length: 256",
+        f"max_output_length: {max_output_length}\n    params:\n      do_sample: false",
+    )
 
 
 async def test_the_answer_to_the_capital_of_france_names_paris(harness):
@@ -80,37 +76,7 @@ async def test_a_missing_user_prompt_is_reported_before_the_model_runs(harness):
 
 
 async def test_the_role_based_workflows_send_their_own_system_prompts(harness):
-    compose = harness(
-        f"""
-        workflows:
-          - id: customer-support
-            default: true
-            input:
-              system_prompt: "You are a customer support agent. Be helpful, patient,
-                and professional."
-              user_prompt: ${{input.customer_question}}
-
-          - id: code-reviewer
-            input:
-              system_prompt: "You are a senior software engineer. Review code for bugs,
-                style, and best practices."
-              user_prompt: ${{input.code_to_review}}
-
-        component:
-          type: model
-          task: chat-completion
-          model: {MODEL}
-          action:
-            messages:
-              - role: system
-                content: ${{input.system_prompt}}
-              - role: user
-                content: ${{input.user_prompt}}
-            max_output_length: 12
-            params:
-              do_sample: false
-        """
-    )
+    compose = harness(example_yaml("role-based", greedy(12)))
     support = await compose.run(None, {"customer_question": "Where is my order?"})
     review = await compose.run("code-reviewer", {"code_to_review": "def add(a, b): return a - b"})
     assert isinstance(support, str) and support.strip()
@@ -130,27 +96,7 @@ async def test_the_role_based_workflows_send_their_own_system_prompts(harness):
 
 
 async def test_the_multi_turn_snippet_sends_the_previous_turn(harness):
-    compose = harness(
-        f"""
-        component:
-          type: model
-          task: chat-completion
-          model: {MODEL}
-          action:
-            messages:
-              - role: system
-                content: ${{input.system_prompt | "You are a helpful assistant."}}
-              - role: user
-                content: ${{input.conversation_history[0].content}}
-              - role: assistant
-                content: ${{input.conversation_history[0].response}}
-              - role: user
-                content: ${{input.user_prompt}}
-            max_output_length: 12
-            params:
-              do_sample: false
-        """
-    )
+    compose = harness(example_yaml("multi-turn", greedy(12)))
     history = [{"content": QUESTION, "response": "The capital of France is Paris."}]
     output = await compose.run(
         None, {"conversation_history": history, "user_prompt": "And of Italy?"}
@@ -165,25 +111,8 @@ async def test_the_multi_turn_snippet_sends_the_previous_turn(harness):
 
 
 async def test_a_turn_missing_from_the_history_is_left_out_of_the_chat(harness):
-    compose = harness(
-        f"""
-        component:
-          type: model
-          task: chat-completion
-          model: {MODEL}
-          action:
-            messages:
-              - role: user
-                content: ${{input.conversation_history[0].content}}
-              - role: assistant
-                content: ${{input.conversation_history[0].response}}
-              - role: user
-                content: ${{input.user_prompt}}
-            max_output_length: 4
-            params:
-              do_sample: false
-        """
-    )
+    # The multi-turn example without its system message.
+    compose = harness(example_yaml("multi-turn", (SYSTEM_MESSAGE, ""), greedy(4)))
     await compose.run(None, {"conversation_history": [], "user_prompt": QUESTION})
     assert compose.engine.requests[0].messages == [ChatMessage("user", QUESTION)]
 

@@ -3,40 +3,39 @@ the workflow runner, ModelComponents and the model pool. Greedy and short."""
 
 from __future__ import annotations
 
+import textwrap
 from itertools import permutations
 
 import pytest
 
 from runtime.engine.types import FinishReason
 from runtime.errors import InputError
+from tests.conftest import example_yaml
 
 # The embedded model, named by its Hub id as compose files do.
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PROMPT = "The capital of France is"
 
-# The seed's text-generation workflow, greedy and short.
-TEXT_GENERATION = f"""
-workflow:
-  title: Generate Text from Prompt
-  job:
-    input: ${{input}}
-    output:
-      generated: ${{output}}
+# The seed's text-generation workflow on the embedded model
+# (examples/quickstart-text), greedy and short, its options read from the input.
+TEXT_GENERATION = example_yaml(
+    "quickstart-text",
+    (
+        "max_output_length: 256",
+        "max_output_length: 16\n"
+        "    streaming: ${input.streaming | false}\n"
+        "    return_full_text: ${input.full | true}\n"
+        "    num_return_sequences: ${input.n | 1}\n"
+        "    params:\n"
+        "      do_sample: false",
+    ),
+)
 
-component:
-  type: model
-  task: text-generation
-  model: {MODEL}
-  max_concurrent_count: 1
-  action:
-    text: ${{input.prompt as text}}
-    max_output_length: 16
-    streaming: ${{input.streaming | false}}
-    return_full_text: ${{input.full | true}}
-    num_return_sequences: ${{input.n | 1}}
-    params:
-      do_sample: false
-"""
+
+def text_component(settings: str) -> str:
+    """A text-generation component on the embedded model with `settings` (YAML)."""
+    head = f"component:\n  type: model\n  task: text-generation\n  model: {MODEL}\n"
+    return head + textwrap.indent(textwrap.dedent(settings).strip("\n"), "  ") + "\n"
 
 
 async def test_the_output_starts_with_the_prompt(harness):
@@ -100,18 +99,16 @@ async def test_max_output_length_bounds_the_tokens_generated(harness, recorder):
 
 async def test_a_stop_sequence_ends_the_text_before_it(harness, recorder):
     compose = harness(
-        f"""
-        component:
-          type: model
-          task: text-generation
-          model: {MODEL}
-          prompt: ${{input.prompt}}
-          stop_sequences: ["."]
-          params:
-            do_sample: false
-            max_new_tokens: 16
-            return_full_text: false
-        """
+        text_component(
+            """
+            prompt: ${input.prompt}
+            stop_sequences: ["."]
+            params:
+              do_sample: false
+              max_new_tokens: 16
+              return_full_text: false
+            """
+        )
     )
     output = await compose.run(None, {"prompt": PROMPT}, recorder)
     assert "Paris" in output
@@ -121,27 +118,11 @@ async def test_a_stop_sequence_ends_the_text_before_it(harness, recorder):
 
 async def test_the_seeds_batch_example_gives_one_text_per_prompt_in_order(harness, recorder):
     compose = harness(
-        f"""
-        workflow:
-          title: Batch Text Generation
-          jobs:
-            - id: generate-multiple
-              component: text-generator
-              repeat_count: ${{input.batch_size}}
-              input:
-                prompt: ${{input.prompts[${{index}}]}}
-
-        component:
-          id: text-generator
-          type: model
-          task: text-generation
-          model: {MODEL}
-          text: ${{input.prompt as text}}
-          streaming: true
-          params:
-            max_output_length: 8
-            do_sample: false
-        """
+        example_yaml(
+            "batch-generation",
+            ("  params:\n", "  streaming: true\n  params:\n"),
+            ("max_output_length: 64", "max_output_length: 8\n    do_sample: false"),
+        )
     )
     prompts = ["Once upon a time", "The weather today", "My favourite food"]
     output = await compose.run(None, {"batch_size": 3, "prompts": prompts}, recorder)
@@ -157,22 +138,10 @@ async def test_the_seeds_batch_example_gives_one_text_per_prompt_in_order(harnes
 
 async def test_the_batch_size_may_be_sent_as_a_string(harness):
     compose = harness(
-        f"""
-        workflow:
-          jobs:
-            - id: gen
-              repeat_count: ${{input.batch_size}}
-              input:
-                prompt: ${{input.prompts[${{index}}]}}
-        component:
-          type: model
-          task: text-generation
-          model: {MODEL}
-          text: ${{input.prompt}}
-          params:
-            max_output_length: 4
-            do_sample: false
-        """
+        example_yaml(
+            "batch-generation",
+            ("max_output_length: 64", "max_output_length: 4\n    do_sample: false"),
+        )
     )
     output = await compose.run(None, {"batch_size": "2", "prompts": ["Red", "Blue"]})
     assert len(output) == 2
@@ -182,20 +151,18 @@ async def test_the_batch_size_may_be_sent_as_a_string(harness):
 
 async def test_the_seeds_prompt_template_is_filled_from_the_input(harness):
     compose = harness(
-        f"""
-        component:
-          type: model
-          task: text-generation
-          model: {MODEL}
-          text: |
-            ### Instruction:
-            ${{input.instruction}}
+        text_component(
+            """
+            text: |
+              ### Instruction:
+              ${input.instruction}
 
-            ### Response:
-          params:
-            max_output_length: 8
-            do_sample: false
-        """
+              ### Response:
+            params:
+              max_output_length: 8
+              do_sample: false
+            """
+        )
     )
     output = await compose.run(None, {"instruction": "Name a colour."})
     assert output.startswith("### Instruction:\nName a colour.\n\n### Response:\n")

@@ -9,12 +9,11 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime.config import ComposeConfig, load_config
+from runtime.config import ComposeConfig
 from runtime.workflow import RunContext
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -85,16 +84,14 @@ component:
 
 
 @pytest.fixture
-def compose(tmp_path: Path) -> Callable[[str], ComposeConfig]:
-    """Write YAML to tmp_path/model-compose.yml and load it; files that declare
-    no component get one (`model`) that the fake stands in for."""
+def compose(compose: Callable[[str], ComposeConfig]) -> Callable[[str], ComposeConfig]:
+    """tests/conftest.py's `compose`, except that files that declare no component
+    get one (`model`) that the fake stands in for."""
 
     def load(text: str) -> ComposeConfig:
         text = textwrap.dedent(text)
         if not re.search(r"^components?:", text, re.MULTILINE):
             text += COMPONENT
-        path = tmp_path / "model-compose.yml"
-        path.write_text(text)
-        return load_config(files=[path], env={}).config
+        return compose(text)
 
     return load

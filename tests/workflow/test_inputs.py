@@ -8,6 +8,7 @@ import pytest
 from runtime.binding import InputField
 from runtime.errors import InputError
 from runtime.workflow import check_required_inputs, workflow_inputs
+from tests.conftest import CHAT_COMPONENT, example_yaml
 
 
 def fields_of(config, workflow_id=None) -> list[InputField]:
@@ -15,22 +16,7 @@ def fields_of(config, workflow_id=None) -> list[InputField]:
 
 
 def test_a_workflow_without_jobs_asks_for_what_its_component_reads(compose):
-    config = compose(
-        """
-        workflow:
-          title: Generate Chat Messages
-        component:
-          type: model
-          task: chat-completion
-          model: ./unused.gguf
-          action:
-            messages:
-              - role: system
-                content: ${input.system_prompt}
-              - role: user
-                content: ${input.user_prompt}
-        """
-    )
+    config = compose("workflow:\n  title: Generate Chat Messages\n" + CHAT_COMPONENT)
     assert fields_of(config) == [
         InputField("system_prompt", "text", None, None, True),
         InputField("user_prompt", "text", None, None, True),
@@ -79,23 +65,7 @@ def test_a_job_with_its_own_input_mapping_hides_the_components_bindings(compose)
 
 
 def test_the_batch_snippet_asks_for_the_prompts_and_the_batch_size(compose):
-    config = compose(
-        """
-        workflow:
-          jobs:
-            - id: generate-multiple
-              component: text-generator
-              repeat_count: ${input.batch_size}
-              input:
-                prompt: ${input.prompts[${index}]}
-        component:
-          id: text-generator
-          type: model
-          task: text-generation
-          model: ./unused.gguf
-          text: ${input.prompt as text}
-        """
-    )
+    config = compose(example_yaml("batch-generation"))
     fields = {field.name: field for field in fields_of(config)}
     assert set(fields) == {"prompts", "batch_size"}
     assert fields["prompts"].type == "json"  # indexed into: structured
@@ -103,29 +73,7 @@ def test_the_batch_snippet_asks_for_the_prompts_and_the_batch_size(compose):
 
 
 def test_a_role_based_workflow_asks_only_for_what_its_input_mapping_reads(compose):
-    config = compose(
-        """
-        workflows:
-          - id: customer-support
-            input:
-              system_prompt: "You are a customer support agent."
-              user_prompt: ${input.customer_question}
-          - id: code-reviewer
-            input:
-              system_prompt: "You are a senior software engineer."
-              user_prompt: ${input.code_to_review}
-        component:
-          type: model
-          task: chat-completion
-          model: ./unused.gguf
-          action:
-            messages:
-              - role: system
-                content: ${input.system_prompt}
-              - role: user
-                content: ${input.user_prompt}
-        """
-    )
+    config = compose(example_yaml("role-based"))
     assert fields_of(config, "customer-support") == [
         InputField("customer_question", "text", None, None, True)
     ]

@@ -10,6 +10,7 @@ import pytest
 
 from runtime.errors import InputError, NotFoundError
 from runtime.workflow import RunContext, WorkflowRunner
+from tests.conftest import example_yaml
 
 # Long enough never to fire when the runner is right, short enough to fail
 # fast (instead of hanging) when it is wrong.
@@ -48,8 +49,34 @@ class Barrier:
         await asyncio.wait_for(self.all_here.wait(), HANDSHAKE_TIMEOUT)
 
 
+# Job `a` once and job `b` twice: three component calls, all at the same time.
+THREE_CALLS = """
+workflow:
+  jobs:
+    - id: a
+    - id: b
+      repeat_count: 2
+"""
+
+
 class Boom(Exception):
     pass
+
+
+def fail_once_slow_runs(fake) -> None:
+    """Job `slow` runs until cancelled; job `fails` raises Boom once `slow` has started."""
+    slow_started = asyncio.Event()
+
+    async def fail(input):
+        await asyncio.wait_for(slow_started.wait(), HANDSHAKE_TIMEOUT)
+        raise Boom("fails failed")
+
+    async def run_forever(input):
+        slow_started.set()
+        await asyncio.Event().wait()
+
+    fake.handlers["fails"] = fail
+    fake.handlers["slow"] = run_forever
 
 
 # -- order and concurrency ------------------------------------------------------
@@ -198,25 +225,7 @@ async def test_repeats_give_a_list_in_index_order_even_when_they_finish_out_of_o
 
 async def test_index_picks_each_prompt_from_a_list_input(compose, fake):
     # The seed's "Batch Processing" snippet.
-    config = compose(
-        """
-        workflow:
-          title: Batch Text Generation
-          jobs:
-            - id: generate-multiple
-              component: text-generator
-              repeat_count: ${input.batch_size}
-              input:
-                prompt: ${input.prompts[${index}]}
-
-        component:
-          id: text-generator
-          type: model
-          task: text-generation
-          model: ./unused.gguf
-          text: ${input.prompt as text}
-        """
-    )
+    config = compose(example_yaml("batch-generation"))
 
     async def echo_prompt(input):
         return f"generated from {input['prompt']}"
@@ -515,15 +524,7 @@ async def test_a_job_runs_the_action_it_names(compose, fake):
 
 
 async def test_the_run_context_reaches_every_job(compose, fake):
-    config = compose(
-        """
-        workflow:
-          jobs:
-            - id: a
-            - id: b
-              repeat_count: 2
-        """
-    )
+    config = compose(THREE_CALLS)
     context = RunContext()
     await WorkflowRunner(config, fake).run(None, {}, context)
     assert len(fake.contexts) == 3
@@ -532,30 +533,7 @@ async def test_the_run_context_reaches_every_job(compose, fake):
 
 # -- role-based workflows (a workflow-level `input:` mapping) ---------------------------
 
-ROLE_BASED = """
-workflows:
-  - id: customer-support
-    input:
-      system_prompt: "You are a customer support agent. Be helpful, patient, and professional."
-      user_prompt: ${input.customer_question}
-
-  - id: code-reviewer
-    input:
-      system_prompt: "You are a senior software engineer. Review code for bugs,
-        style, and best practices."
-      user_prompt: ${input.code_to_review}
-
-component:
-  type: model
-  task: chat-completion
-  model: ./unused.gguf
-  action:
-    messages:
-      - role: system
-        content: ${input.system_prompt}
-      - role: user
-        content: ${input.user_prompt}
-"""
+ROLE_BASED = example_yaml("role-based")
 
 
 async def test_a_workflow_input_mapping_is_what_the_jobs_receive(compose, fake):
@@ -608,25 +586,8 @@ async def test_the_workflow_input_mapping_feeds_job_input_bindings(compose, fake
 
 # -- input checks --------------------------------------------------------------------
 
-CHAT = """
-workflow:
-  title: Generate Chat Messages
-  job:
-    input: ${input}
-    output:
-      generated: ${output}
-
-component:
-  type: model
-  task: chat-completion
-  model: ./unused.gguf
-  action:
-    messages:
-      - role: system
-        content: ${input.system_prompt}
-      - role: user
-        content: ${input.user_prompt}
-"""
+# The seed's chat workflow.
+CHAT = example_yaml("chat-completion")
 
 
 async def test_a_missing_required_input_is_an_input_error_naming_it(compose, fake):
@@ -781,18 +742,7 @@ async def test_a_failing_job_cancels_the_jobs_still_running(compose, fake):
             - id: slow
         """
     )
-    slow_started = asyncio.Event()
-
-    async def fail_once_slow_runs(input):
-        await asyncio.wait_for(slow_started.wait(), HANDSHAKE_TIMEOUT)
-        raise Boom("fails failed")
-
-    async def run_forever(input):
-        slow_started.set()
-        await asyncio.Event().wait()
-
-    fake.handlers["fails"] = fail_once_slow_runs
-    fake.handlers["slow"] = run_forever
+    fail_once_slow_runs(fake)
     context = RunContext()
     with pytest.raises(Boom, match="fails failed"):
         await WorkflowRunner(config, fake).run(None, {}, context)
@@ -842,15 +792,7 @@ async def test_a_user_error_in_a_job_reaches_the_caller(compose, fake):
 
 
 async def test_cancelling_a_run_cancels_its_running_jobs(compose, fake):
-    config = compose(
-        """
-        workflow:
-          jobs:
-            - id: a
-            - id: b
-              repeat_count: 2
-        """
-    )
+    config = compose(THREE_CALLS)
     barrier = Barrier(3)
 
     async def run_forever(input):
@@ -879,18 +821,7 @@ async def test_a_failing_job_cancels_a_running_job_that_others_wait_for(compose,
               depends_on: [slow]
         """
     )
-    slow_started = asyncio.Event()
-
-    async def fail_once_slow_runs(input):
-        await asyncio.wait_for(slow_started.wait(), HANDSHAKE_TIMEOUT)
-        raise Boom("fails failed")
-
-    async def run_forever(input):
-        slow_started.set()
-        await asyncio.Event().wait()
-
-    fake.handlers["fails"] = fail_once_slow_runs
-    fake.handlers["slow"] = run_forever
+    fail_once_slow_runs(fake)
     with pytest.raises(Boom, match="fails failed"):
         await WorkflowRunner(config, fake).run(None, {})
     assert ("cancelled", "slow") in fake.log
