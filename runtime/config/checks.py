@@ -11,6 +11,7 @@ from runtime.config.convert import suggest
 from runtime.config.normalize import entity_display
 from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
 from runtime.config.source import Positions
+from runtime.config.units import parse_duration, parse_size
 from runtime.errors import BindingSyntaxError, Location, Problem
 from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
 
@@ -52,6 +53,28 @@ class Checker:
                     key,
                     path,
                 )
+
+    def controller(self, config: ComposeConfig, raw: Any) -> None:
+        """Durations and sizes are checked now, not when the server needs them."""
+        controller = config.controller
+        for key, parse in (
+            ("shutdown_timeout", parse_duration),
+            ("task_retention", parse_duration),
+            ("max_request_size", parse_size),
+        ):
+            try:
+                parse(getattr(controller, key))
+            except ValueError as error:
+                self.error(str(error), raw, key, f"controller.{key}")
+        if controller.max_tasks < 1:
+            self.error("max_tasks must be at least 1", raw, "max_tasks", "controller.max_tasks")
+        if controller.max_concurrent_count < 0:
+            self.error(
+                "max_concurrent_count must be 0 (unbounded) or more",
+                raw,
+                "max_concurrent_count",
+                "controller.max_concurrent_count",
+            )
 
     def duplicates(self, raw_items: list[Any], kind: str, path: str) -> None:
         seen: set[str] = set()

@@ -41,6 +41,12 @@ class ControllerConfig(Base):
     webui: WebUIConfig | None = None
     max_concurrent_count: int = 0
     shutdown_timeout: str | int | float = "30s"
+    # Required as `Authorization: Bearer <key>` on every route but /health.
+    api_key: str | None = None
+    # How long a finished task can still be polled, and how many tasks are kept.
+    task_retention: str | int | float = "10m"
+    max_tasks: int = 1000
+    max_request_size: str | int = "1MB"
 
 
 # -- components -----------------------------------------------------------------

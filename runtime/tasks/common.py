@@ -50,15 +50,15 @@ async def generate(
         # several generations queue at once (repeats, num_return_sequences), each
         # one's lead then stays next to its own text instead of all leads first.
         async for delta in generation:
-            context.delta(job_id, lead, streaming)
+            await context.delta(job_id, lead, streaming)
             lead = ""
-            context.delta(job_id, delta.text, streaming)
+            await context.delta(job_id, delta.text, streaming)
         result = await generation.result()
     except BaseException:
         # The engine does not notice an abandoned generation by itself: a run
         # that fails or is cancelled must free the model for the next request.
         generation.cancel()
         raise
-    context.delta(job_id, lead, streaming)
+    await context.delta(job_id, lead, streaming)
     context.finished(job_id, result)
     return result

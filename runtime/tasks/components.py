@@ -21,9 +21,10 @@ from runtime.config.schema import (
     TextGenerationAction,
 )
 from runtime.engine import ModelPool
-from runtime.engine.types import Engine, ModelSpec
+from runtime.engine.types import Engine, GenerationRequest, GenerationResult, ModelSpec
 from runtime.errors import NotFoundError
 from runtime.tasks.chat_completion import run_chat_completion
+from runtime.tasks.common import generate
 from runtime.tasks.text_generation import run_text_generation
 from runtime.workflow.context import RunContext
 
@@ -88,6 +89,15 @@ class ModelComponents:
         for component in self.config.components:
             if component.preload:
                 await self.engine(component.id)
+
+    async def generate(self, component_id: str, request: GenerationRequest,
+                       context: RunContext) -> GenerationResult:
+        """One generation on a component's model, outside any workflow (the
+        OpenAI routes), under the same concurrency limit as its actions."""
+        engine = await self.engine(component_id)
+        limit = self._limits.get(component_id)
+        async with limit if limit is not None else contextlib.nullcontext():
+            return await generate(engine, request, context, component_id, streaming=True)
 
     async def run_action(
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str

@@ -3,6 +3,8 @@ listens to its streamed text and generation results."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,9 +12,11 @@ from runtime.engine.types import CancelToken, GenerationResult
 
 
 class RunListener(Protocol):
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
+    def on_delta(self, job_id: str, text: str, streaming: bool) -> Awaitable[None] | None:
         """A piece of generated text. `streaming` is the action's own setting:
-        listeners that honour it (the CLI) show text live only when it is set."""
+        listeners that honour it (the CLI) show text live only when it is set.
+        A listener may return an awaitable: the run waits for it, which is how
+        a slow HTTP client slows the run down instead of filling a buffer."""
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
         """A generation finished (one per generation, repeats included)."""
@@ -24,9 +28,11 @@ class RunContext:
     listener: RunListener | None = None
     results: list[GenerationResult] = field(default_factory=list)
 
-    def delta(self, job_id: str, text: str, streaming: bool) -> None:
+    async def delta(self, job_id: str, text: str, streaming: bool) -> None:
         if self.listener is not None and text:
-            self.listener.on_delta(job_id, text, streaming)
+            waiting = self.listener.on_delta(job_id, text, streaming)
+            if inspect.isawaitable(waiting):
+                await waiting
 
     def finished(self, job_id: str, result: GenerationResult) -> None:
         self.results.append(result)

@@ -4,6 +4,7 @@ run's input against it."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.binding import Binding, InputField, compile_template, infer_input_fields, iter_bindings
@@ -68,3 +69,43 @@ def check_required_inputs(fields: list[InputField], given: Mapping[str, Any]) ->
     for field in fields:
         if field.required and _normal(field.name) not in present:
             raise InputError(f"missing required input '{field.name}'", field.name)
+
+
+@dataclass(frozen=True)
+class OutputField:
+    name: str
+    type: str = "text"
+
+
+def workflow_outputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[OutputField]:
+    """The named fields of a workflow's output, from its (or its last job's)
+    output mapping; an unnamed output gives no fields."""
+    mapping = workflow.output
+    if mapping is None:
+        jobs = workflow_jobs(config, workflow)
+        needed = {d for job in jobs for d in job.depends_on}
+        terminal = [job for job in jobs if job.id not in needed]
+        mapping = terminal[0].output if len(terminal) == 1 else None
+    if not isinstance(mapping, dict):
+        return []
+    fields = []
+    for name, value in mapping.items():
+        template = compile_template(value) if isinstance(value, str) else None
+        binding = next(template.bindings(), None) if template and template.is_whole else None
+        kind = binding.type.name if binding is not None and binding.type is not None else "text"
+        fields.append(OutputField(str(name), kind))
+    return fields
+
+
+def workflow_streams(config: ComposeConfig, workflow: WorkflowConfig) -> bool:
+    """Whether a run of the workflow streams: an action it runs sets
+    `streaming` (true or a binding), or an output is `as stream`."""
+    for job in workflow_jobs(config, workflow):
+        component_id = job.component or (config.components[0].id if config.components else None)
+        if component_id is None:
+            continue
+        streaming = config.component(component_id).action(job.action).streaming
+        if streaming is True or isinstance(streaming, str):
+            return True
+    outputs = [workflow.output, *(job.output for job in workflow_jobs(config, workflow))]
+    return any(b.type is not None and b.type.name == "stream" for b in iter_bindings(outputs))

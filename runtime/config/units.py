@@ -1,0 +1,49 @@
+"""Durations ("30s", "10m", "1h", "500ms", or seconds) and sizes ("1MB",
+"512KB", or bytes) as compose files write them."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_BYTES = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    None: 1,
+}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds. Raises ValueError with a message for the user."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, 10m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, got {value}")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration like 30s, 10m or 1h, got {value!r}")
+    return float(match[1]) * _SECONDS[match[2]]
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes. Raises ValueError with a message for the user."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size like 1MB or 512KB, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a size must be at least 1 byte, got {value}")
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"expected a size like 1MB or 512KB, got {value!r}")
+    unit = match[2].lower() if match[2] else None
+    return int(float(match[1]) * _BYTES[unit])

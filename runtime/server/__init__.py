@@ -1,0 +1,1 @@
+"""HTTP: the model-compose API, the OpenAI-compatible API, SSE."""

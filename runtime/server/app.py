@@ -1,0 +1,64 @@
+"""The FastAPI app for one Service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from runtime import __version__
+from runtime.config.units import parse_size
+from runtime.server import openai_routes, workflow_routes
+from runtime.server.errors import install_error_handlers
+from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
+from runtime.service import Service, ServiceState
+
+logger = logging.getLogger(__name__)
+
+
+def normal_base_path(base_path: str) -> str:
+    """`api`, `/api/` → `/api`; `` and `/` → ``."""
+    path = "/" + base_path.strip("/")
+    return "" if path == "/" else path
+
+
+def create_app(service: Service) -> FastAPI:
+    """Routes at the first adapter's `base_path` (the OpenAI API at /v1);
+    the app's lifespan loads the models in the background and stops the
+    service on shutdown."""
+    controller = service.config.controller
+    adapter = controller.adapters[0] if controller.adapters else None
+    base_path = normal_base_path(adapter.base_path if adapter else "")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service.state == ServiceState.STARTING:
+            app.state.starting = asyncio.create_task(service.start())
+        yield
+        starting = getattr(app.state, "starting", None)
+        if starting is not None and not starting.done():
+            starting.cancel()
+        await service.stop()
+
+    app = FastAPI(title=controller.name or "model-compose", version=__version__,
+                  lifespan=lifespan)
+    app.state.service = service
+    app.state.starting = None
+    install_error_handlers(app)
+    app.include_router(workflow_routes.router, prefix=base_path)
+    if base_path:
+        app.add_api_route("/health", workflow_routes.health, methods=["GET"],
+                          include_in_schema=False)
+    app.include_router(openai_routes.router)
+    # Added last = outermost: CORS answers preflights before the key check.
+    if controller.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=controller.api_key)
+    app.add_middleware(BodyLimitMiddleware, limit=parse_size(controller.max_request_size))
+    origins = origins_list(adapter.origins if adapter else "*")
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                       allow_headers=["*"], allow_credentials="*" not in origins)
+    return app

@@ -1,0 +1,84 @@
+"""Every error leaves the server as `{"error": {"type", "message"}}` with a
+status that says whose fault it was. No traceback ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from runtime.errors import (
+    ModelComposeError,
+    NotFoundError,
+    PromptTooLongError,
+    UserError,
+)
+from runtime.workflow.tasks import TooManyTasksError
+
+logger = logging.getLogger(__name__)
+
+
+def status_for(error: ModelComposeError) -> int:
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, TooManyTasksError):
+        return 503
+    if isinstance(error, UserError):
+        return 400
+    return 500
+
+
+def error_response(status: int, type_: str, message: str, **extra: Any) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": {"type": type_, "message": message, **extra}}, status,
+                        headers=headers)
+
+
+def describe_validation(error: RequestValidationError) -> str:
+    """Pydantic's error list → one sentence a person can act on."""
+    problems = []
+    for item in error.errors():
+        if item.get("type") == "json_invalid":
+            reason = item.get("ctx", {}).get("error", "invalid JSON")
+            return f"the request body is not valid JSON: {reason}"
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        message = item.get("msg", "is invalid")
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field"
+        elif item.get("type") == "missing":
+            message = "is required"
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems) or "the request is invalid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelComposeError)
+    async def known_error(request: Request, error: ModelComposeError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(error, PromptTooLongError):
+            extra = {"prompt_tokens": error.prompt_tokens,
+                     "context_length": error.context_length}
+        return error_response(status_for(error), error.error_type, str(error), **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request", describe_validation(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        messages = {404: f"no route {request.method} {request.url.path}",
+                    405: f"method {request.method} is not allowed on {request.url.path}"}
+        message = messages.get(error.status_code, str(error.detail))
+        type_ = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code,
+                                                                  "invalid_request")
+        return error_response(error.status_code, type_, message)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error",
+                              "the server failed on this request (see its log)")

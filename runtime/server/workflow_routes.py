@@ -1,0 +1,142 @@
+"""The model-compose API: run workflows, read their schema, poll and cancel
+tasks, health."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.errors import InputError, RuntimeFailure
+from runtime.server.errors import status_for
+from runtime.server.sse import StreamListener, stream_response
+from runtime.service import Service, ServiceState
+from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
+from runtime.workflow.tasks import Task, TaskStatus
+
+router = APIRouter()
+
+
+class ServiceUnavailable(RuntimeFailure):
+    error_type = "unavailable"
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+    wait_for_completion: bool = True
+    output_only: bool = False
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def ready_service(request: Request) -> Service:
+    service = service_of(request)
+    if service.state == ServiceState.STARTING:
+        raise ServiceUnavailable("the server is still loading its models; retry shortly")
+    if service.state != ServiceState.READY:
+        raise ServiceUnavailable(f"the server is {service.state}")
+    return service
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    service = service_of(request)
+    if service.is_ready:
+        return JSONResponse({"status": "ok"})
+    body: dict[str, Any] = {"status": str(service.state)}
+    if service.failure is not None:
+        body["error"] = {"type": service.failure.error_type, "message": str(service.failure)}
+    return JSONResponse(body, 503, headers={"Retry-After": "1"})
+
+
+@router.get("/workflows")
+async def list_workflows(request: Request) -> list[dict[str, Any]]:
+    config = service_of(request).config
+    default = config.workflow(None).id
+    return [{"workflow_id": w.id, "title": w.title, "description": w.description,
+             "default": w.id == default} for w in config.workflows]
+
+
+@router.get("/workflows/{workflow_id}/schema")
+async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    workflow = service.runner.workflow(workflow_id)
+    inputs = []
+    for field in workflow_inputs(service.config, workflow):
+        entry: dict[str, Any] = {"name": field.name, "type": field.type,
+                                 "default": field.default, "required": field.required}
+        if field.options:
+            entry["options"] = field.options
+        inputs.append(entry)
+    return {
+        "workflow_id": workflow.id,
+        "title": workflow.title,
+        "description": workflow.description,
+        "input": inputs,
+        "output": [{"name": f.name, "type": f.type}
+                   for f in workflow_outputs(service.config, workflow)],
+    }
+
+
+@router.post("/workflows/runs")
+async def run_workflow(body: RunRequest, request: Request) -> Any:
+    return await _run(request, body.workflow_id, body)
+
+
+@router.post("/workflows/{workflow_id}/runs")
+async def run_named_workflow(workflow_id: str, body: RunRequest, request: Request) -> Any:
+    if body.workflow_id not in (None, workflow_id):
+        raise InputError(f"the path names workflow '{workflow_id}' but the body names "
+                         f"'{body.workflow_id}'")
+    return await _run(request, workflow_id, body)
+
+
+async def _run(request: Request, workflow_id: str | None, body: RunRequest) -> Any:
+    service = ready_service(request)
+    workflow = service.runner.workflow(workflow_id)
+    wants_events = "text/event-stream" in request.headers.get("accept", "")
+    if wants_events or (body.output_only and workflow_streams(service.config, workflow)):
+        listener = StreamListener()
+        return stream_response(service.start_run(workflow.id, body.input, listener), listener)
+    task = service.start_run(workflow.id, body.input)
+    if not body.wait_for_completion:
+        return task.to_json()
+    await _wait_unless_disconnected(task, request)
+    if task.status == TaskStatus.FAILED and task.error is not None:
+        return JSONResponse(task.to_json(), status_for(task.error))
+    if body.output_only and task.status == TaskStatus.COMPLETED:
+        return JSONResponse(task.output)
+    return task.to_json()
+
+
+async def _wait_unless_disconnected(task: Task, request: Request) -> None:
+    """A client that hangs up while waiting cancels its run."""
+    finished = asyncio.ensure_future(task.wait())
+    while not finished.done():
+        await asyncio.wait({finished}, timeout=0.5)
+        if not finished.done() and await request.is_disconnected():
+            task.cancel()
+            await finished
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: str, request: Request) -> dict[str, Any]:
+    return service_of(request).tasks.get(task_id).to_json()
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
+    task = service_of(request).tasks.get(task_id)
+    if not task.is_finished:
+        task.cancel()
+        await task.wait()
+    return task.to_json()

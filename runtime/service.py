@@ -1,0 +1,119 @@
+"""One compose file being served: its models, runner and tasks.
+
+The API, the OpenAI routes and (later) the Web UI all hold the same Service,
+so they share one loaded model per file and settings, and one task store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from runtime.config import ComposeConfig
+from runtime.config.units import parse_duration
+from runtime.engine import ModelPool
+from runtime.errors import ModelComposeError, RuntimeFailure
+from runtime.tasks.components import ModelComponents
+from runtime.workflow import RunContext, RunListener, WorkflowRunner, check_required_inputs
+from runtime.workflow.inputs import workflow_inputs
+from runtime.workflow.tasks import Task, TaskStatus, TaskStore
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceState(enum.StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class Service:
+    def __init__(self, config: ComposeConfig, pool: ModelPool | None = None,
+                 status: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.pool = pool or ModelPool()
+        self.components = ModelComponents(config, self.pool, status)
+        self.runner = WorkflowRunner(config, self.components)
+        controller = config.controller
+        self.tasks = TaskStore(controller.max_tasks, parse_duration(controller.task_retention))
+        self.shutdown_timeout = parse_duration(controller.shutdown_timeout)
+        limit = controller.max_concurrent_count
+        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self.state = ServiceState.STARTING
+        self.failure: ModelComposeError | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == ServiceState.READY
+
+    async def start(self) -> None:
+        """Load every model marked `preload` (the default)."""
+        try:
+            await self.components.preload()
+        except ModelComposeError as error:
+            self.state, self.failure = ServiceState.FAILED, error
+            raise
+        except Exception as error:
+            self.state = ServiceState.FAILED
+            self.failure = RuntimeFailure(f"cannot start: {error}")
+            raise self.failure from error
+        self.state = ServiceState.READY
+
+    def check_input(self, workflow_id: str | None, input: Any) -> str:
+        """Fail before a task exists: unknown workflow, missing required input.
+        Returns the workflow's real id."""
+        workflow = self.runner.workflow(workflow_id)
+        if isinstance(input, dict):
+            check_required_inputs(workflow_inputs(self.config, workflow), input)
+        return workflow.id
+
+    def start_run(self, workflow_id: str | None, input: Any,
+                  listener: RunListener | None = None) -> Task:
+        """Create a task and run it in the background; returns at once."""
+        real_id = self.check_input(workflow_id, input)
+        task = self.tasks.add(Task(real_id, RunContext(listener=listener)))
+        task.runner = asyncio.create_task(self._run(task, input), name=f"task:{task.id}")
+        return task
+
+    async def _run(self, task: Task, input: Any) -> None:
+        try:
+            async with self._slots if self._slots is not None else contextlib.nullcontext():
+                if task.context.cancel.is_cancelled:
+                    task.finish(TaskStatus.CANCELLED)
+                    return
+                task.status = TaskStatus.PROCESSING
+                output = await self.runner.run(task.workflow_id, input, task.context)
+        except asyncio.CancelledError:
+            task.finish(TaskStatus.CANCELLED)
+        except ModelComposeError as error:
+            task.finish(TaskStatus.FAILED, error=error)
+        except Exception as error:  # a bug: fail this task, keep serving
+            logger.exception("task %s failed", task.id)
+            task.finish(TaskStatus.FAILED, error=RuntimeFailure(f"internal error: {error}"))
+        else:
+            if task.context.cancel.is_cancelled:
+                task.finish(TaskStatus.CANCELLED)
+            else:
+                task.finish(TaskStatus.COMPLETED, output=output)
+
+    async def stop(self) -> None:
+        """Let running tasks finish within the shutdown timeout, cancel the
+        rest, then free the models."""
+        self.state = ServiceState.STOPPING
+        running = self.tasks.running()
+        if running:
+            waiting = [asyncio.ensure_future(t.wait()) for t in running]
+            _, pending = await asyncio.wait(waiting, timeout=self.shutdown_timeout)
+            for future in pending:
+                future.cancel()
+            for task in self.tasks.running():
+                task.cancel()
+            for task in running:
+                if task.runner is not None:
+                    await asyncio.gather(task.runner, return_exceptions=True)
+        await self.pool.close()

@@ -1,0 +1,40 @@
+"""The seed's curl bodies against both kinds of server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.server.conftest import LiveServer
+
+SEED_CHAT_BODY = {
+    "input": {
+        "system-prompt": "You are a helpful AI assistant.",
+        "user-prompt": "Explain quantum computing in simple terms.",
+    }
+}
+
+
+def test_the_seed_chat_curl_body_returns_the_answer_in_output_generated(
+    client_for: Callable[..., TestClient],
+) -> None:
+    response = client_for("quickstart").post("/api/workflows/runs", json=SEED_CHAT_BODY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed"
+    assert "quantum" in body["output"]["generated"].lower()
+
+
+def test_the_seed_text_curl_body_works_on_a_real_server(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server("quickstart-text")
+    response = httpx.post(
+        f"{server.url}/api/workflows/__default__/runs",
+        json={"input": {"prompt": "Once upon a time in a distant galaxy"}},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["output"]["generated"].startswith("Once upon a time in a distant galaxy")
