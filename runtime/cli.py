@@ -217,6 +217,52 @@ def validate(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...])
         click.echo(f"component {component.id}: {component.task} on {model}")
 
 
+@cli.command()
+@click.option("-d", "--detach", is_flag=True, help="Run in the background (stop it with `down`).")
+@click.option("--host", help="Listen on this address (default: the adapter's, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Listen on this port (default 8080).")
+@file_options
+def up(detach: bool, host: str | None, port: int | None, files: tuple[str, ...],
+       env_file: str | None, env: tuple[str, ...]) -> None:
+    """Load the models and serve the API (and the OpenAI-compatible API)."""
+    from runtime.server import daemon
+    from runtime.server.serve import endpoint, serve
+
+    loaded = load(files, env_file, env)
+    if not detach:
+        code = serve(loaded.config, host, port, lambda line: click.echo(line, err=True))
+        sys.exit(code)
+    argv = [arg for f in loaded.files for arg in ("-f", str(f))]
+    argv += ["--env-file", env_file] if env_file else []
+    argv += [arg for pair in env for arg in ("-e", pair)]
+    argv += ["--host", host] if host else []
+    argv += ["--port", str(port)] if port else []
+    real_host, real_port, base_path = endpoint(loaded.config, host, port)
+    local = "127.0.0.1" if real_host in ("0.0.0.0", "::") else real_host
+    url = f"http://{local}:{real_port}"
+    pid, log = daemon.start_detached(loaded.files[0], argv, f"{url}/health")
+    click.echo(f"model-compose is running in the background (pid {pid}): API at "
+               f"{url}{base_path}, OpenAI-compatible API at {url}/v1; log: {log}; "
+               "stop it with `model-compose down`")
+
+
+@cli.command()
+@file_options
+def down(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...]) -> None:
+    """Stop a server started with `up -d` for this compose file."""
+    from runtime.config.files import find_compose_files
+    from runtime.config.units import parse_duration
+    from runtime.server import daemon
+
+    compose_file = find_compose_files(files)[0]
+    try:
+        timeout = parse_duration(load(files, env_file, env).config.controller.shutdown_timeout)
+    except ModelComposeError:
+        timeout = 30.0  # the file changed since `up`: still stop the server
+    pid = daemon.stop(compose_file, timeout + 10)
+    click.echo(f"stopped model-compose (pid {pid})")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,106 @@
+"""Running the server in this process: `model-compose up`."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from runtime.config import ComposeConfig
+from runtime.config.schema import HttpServerAdapter
+from runtime.errors import ModelComposeError, RuntimeFailure
+from runtime.server.app import create_app, normal_base_path
+from runtime.service import Service, ServiceState
+
+Say = Callable[[str], None]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint(config: ComposeConfig, host: str | None, port: int | None) -> tuple[str, int, str]:
+    """Host, port and base path: the first adapter's, unless overridden."""
+    adapter = config.controller.adapters[0] if config.controller.adapters else HttpServerAdapter()
+    return host or adapter.host, port or adapter.port, normal_base_path(adapter.base_path)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a signal only starts a graceful stop: /health turns 503
+    and the process exits 0 afterwards (uvicorn would re-raise the signal)."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.service.state in (ServiceState.READY, ServiceState.STARTING):
+            self.service.state = ServiceState.STOPPING
+        super().handle_exit(sig, frame)
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            self._captured_signals.clear()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before anything loads, so a busy port is one clear error (uvicorn
+    would exit with a traceback, after starting to load the models)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise RuntimeFailure(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -> int:
+    """Serve until stopped; the exit code (0 after a graceful stop)."""
+    host, port, base_path = endpoint(config, host, port)
+    if not is_loopback(host) and not config.controller.api_key:
+        say(f"WARNING: serving on {host}, reachable from other machines, with no API key: "
+            "anyone who can reach this port can run your models. Set controller.api_key "
+            "(e.g. api_key: ${env.MODEL_COMPOSE_API_KEY}).")
+    sock = listen(host, port)
+    service = Service(config, status=lambda message: say(f"{message}…"))
+    app = create_app(service)
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                       timeout_graceful_shutdown=max(1, int(service.shutdown_timeout))),
+        service,
+    )
+
+    async def main() -> int:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while app.state.starting is None and not serving.done():
+            await asyncio.sleep(0.02)
+        starting = app.state.starting
+        if starting is not None:
+            await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done() and not starting.cancelled() and starting.exception():
+                error = starting.exception()
+                say(f"error: {error}")
+                server.should_exit = True
+                await serving
+                return error.exit_code if isinstance(error, ModelComposeError) else 1
+            if starting.done() and not serving.done():
+                url = f"http://{host}:{port}"
+                say(f"ready: model-compose API at {url}{base_path}, "
+                    f"OpenAI-compatible API at {url}/v1 (Ctrl-C to stop)")
+        await serving
+        return 0
+
+    return asyncio.run(main())
