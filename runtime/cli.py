@@ -222,8 +222,14 @@ def validate(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...])
 @click.option("--host", help="Listen on this address (default: the adapter's, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Listen on this port (default 8080).")
 @file_options
-def up(detach: bool, host: str | None, port: int | None, files: tuple[str, ...],
-       env_file: str | None, env: tuple[str, ...]) -> None:
+def up(
+    detach: bool,
+    host: str | None,
+    port: int | None,
+    files: tuple[str, ...],
+    env_file: str | None,
+    env: tuple[str, ...],
+) -> None:
     """Load the models and serve the API (and the OpenAI-compatible API)."""
     from runtime.server import daemon
     from runtime.server.serve import endpoint, serve
@@ -241,9 +247,11 @@ def up(detach: bool, host: str | None, port: int | None, files: tuple[str, ...],
     local = "127.0.0.1" if real_host in ("0.0.0.0", "::") else real_host
     url = f"http://{local}:{real_port}"
     pid, log = daemon.start_detached(loaded.files[0], argv, f"{url}/health")
-    click.echo(f"model-compose is running in the background (pid {pid}): API at "
-               f"{url}{base_path}, OpenAI-compatible API at {url}/v1; log: {log}; "
-               "stop it with `model-compose down`")
+    click.echo(
+        f"model-compose is running in the background (pid {pid}): API at "
+        f"{url}{base_path}, OpenAI-compatible API at {url}/v1; log: {log}; "
+        "stop it with `model-compose down`"
+    )
 
 
 @cli.command()

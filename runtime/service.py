@@ -33,8 +33,12 @@ class ServiceState(enum.StrEnum):
 
 
 class Service:
-    def __init__(self, config: ComposeConfig, pool: ModelPool | None = None,
-                 status: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ComposeConfig,
+        pool: ModelPool | None = None,
+        status: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.pool = pool or ModelPool()
         self.components = ModelComponents(config, self.pool, status)
@@ -72,8 +76,9 @@ class Service:
             check_required_inputs(workflow_inputs(self.config, workflow), input)
         return workflow.id
 
-    def start_run(self, workflow_id: str | None, input: Any,
-                  listener: RunListener | None = None) -> Task:
+    def start_run(
+        self, workflow_id: str | None, input: Any, listener: RunListener | None = None
+    ) -> Task:
         """Create a task and run it in the background; returns at once."""
         real_id = self.check_input(workflow_id, input)
         task = self.tasks.add(Task(real_id, RunContext(listener=listener)))

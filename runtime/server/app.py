@@ -26,6 +26,13 @@ def normal_base_path(base_path: str) -> str:
     return "" if path == "/" else path
 
 
+def log_start_failure(starting: asyncio.Task[None]) -> None:
+    """Retrieve a failed start's error, so asyncio does not print it with a
+    traceback; /health and `model-compose up` are what report it."""
+    if not starting.cancelled() and starting.exception() is not None:
+        logger.info("the models did not load: %s", starting.exception())
+
+
 def create_app(service: Service) -> FastAPI:
     """Routes at the first adapter's `base_path` (the OpenAI API at /v1);
     the app's lifespan loads the models in the background and stops the
@@ -38,27 +45,37 @@ def create_app(service: Service) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service.state == ServiceState.STARTING:
             app.state.starting = asyncio.create_task(service.start())
+            app.state.starting.add_done_callback(log_start_failure)
         yield
         starting = getattr(app.state, "starting", None)
         if starting is not None and not starting.done():
             starting.cancel()
         await service.stop()
 
-    app = FastAPI(title=controller.name or "model-compose", version=__version__,
-                  lifespan=lifespan)
+    app = FastAPI(title=controller.name or "model-compose", version=__version__, lifespan=lifespan)
     app.state.service = service
     app.state.starting = None
     install_error_handlers(app)
     app.include_router(workflow_routes.router, prefix=base_path)
     if base_path:
-        app.add_api_route("/health", workflow_routes.health, methods=["GET"],
-                          include_in_schema=False)
+        app.add_api_route(
+            "/health", workflow_routes.health, methods=["GET"], include_in_schema=False
+        )
     app.include_router(openai_routes.router)
     # Added last = outermost: CORS answers preflights before the key check.
     if controller.api_key:
-        app.add_middleware(ApiKeyMiddleware, api_key=controller.api_key)
+        app.add_middleware(
+            ApiKeyMiddleware,
+            api_key=controller.api_key,
+            open_paths=("/health", f"{base_path}/health"),
+        )
     app.add_middleware(BodyLimitMiddleware, limit=parse_size(controller.max_request_size))
     origins = origins_list(adapter.origins if adapter else "*")
-    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
-                       allow_headers=["*"], allow_credentials="*" not in origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials="*" not in origins,
+    )
     return app

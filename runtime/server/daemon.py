@@ -46,19 +46,26 @@ def running_pid(path: Path) -> int | None:
     return pid
 
 
-def start_detached(compose_file: Path, argv: Sequence[str], health_url: str,
-                   timeout: float = 900.0) -> tuple[int, Path]:
+def start_detached(
+    compose_file: Path, argv: Sequence[str], health_url: str, timeout: float = 900.0
+) -> tuple[int, Path]:
     """Start `model-compose up` with `argv` in its own session; wait until
     /health says ok. Returns (pid, log file)."""
     pids = pid_file(compose_file)
     if (pid := running_pid(pids)) is not None:
-        raise UserError(f"a server for {compose_file} is already running (pid {pid}); "
-                        "stop it with `model-compose down`")
+        raise UserError(
+            f"a server for {compose_file} is already running (pid {pid}); "
+            "stop it with `model-compose down`"
+        )
     log = compose_file.parent / LOG_FILE
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "runtime.cli", "up", *argv],
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.cli", "up", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     pids.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,8 +73,7 @@ def start_detached(compose_file: Path, argv: Sequence[str], health_url: str,
         if code is not None:
             pids.unlink(missing_ok=True)
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeFailure(f"the server stopped while starting ({tail[0]}); "
-                                 f"see {log}")
+            raise RuntimeFailure(f"the server stopped while starting ({tail[0]}); see {log}")
         try:
             if httpx.get(health_url, timeout=2).status_code == 200:
                 return process.pid, log
@@ -85,8 +91,9 @@ def stop(compose_file: Path, timeout: float) -> int:
     pid = running_pid(pids)
     if pid is None:
         pids.unlink(missing_ok=True)
-        raise UserError(f"the server for {compose_file} was not running (removed a stale "
-                        f"{PID_FILE})")
+        raise UserError(
+            f"the server for {compose_file} was not running (removed a stale {PID_FILE})"
+        )
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

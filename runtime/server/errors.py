@@ -15,6 +15,7 @@ from runtime.errors import (
     ModelComposeError,
     NotFoundError,
     PromptTooLongError,
+    RuntimeFailure,
     UserError,
 )
 from runtime.workflow.tasks import TooManyTasksError
@@ -22,10 +23,16 @@ from runtime.workflow.tasks import TooManyTasksError
 logger = logging.getLogger(__name__)
 
 
+class ServiceUnavailable(RuntimeFailure):
+    """The server is still loading its models, is stopping, or failed to start."""
+
+    error_type = "unavailable"
+
+
 def status_for(error: ModelComposeError) -> int:
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, TooManyTasksError):
+    if isinstance(error, TooManyTasksError | ServiceUnavailable):
         return 503
     if isinstance(error, UserError):
         return 400
@@ -34,8 +41,34 @@ def status_for(error: ModelComposeError) -> int:
 
 def error_response(status: int, type_: str, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse({"error": {"type": type_, "message": message, **extra}}, status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"type": type_, "message": message, **extra}}, status, headers=headers
+    )
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words: `an array`, `a string`..."""
+    if value is None:
+        return "null"
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return kinds.get(type(value), type(value).__name__)
+
+
+def describe_body(item: dict[str, Any]) -> str:
+    """The body as a whole is not a JSON object."""
+    value = item.get("input")
+    if item.get("type") == "missing":
+        return "the request body is empty; send a JSON object"
+    if isinstance(value, bytes):
+        return "the request body must be a JSON object sent with 'Content-Type: application/json'"
+    return f"the request body must be a JSON object, got {json_kind(value)}"
 
 
 def describe_validation(error: RequestValidationError) -> str:
@@ -45,12 +78,16 @@ def describe_validation(error: RequestValidationError) -> str:
         if item.get("type") == "json_invalid":
             reason = item.get("ctx", {}).get("error", "invalid JSON")
             return f"the request body is not valid JSON: {reason}"
+        if tuple(item.get("loc", ())) == ("body",):
+            return describe_body(item)
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         message = item.get("msg", "is invalid")
         if item.get("type") == "extra_forbidden":
             message = "unknown field"
         elif item.get("type") == "missing":
             message = "is required"
+        elif item.get("type") in ("dict_type", "model_attributes_type"):
+            message = f"must be a JSON object, got {json_kind(item.get('input'))}"
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems) or "the request is invalid"
 
@@ -60,8 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def known_error(request: Request, error: ModelComposeError) -> JSONResponse:
         extra: dict[str, Any] = {}
         if isinstance(error, PromptTooLongError):
-            extra = {"prompt_tokens": error.prompt_tokens,
-                     "context_length": error.context_length}
+            extra = {"prompt_tokens": error.prompt_tokens, "context_length": error.context_length}
         return error_response(status_for(error), error.error_type, str(error), **extra)
 
     @app.exception_handler(RequestValidationError)
@@ -70,15 +106,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        messages = {404: f"no route {request.method} {request.url.path}",
-                    405: f"method {request.method} is not allowed on {request.url.path}"}
+        messages = {
+            404: f"no route {request.method} {request.url.path}",
+            405: f"method {request.method} is not allowed on {request.url.path}",
+        }
         message = messages.get(error.status_code, str(error.detail))
-        type_ = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code,
-                                                                  "invalid_request")
-        return error_response(error.status_code, type_, message)
+        type_ = {404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "invalid_request"
+        )
+        response = error_response(error.status_code, type_, message)
+        response.headers.update(error.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error",
-                              "the server failed on this request (see its log)")
+        return error_response(
+            500, "internal_error", "the server failed on this request (see its log)"
+        )

@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-async def _send_error(send: Send, status: int, type_: str, message: str,
-                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_error(
+    send: Send,
+    status: int,
+    type_: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps({"error": {"type": type_, "message": message}}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -26,12 +37,15 @@ class ApiKeyMiddleware:
     """`Authorization: Bearer <key>` on every route but /health and CORS
     preflights. Compared in constant time; the key is never logged."""
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: str, open_paths: Iterable[str] = ("/health",)
+    ) -> None:
         self.app = app
         self.key = api_key.encode()
+        self.open_paths = {path.rstrip("/") for path in open_paths}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_exempt(scope):
+        if scope["type"] != "http" or self._is_exempt(scope):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
@@ -39,13 +53,17 @@ class ApiKeyMiddleware:
         if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
             await self.app(scope, receive, send)
             return
-        await _send_error(send, 401, "unauthorized",
-                          "a valid API key is required: send 'Authorization: Bearer <key>'",
-                          [(b"www-authenticate", b"Bearer")])
+        await _send_error(
+            send,
+            401,
+            "unauthorized",
+            "a valid API key is required: send 'Authorization: Bearer <key>'",
+            [(b"www-authenticate", b"Bearer")],
+        )
 
-
-def _is_exempt(scope: Scope) -> bool:
-    return scope["path"].rstrip("/").endswith("/health") or scope["method"] == "OPTIONS"
+    def _is_exempt(self, scope: Scope) -> bool:
+        # Exact paths: `/api/tasks/health` is a task lookup and needs the key.
+        return scope["path"].rstrip("/") in self.open_paths or scope["method"] == "OPTIONS"
 
 
 class BodyLimitMiddleware:
@@ -94,9 +112,13 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, send: Send, size: int | None) -> None:
         actual = f"{size} bytes" if size is not None else f"more than {self.limit} bytes"
-        await _send_error(send, 413, "request_too_large",
-                          f"the request body is {actual}; the limit is {self.limit} bytes"
-                          " (controller.max_request_size)")
+        await _send_error(
+            send,
+            413,
+            "request_too_large",
+            f"the request body is {actual}; the limit is {self.limit} bytes"
+            " (controller.max_request_size)",
+        )
 
 
 def origins_list(origins: Any) -> list[str]:

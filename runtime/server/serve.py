@@ -56,7 +56,8 @@ def listen(host: str, port: int) -> socket.socket:
     would exit with a traceback, after starting to load the models)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -71,15 +72,23 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
     """Serve until stopped; the exit code (0 after a graceful stop)."""
     host, port, base_path = endpoint(config, host, port)
     if not is_loopback(host) and not config.controller.api_key:
-        say(f"WARNING: serving on {host}, reachable from other machines, with no API key: "
+        say(
+            f"WARNING: serving on {host}, reachable from other machines, with no API key: "
             "anyone who can reach this port can run your models. Set controller.api_key "
-            "(e.g. api_key: ${env.MODEL_COMPOSE_API_KEY}).")
+            "(e.g. api_key: ${env.MODEL_COMPOSE_API_KEY})."
+        )
     sock = listen(host, port)
     service = Service(config, status=lambda message: say(f"{message}…"))
     app = create_app(service)
     server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                       timeout_graceful_shutdown=max(1, int(service.shutdown_timeout))),
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=max(1, int(service.shutdown_timeout)),
+        ),
         service,
     )
 
@@ -98,8 +107,10 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
                 return error.exit_code if isinstance(error, ModelComposeError) else 1
             if starting.done() and not serving.done():
                 url = f"http://{host}:{port}"
-                say(f"ready: model-compose API at {url}{base_path}, "
-                    f"OpenAI-compatible API at {url}/v1 (Ctrl-C to stop)")
+                say(
+                    f"ready: model-compose API at {url}{base_path}, "
+                    f"OpenAI-compatible API at {url}/v1 (Ctrl-C to stop)"
+                )
         await serving
         return 0
 

@@ -10,18 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.errors import InputError, RuntimeFailure
-from runtime.server.errors import status_for
+from runtime.errors import InputError
+from runtime.server.errors import ServiceUnavailable, status_for
 from runtime.server.sse import StreamListener, stream_response
 from runtime.service import Service, ServiceState
 from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
 from runtime.workflow.tasks import Task, TaskStatus
 
 router = APIRouter()
-
-
-class ServiceUnavailable(RuntimeFailure):
-    error_type = "unavailable"
 
 
 class RunRequest(BaseModel):
@@ -42,8 +38,10 @@ def ready_service(request: Request) -> Service:
     service = service_of(request)
     if service.state == ServiceState.STARTING:
         raise ServiceUnavailable("the server is still loading its models; retry shortly")
+    if service.state == ServiceState.FAILED:
+        raise ServiceUnavailable(f"the server failed to start: {service.failure}")
     if service.state != ServiceState.READY:
-        raise ServiceUnavailable(f"the server is {service.state}")
+        raise ServiceUnavailable("the server is shutting down")
     return service
 
 
@@ -62,8 +60,15 @@ async def health(request: Request) -> JSONResponse:
 async def list_workflows(request: Request) -> list[dict[str, Any]]:
     config = service_of(request).config
     default = config.workflow(None).id
-    return [{"workflow_id": w.id, "title": w.title, "description": w.description,
-             "default": w.id == default} for w in config.workflows]
+    return [
+        {
+            "workflow_id": w.id,
+            "title": w.title,
+            "description": w.description,
+            "default": w.id == default,
+        }
+        for w in config.workflows
+    ]
 
 
 @router.get("/workflows/{workflow_id}/schema")
@@ -72,8 +77,12 @@ async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
     workflow = service.runner.workflow(workflow_id)
     inputs = []
     for field in workflow_inputs(service.config, workflow):
-        entry: dict[str, Any] = {"name": field.name, "type": field.type,
-                                 "default": field.default, "required": field.required}
+        entry: dict[str, Any] = {
+            "name": field.name,
+            "type": field.type,
+            "default": field.default,
+            "required": field.required,
+        }
         if field.options:
             entry["options"] = field.options
         inputs.append(entry)
@@ -82,8 +91,9 @@ async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
         "title": workflow.title,
         "description": workflow.description,
         "input": inputs,
-        "output": [{"name": f.name, "type": f.type}
-                   for f in workflow_outputs(service.config, workflow)],
+        "output": [
+            {"name": f.name, "type": f.type} for f in workflow_outputs(service.config, workflow)
+        ],
     }
 
 
@@ -94,9 +104,14 @@ async def run_workflow(body: RunRequest, request: Request) -> Any:
 
 @router.post("/workflows/{workflow_id}/runs")
 async def run_named_workflow(workflow_id: str, body: RunRequest, request: Request) -> Any:
-    if body.workflow_id not in (None, workflow_id):
-        raise InputError(f"the path names workflow '{workflow_id}' but the body names "
-                         f"'{body.workflow_id}'")
+    runner = service_of(request).runner
+    if body.workflow_id not in (None, workflow_id) and (
+        # `__default__` in the path and the default's own id in the body agree.
+        runner.workflow(body.workflow_id).id != runner.workflow(workflow_id).id
+    ):
+        raise InputError(
+            f"the path names workflow '{workflow_id}' but the body names '{body.workflow_id}'"
+        )
     return await _run(request, workflow_id, body)
 
 

@@ -90,8 +90,9 @@ class ModelComponents:
             if component.preload:
                 await self.engine(component.id)
 
-    async def generate(self, component_id: str, request: GenerationRequest,
-                       context: RunContext) -> GenerationResult:
+    async def generate(
+        self, component_id: str, request: GenerationRequest, context: RunContext
+    ) -> GenerationResult:
         """One generation on a component's model, outside any workflow (the
         OpenAI routes), under the same concurrency limit as its actions."""
         engine = await self.engine(component_id)

@@ -53,8 +53,13 @@ class Task:
     async def wait(self) -> None:
         await self._done.wait()
 
-    def finish(self, status: TaskStatus, output: Any = None,
-               error: ModelComposeError | None = None, now: float | None = None) -> None:
+    def finish(
+        self,
+        status: TaskStatus,
+        output: Any = None,
+        error: ModelComposeError | None = None,
+        now: float | None = None,
+    ) -> None:
         if self.is_finished:
             return
         self.status, self.output, self.error = status, output, error
@@ -107,8 +112,12 @@ class TaskStore:
     """Tasks by id. Finished tasks expire after `retention` seconds; when
     `max_tasks` are held, the oldest finished one makes room."""
 
-    def __init__(self, max_tasks: int = 1000, retention: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_tasks: int = 1000,
+        retention: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_tasks = max_tasks
         self.retention = retention
         self.clock = clock
@@ -123,7 +132,8 @@ class TaskStore:
             oldest = next((t for t in self._tasks.values() if t.is_finished), None)
             if oldest is None:
                 raise TooManyTasksError(
-                    f"the server is running {len(self._tasks)} tasks, its limit; retry later"
+                    f"all {len(self._tasks)} task slots hold running tasks "
+                    "(controller.max_tasks); retry later"
                 )
             del self._tasks[oldest.id]
         self._tasks[task.id] = task
@@ -133,8 +143,9 @@ class TaskStore:
         self.expire()
         task = self._tasks.get(task_id)
         if task is None:
-            raise NotFoundError(f"unknown task '{task_id}' (finished tasks are kept for "
-                                f"{self.retention:g} seconds)")
+            raise NotFoundError(
+                f"unknown task '{task_id}' (finished tasks are kept for {self.retention:g} seconds)"
+            )
         return task
 
     def running(self) -> list[Task]:

@@ -1,0 +1,153 @@
+"""Errors under /v1 in OpenAI's shape: `{"error": {"message", "type", "param",
+"code"}}`, which OpenAI clients turn into their own exception types.
+
+The /v1 routes use `OpenAIRoute`, which catches what a route raises (request
+validation included, since FastAPI validates inside the route) and answers in
+this shape, so the app-wide handlers of the model-compose API stay as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from runtime.errors import InputError, ModelComposeError, PromptTooLongError
+from runtime.server.errors import status_for
+
+logger = logging.getLogger(__name__)
+
+
+class OpenAIRequestError(ModelComposeError):
+    """A request the /v1 API refuses, with OpenAI's `param` and `code`."""
+
+    def __init__(
+        self, message: str, param: str | None = None, code: str | None = None, status: int = 400
+    ) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+        self.status = status
+
+
+def unsupported(param: str, value: str | None = None) -> OpenAIRequestError:
+    """A parameter, or one of its values, this server does not implement."""
+    if value is None:
+        return OpenAIRequestError(
+            f"'{param}' is not supported by this server.", param, "unsupported_parameter"
+        )
+    return OpenAIRequestError(
+        f"'{param}': {value} is not supported by this server.", param, "unsupported_value"
+    )
+
+
+def model_not_found(model: str, available: list[str]) -> OpenAIRequestError:
+    return OpenAIRequestError(
+        f"The model '{model}' does not exist (available: {', '.join(available)})",
+        "model",
+        "model_not_found",
+        status=404,
+    )
+
+
+def context_length_exceeded(error: PromptTooLongError, param: str) -> OpenAIRequestError:
+    return OpenAIRequestError(
+        f"This model's maximum context length is {error.context_length} tokens, but the "
+        f"request has {error.prompt_tokens} prompt tokens.",
+        param,
+        "context_length_exceeded",
+    )
+
+
+def error_type_for(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, `{"error": {...}}`) for anything a /v1 request raised."""
+    param: str | None = None
+    code: str | None = None
+    if isinstance(error, OpenAIRequestError):
+        status, message, param, code = error.status, str(error), error.param, error.code
+    elif isinstance(error, RequestValidationError):
+        status, code = 400, None
+        message, param = describe_validation(error)
+    elif isinstance(error, ModelComposeError):
+        status, message, code = status_for(error), str(error), error.error_type
+        if isinstance(error, InputError):
+            param = error.name
+    elif isinstance(error, HTTPException):
+        status, message = error.status_code, str(error.detail)
+    else:
+        logger.error("unhandled error on /v1", exc_info=error)
+        status, message = 500, "The server failed on this request (see its log)."
+    body = {"message": message, "type": error_type_for(status), "param": param, "code": code}
+    return status, {"error": body}
+
+
+def error_response(error: BaseException) -> JSONResponse:
+    status, body = error_body(error)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status, headers=headers)
+
+
+def describe_validation(error: RequestValidationError) -> tuple[str, str | None]:
+    """Pydantic's errors → (one message naming the fields, the first field)."""
+    problems: list[str] = []
+    params: list[str] = []
+    for item in error.errors():
+        kind = item.get("type")
+        if kind == "json_invalid":
+            reason = item.get("ctx", {}).get("error", "invalid JSON")
+            return f"The request body is not valid JSON: {reason}.", None
+        param = field_path(item.get("loc", ()))
+        if not param:
+            return "The request body must be a JSON object.", None
+        params.append(param)
+        if kind == "missing":
+            problems.append(f"Missing required parameter: '{param}'.")
+            continue
+        message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
+        problems.append(f"Invalid value for '{param}': {message[:1].lower()}{message[1:]}.")
+    return " ".join(problems) or "The request is invalid.", params[0] if params else None
+
+
+def field_path(loc: Any) -> str:
+    """`("body", "messages", 0, "content")` → `messages[0].content`."""
+    path = ""
+    for part in loc:
+        if part == "body" and not path:
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class OpenAIRoute(APIRoute):
+    """A route whose errors leave in OpenAI's shape."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as error:  # CancelledError is not an Exception: it passes
+                return error_response(error)
+
+        return route
