@@ -8,15 +8,18 @@ engine's worker thread owns it, except for the read-only vocabulary helpers
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import llama_cpp
+import llama_cpp._internals
+import llama_cpp.llama
 
 from runtime.engine.gguf_header import GGUFHeader, read_gguf_header
 from runtime.engine.sampling import Sampler
@@ -57,6 +60,23 @@ def _route_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> Non
         _load_errors.lines.append(message.strip())
     if llama_logger.isEnabledFor(logging.DEBUG):
         llama_logger.debug("%s", message.rstrip("\n"))
+
+
+@contextlib.contextmanager
+def _keep_stdout_stderr(disable: bool = False) -> Iterator[None]:
+    yield
+
+
+def keep_process_output() -> None:
+    """Stop llama-cpp-python from pointing the whole process's stdout and
+    stderr at /dev/null while it loads a model (what `verbose=False` does).
+
+    In a server that loses every line other threads write meanwhile: uvicorn's
+    log, status lines, other requests' output. llama.cpp's own log already
+    goes through `route_llama_logs`, so the redirect only ever hides ours.
+    """
+    for module in (llama_cpp.llama, llama_cpp._internals):
+        module.suppress_stdout_stderr = _keep_stdout_stderr  # type: ignore[attr-defined]
 
 
 def route_llama_logs() -> None:
@@ -129,6 +149,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             spec.device,
         )
     route_llama_logs()
+    keep_process_output()
     _load_errors.lines = []
     try:
         llama = llama_cpp.Llama(

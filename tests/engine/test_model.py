@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,38 @@ def test_a_truncated_file_is_a_load_error_with_llama_cpps_reason(
     assert "corrupted or incomplete" in message
     # llama.cpp's own log went to Python logging, not to the terminal.
     assert capfd.readouterr().err == ""
+
+
+def test_loading_a_model_does_not_swallow_other_threads_output(
+    embedded_model_path: Path, tmp_path: Path
+) -> None:
+    # llama-cpp-python points fds 1 and 2 at /dev/null during a load; in a
+    # server that would eat every log line written meanwhile.
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from runtime.engine.model import load_model\n"
+        "from runtime.engine.types import ModelSpec\n"
+        "done = threading.Event()\n"
+        "count = 0\n"
+        "def tick():\n"
+        "    global count\n"
+        "    while not done.is_set():\n"
+        "        count += 1\n"
+        "        print('tick', flush=True)\n"
+        "        done.wait(0.001)\n"
+        "thread = threading.Thread(target=tick)\n"
+        "thread.start()\n"
+        f"load_model(ModelSpec(path={str(embedded_model_path)!r}, n_ctx=256)).close()\n"
+        "done.set(); thread.join()\n"
+        "print('count', count, flush=True)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    lines = result.stdout.splitlines()
+    assert lines[-1] == f"count {lines.count('tick')}"
