@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -185,26 +186,30 @@ def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str,
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionBody, request: Request) -> Response:
-    component_id = component_for(service_of(request).config, body.model)
-    generation = await start(request, body, component_id, body.generation_request(), "messages")
-    if isinstance(generation, Response):
-        return generation
-    generator, first = generation
-    if body.stream:
-        return GenerationStream(generator, first, chat_chunks(body))
-    return JSONResponse(chat_completion(body, finished(first)))
+    return await respond(request, body, "messages", chat_chunks, chat_completion)
 
 
 @router.post("/completions")
 async def completions(body: CompletionBody, request: Request) -> Response:
+    return await respond(request, body, "prompt", text_chunks, text_completion)
+
+
+async def respond(
+    request: Request,
+    body: Any,
+    prompt_param: str,
+    chunks: Callable[[Any], Any],
+    reply: Callable[[Any, GenerationResult], dict[str, Any]],
+) -> Response:
+    """Both endpoints: start, then stream chunks or answer with the reply."""
     component_id = component_for(service_of(request).config, body.model)
-    generation = await start(request, body, component_id, body.generation_request(), "prompt")
+    generation = await start(request, body, component_id, body.generation_request(), prompt_param)
     if isinstance(generation, Response):
         return generation
     generator, first = generation
     if body.stream:
-        return GenerationStream(generator, first, text_chunks(body))
-    return JSONResponse(text_completion(body, finished(first)))
+        return GenerationStream(generator, first, chunks(body))
+    return JSONResponse(reply(body, finished(first)))
 
 
 async def start(

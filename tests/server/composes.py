@@ -5,7 +5,11 @@ context holds only 64 tokens."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
+
+from fastapi.testclient import TestClient
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -95,3 +99,13 @@ def sse_events(text: str) -> list[dict[str, Any]]:
             assert block.startswith("data: "), block
             events.append(json.loads(block.removeprefix("data: ")))
     return events
+
+
+def poll(client: TestClient, task_id: str, until: Callable[[dict[str, Any]], bool]) -> dict:
+    """GET the task until `until(body)` holds (or 30 s pass); its last body."""
+    deadline = time.monotonic() + 30
+    while True:
+        body = client.get(f"/api/tasks/{task_id}").json()
+        if until(body) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.02)

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from runtime.errors import NotFoundError
 from runtime.workflow.tasks import Task, TaskStatus, TaskStore, TooManyTasksError
-from tests.server.composes import run_body, writer_compose
+from tests.server.composes import poll, run_body, writer_compose
 from tests.server.conftest import make_app
 
 Client = Callable[..., TestClient]
@@ -85,15 +84,6 @@ def test_a_store_full_of_running_tasks_refuses_a_new_one() -> None:
         "all 2 task slots hold running tasks (controller.max_tasks); retry later"
     )
     assert len(store) == 2
-
-
-def poll(client: TestClient, task_id: str, until: Callable[[dict[str, Any]], bool]) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        body = client.get(f"/api/tasks/{task_id}").json()
-        if until(body) or time.monotonic() > deadline:
-            return body
-        time.sleep(0.02)
 
 
 def test_a_finished_task_can_be_polled_until_the_retention_ends(client_for: Client) -> None:

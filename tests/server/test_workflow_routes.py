@@ -5,25 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from runtime.errors import ModelLoadError
 from runtime.tasks.components import ModelComponents
-from tests.server.composes import run_body, writer_compose
+from tests.server.composes import poll, run_body, writer_compose
 
 Client = Callable[..., TestClient]
-
-
-def poll(client: TestClient, task_id: str, until: Callable[[dict[str, Any]], bool]) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        body = client.get(f"/api/tasks/{task_id}").json()
-        if until(body) or time.monotonic() > deadline:
-            return body
-        time.sleep(0.02)
 
 
 def test_a_run_returns_the_task_with_its_output(client_for: Client) -> None:
