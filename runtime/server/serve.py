@@ -36,19 +36,23 @@ def endpoint(config: ComposeConfig, host: str | None, port: int | None) -> tuple
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, but a signal only starts a graceful stop: /health turns 503
-    and the process exits 0 afterwards (uvicorn would re-raise the signal)."""
+    """uvicorn, but a signal only starts a graceful stop of every server of
+    the process (API and Web UI): /health turns 503 and the process exits 0
+    afterwards (uvicorn would re-raise the signal)."""
 
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+    def __init__(self, config: uvicorn.Config, service: Service, group: list[_Server]) -> None:
         super().__init__(config)
         self.service = service
+        self.group = group
+        group.append(self)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.service.state in (ServiceState.READY, ServiceState.STARTING):
             self.service.state = ServiceState.STOPPING
-        super().handle_exit(sig, frame)
-        if sig in (signal.SIGINT, signal.SIGTERM):
-            self._captured_signals.clear()
+        for server in self.group:
+            uvicorn.Server.handle_exit(server, sig, frame)
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                server._captured_signals.clear()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -78,8 +82,12 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
             "(e.g. api_key: ${env.MODEL_COMPOSE_API_KEY})."
         )
     sock = listen(host, port)
+    webui = config.controller.webui
+    ui_sock = listen(webui.host, webui.port) if webui is not None else None
     service = Service(config, status=lambda message: say(f"{message}…"))
     app = create_app(service)
+    group: list[_Server] = []
+    timeout = max(1, int(service.shutdown_timeout))
     server = _Server(
         uvicorn.Config(
             app,
@@ -87,13 +95,41 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
             port=port,
             log_level="warning",
             lifespan="on",
-            timeout_graceful_shutdown=max(1, int(service.shutdown_timeout)),
+            timeout_graceful_shutdown=timeout,
         ),
         service,
+        group,
     )
+    url = f"http://{host}:{port}"
+    ui_server: _Server | None = None
+    if webui is not None:
+        from fastapi import FastAPI
+
+        from runtime.webui import mount_webui
+
+        ui_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        mount_webui(ui_app, service, f"http://{local}:{port}{base_path}")
+        ui_server = _Server(
+            uvicorn.Config(
+                ui_app,
+                host=webui.host,
+                port=webui.port,
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=timeout,
+            ),
+            service,
+            group,
+        )
 
     async def main() -> int:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
+        ui_serving = (
+            asyncio.create_task(ui_server.serve(sockets=[ui_sock]))
+            if ui_server is not None and ui_sock is not None
+            else None
+        )
         while app.state.starting is None and not serving.done():
             await asyncio.sleep(0.02)
         starting = app.state.starting
@@ -102,16 +138,17 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
             if starting.done() and not starting.cancelled() and starting.exception():
                 error = starting.exception()
                 say(f"error: {error}")
-                server.should_exit = True
-                await serving
+                for each in group:
+                    each.should_exit = True
+                await asyncio.gather(serving, *([ui_serving] if ui_serving else []))
                 return error.exit_code if isinstance(error, ModelComposeError) else 1
             if starting.done() and not serving.done():
-                url = f"http://{host}:{port}"
+                ui = f", Web UI at http://{webui.host}:{webui.port}" if webui else ""
                 say(
                     f"ready: model-compose API at {url}{base_path}, "
-                    f"OpenAI-compatible API at {url}/v1 (Ctrl-C to stop)"
+                    f"OpenAI-compatible API at {url}/v1{ui} (Ctrl-C to stop)"
                 )
-        await serving
+        await asyncio.gather(serving, *([ui_serving] if ui_serving else []))
         return 0
 
     return asyncio.run(main())

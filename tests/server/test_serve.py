@@ -30,10 +30,16 @@ def quickstart_copy(tmp_path: Path, port: int, extra: str = "") -> Path:
     """examples/quickstart on another port, in a folder of its own (the pid file
     and log go next to the compose file)."""
     text = (EXAMPLES / "quickstart" / "model-compose.yml").read_text()
-    text = text.replace("port: 8080", f"port: {port}") + extra
+    text = text.replace("port: 8080", f"port: {port}")
+    text = text.replace("port: 8081", f"port: {free_port()}") + extra
     path = tmp_path / "model-compose.yml"
     path.write_text(text)
     return path
+
+
+def ui_port(folder: Path) -> int:
+    text = (folder / "model-compose.yml").read_text()
+    return int(text.split("webui:")[1].split("port:")[1].split()[0])
 
 
 def wait_for(url: str, process: subprocess.Popen[str] | None = None) -> None:
@@ -74,7 +80,8 @@ def test_up_serves_until_a_signal_then_exits_0(tmp_path: Path, sig: signal.Signa
     assert stderr.splitlines() == [
         "loading model SmolLM2-135M-Instruct.Q4_1.gguf for '__component__'…",
         f"ready: model-compose API at http://127.0.0.1:{port}/api, OpenAI-compatible API at"
-        f" http://127.0.0.1:{port}/v1 (Ctrl-C to stop)",
+        f" http://127.0.0.1:{port}/v1, Web UI at http://127.0.0.1:{ui_port(tmp_path)}"
+        " (Ctrl-C to stop)",
     ]
 
 
