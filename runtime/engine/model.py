@@ -97,6 +97,25 @@ def default_threads() -> int:
     return max(multiprocessing.cpu_count() // 2, 1)
 
 
+def quantization_name(file_type: object) -> str | None:
+    """GGUF `general.file_type` (llama.cpp's `llama_ftype`) → its name, e.g.
+    3 → "Q4_1". Taken from llama.cpp's own constants so new types keep their
+    names when llama-cpp-python is upgraded; None for a missing or unknown value."""
+    try:
+        code = int(str(file_type))
+    except ValueError:
+        return None
+    code &= ~int(llama_cpp.LLAMA_FTYPE_GUESSED)  # "guessed" is a flag, not a type
+    for constant in dir(llama_cpp):
+        if (
+            constant.startswith("LLAMA_FTYPE_")
+            and constant != "LLAMA_FTYPE_GUESSED"
+            and getattr(llama_cpp, constant) == code
+        ):
+            return constant.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_ALL_")
+    return None
+
+
 def resolve_spec(spec: ModelSpec, header: GGUFHeader | None = None) -> ModelSpec:
     """The spec with every default filled in and the path made absolute.
 
@@ -185,6 +204,7 @@ class LoadedModel:
         trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
         # llama.cpp may round the context up; our token arrays have the requested size.
         context_length = min(llama.n_ctx(), spec.n_ctx or llama.n_ctx())
+        self.metadata: dict[str, str] = dict(llama.metadata)
         self.info = ModelInfo(
             path=spec.path,
             name=header.name or Path(spec.path).stem,
@@ -193,8 +213,8 @@ class LoadedModel:
             n_gpu_layers=spec.n_gpu_layers or 0,
             n_threads=llama.n_threads,
             n_batch=llama.n_batch,
+            quantization=quantization_name(self.metadata.get("general.file_type")),
         )
-        self.metadata: dict[str, str] = dict(llama.metadata)
         bos_id = llama.token_bos()
         eos_id = llama.token_eos()
         self.special = SpecialTokens(

@@ -133,6 +133,9 @@ class ModelInfo:
     n_gpu_layers: int
     n_threads: int
     n_batch: int
+    # The GGUF file's quantization (`general.file_type`), e.g. "Q4_K_M"; None
+    # when the file does not say.
+    quantization: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,13 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
         )
     sock = listen(host, port)
     webui = config.controller.webui
+    if webui is not None and not is_loopback(webui.host):
+        # The API key guards the API port only: the page itself has no login yet.
+        say(
+            f"WARNING: serving the Web UI on {webui.host}, reachable from other machines: "
+            "anyone who can reach its port can run your models (the API key does not "
+            "protect the Web UI)."
+        )
     ui_sock = listen(webui.host, webui.port) if webui is not None else None
     service = Service(config, status=lambda message: say(f"{message}…"))
     app = create_app(service)

@@ -85,6 +85,11 @@ class ModelComponents:
                 self._engines[component_id] = await self.pool.acquire(spec)
         return self._engines[component_id]
 
+    def loaded(self, component_id: str) -> Engine | None:
+        """The component's engine if its model is loaded, without loading it
+        (the Web UI's model panel must not trigger a load)."""
+        return self._engines.get(component_id)
+
     async def preload(self) -> None:
         for component in self.config.components:
             if component.preload:

@@ -1,4 +1,8 @@
-"""The NiceGUI browser UI, served on the controller's webui port."""
+"""The NiceGUI browser UI, served on the controller's webui port.
+
+NiceGUI is imported only when the UI is mounted: the CLI and the API do not
+pay for it when the compose file has no `webui` section.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,13 @@ def mount_webui(app: FastAPI, service: Service, api_url: str) -> None:
     model-compose API's base URL, for the curl commands the UI shows."""
     from nicegui import ui
 
-    def root() -> None:
-        ui.label(service.config.workflow(None).title or "model-compose")
+    from runtime.webui.headers import SecurityHeadersMiddleware
+    from runtime.webui.page import build_root, page_title
 
-    ui.run_with(app, root=root, title="model-compose", show_welcome_message=False)
+    app.add_middleware(SecurityHeadersMiddleware)
+    ui.run_with(
+        app,
+        root=build_root(service, api_url),
+        title=page_title(service),
+        show_welcome_message=False,
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.engine import model as model_module
-from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, resolve_spec
+from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, quantization_name, resolve_spec
 from runtime.engine.serial import SerialEngine
 from runtime.engine.types import ModelSpec
 from runtime.errors import ModelLoadError
@@ -142,3 +142,12 @@ def test_loading_a_model_does_not_swallow_other_threads_output(
     )
     lines = result.stdout.splitlines()
     assert lines[-1] == f"count {lines.count('tick')}"
+
+
+def test_the_quantization_is_named_from_the_gguf_file_type(engine: SerialEngine) -> None:
+    assert engine.info.quantization == "Q4_1"  # general.file_type 3
+    assert quantization_name(15) == "Q4_K_M"
+    assert quantization_name("0") == "F32"
+    assert quantization_name(1024 | 7) == "Q8_0"  # llama.cpp's "guessed" flag
+    assert quantization_name(None) is None
+    assert quantization_name(9999) is None

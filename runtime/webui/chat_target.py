@@ -1,0 +1,97 @@
+"""Which workflows get a chat view, and what a chat turn sends.
+
+A workflow is a chat workflow when it runs one chat-completion action once.
+A chat turn goes to that action's component with the whole conversation as
+its messages, and takes everything else (sampling, max tokens, stop
+sequences, the default system prompt) from the action, rendered the way the
+runner would render it for the form's current input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.binding import render
+from runtime.binding.casts import to_text
+from runtime.config.schema import ChatCompletionAction, ComposeConfig, JobConfig, WorkflowConfig
+from runtime.engine.types import ChatMessage, GenerationRequest
+from runtime.errors import ModelComposeError
+from runtime.tasks.common import action_scope, render_settings
+from runtime.workflow.inputs import workflow_jobs
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    workflow: WorkflowConfig
+    job: JobConfig
+    component_id: str
+    action: ChatCompletionAction
+
+
+def chat_target(config: ComposeConfig, workflow: WorkflowConfig) -> ChatTarget | None:
+    jobs = workflow_jobs(config, workflow)
+    if len(jobs) != 1 or jobs[0].repeat_count is not None or not config.components:
+        return None
+    job = jobs[0]
+    component_id = job.component or config.components[0].id
+    try:
+        action = config.component(component_id).action(job.action)
+    except (KeyError, IndexError):
+        return None
+    if not isinstance(action, ChatCompletionAction):
+        return None
+    return ChatTarget(workflow, job, component_id, action)
+
+
+def _action_scope(target: ChatTarget, input: dict[str, Any]) -> dict[str, Any]:
+    """The scope the action renders in for `input`, as the runner builds it:
+    the workflow's own input mapping first, then the job's input."""
+    scope: dict[str, Any] = {"input": dict(input), "env": dict(os.environ), "jobs": {}}
+    if target.workflow.input is not None:
+        scope["input"] = render(target.workflow.input, scope)
+    job_input = scope["input"] if target.job.input is None else render(target.job.input, scope)
+    return action_scope(job_input)
+
+
+def default_system_prompt(target: ChatTarget, input: dict[str, Any]) -> str:
+    """The action's system message for `input` (typically the inputs'
+    defaults): a constant, a default such as `${input.system_prompt | "Be
+    brief."}`, or a role-based workflow's fixed prompt. Empty when there is
+    none, or when it cannot be rendered without more input."""
+    if not isinstance(target.action.messages, list):
+        return ""
+    scope = _action_scope_or_none(target, input)
+    if scope is None:
+        return ""
+    for message in target.action.messages:
+        if isinstance(message, dict) and message.get("role") == "system":
+            try:
+                return to_text(render(message.get("content"), scope))
+            except ModelComposeError:
+                return ""
+    return ""
+
+
+def _action_scope_or_none(target: ChatTarget, input: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return _action_scope(target, input)
+    except ModelComposeError:
+        return None
+
+
+def chat_request(
+    target: ChatTarget, messages: list[ChatMessage], input: dict[str, Any]
+) -> GenerationRequest:
+    """A request for one chat turn. Raises InputError when the action's
+    settings cannot be rendered from `input` (say, a temperature that is not
+    a number)."""
+    settings = render_settings(target.action, _action_scope(target, input))
+    return GenerationRequest(
+        messages=messages,
+        sampling=settings.sampling,
+        stop=settings.stop,
+        max_tokens=settings.max_tokens,
+        max_length=settings.max_length,
+    )

@@ -1,0 +1,83 @@
+"""Where a workflow run's output appears: streamed text while it runs, then
+the output itself, the stats line under it, or a readable error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import ui
+
+from runtime.webui.answer import AnswerView
+from runtime.webui.stats import RunStats, format_stats
+
+
+class OutputView:
+    """Markers: `output` (the answer's markdown), `output-json`,
+    `output-field-<name>`, `stats`, `error`."""
+
+    def __init__(self) -> None:
+        with ui.column().classes("w-full gap-2") as self.root:
+            self.caption = ui.label().classes("text-caption text-grey-7").mark("output-caption")
+            self.answer = AnswerView(marker="output")
+            self.fields = ui.column().classes("w-full gap-2")
+            self.json = ui.code("", language="json").classes("w-full").mark("output-json")
+            self.error = ui.label().classes("text-negative whitespace-pre-wrap").mark("error")
+            self.stats = ui.label().classes("text-caption text-grey-7").mark("stats")
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, as before a run."""
+        self.caption.set_visibility(False)
+        self.answer.set_text("")
+        self.answer.root.set_visibility(True)
+        self.fields.clear()
+        self.json.set_visibility(False)
+        self.error.set_text("")
+        self.error.set_visibility(False)
+        self.stats.set_text("")
+        self.stats.set_visibility(False)
+
+    def stream(self, text: str) -> None:
+        self.answer.set_text(text)
+
+    def show_output(self, output: Any) -> None:
+        """The run's final output: text as markdown; a mapping's text fields as
+        markdown (the first one where the streamed text was) and its other
+        fields as JSON; anything else as JSON."""
+        if isinstance(output, str):
+            self.answer.set_text(output)
+            return
+        if isinstance(output, dict) and any(isinstance(v, str) for v in output.values()):
+            first = next(k for k, v in output.items() if isinstance(v, str))
+            self.caption.set_text(str(first))
+            self.caption.set_visibility(True)
+            self.answer.set_text(output[first])
+            with self.fields:
+                for name, value in output.items():
+                    if name == first:
+                        continue
+                    ui.label(str(name)).classes("text-caption text-grey-7")
+                    if isinstance(value, str):
+                        AnswerView(marker=f"output-field-{name}").set_text(value)
+                    else:
+                        ui.code(_json(value), language="json").classes("w-full").mark(
+                            f"output-field-{name}"
+                        )
+            return
+        self.answer.set_text("")
+        self.answer.root.set_visibility(False)
+        self.json.set_content(_json(output))
+        self.json.set_visibility(True)
+
+    def show_error(self, message: str) -> None:
+        self.error.set_text(message)
+        self.error.set_visibility(True)
+
+    def show_stats(self, stats: RunStats) -> None:
+        self.stats.set_text(format_stats(stats))
+        self.stats.set_visibility(True)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,32 @@
+"""The model panel: what each model component has loaded, and how."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from tests.webui.composes import CHAT, TWO_WORKFLOWS
+from tests.webui.conftest import OpenPage
+
+
+async def test_the_model_panel_shows_each_models_file_and_settings(open_page: OpenPage) -> None:
+    async with open_page(TWO_WORKFLOWS) as page:
+        panel = page.element("model-text")
+        await page.until(lambda: page.text("model-state", within="model-text") == "ready")
+        rows = [label.text for label in panel.descendants() if isinstance(label, ui.label)]
+        shown = dict(zip(rows[::2], rows[1::2], strict=True))
+        assert shown["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert shown["file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+        assert shown["quantization"] == "Q4_1"
+        assert shown["context length"] == "4096 (trained on 8192)"
+        assert shown["threads"] == "1"  # `n_threads: 1` in the file
+        assert shown["GPU layers"] == "0"
+        assert page.text("model-state", within="model-chat") == "ready"
+
+
+async def test_the_model_panel_says_loading_until_the_models_are_loaded(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(CHAT, load=False) as page:
+        assert page.text("model-state") == "loading"
+        await page.service.start()
+        await page.until(lambda: page.text("model-state") == "ready", timeout=5)

@@ -1,0 +1,105 @@
+"""Running a workflow from the form: the answer streams in, the stats come
+under it, Cancel stops it, errors read as messages; the API panel's curl
+command follows the form."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+
+import pytest
+
+from runtime.webui import run_panel
+from tests.webui.composes import BATCH, CHAT
+from tests.webui.conftest import API_URL, OpenPage
+
+
+async def test_a_run_streams_the_answer_then_shows_its_stats(
+    open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_page(CHAT) as page:
+        shown: list[str] = []
+        on_delta = run_panel._StreamListener.on_delta
+
+        def spy(self: run_panel._StreamListener, job_id: str, text: str, streaming: bool) -> None:
+            on_delta(self, job_id, text, streaming)
+            shown.append(page.text("output"))  # what the page shows after each piece
+
+        monkeypatch.setattr(run_panel._StreamListener, "on_delta", spy)
+        page.user.find(marker="input-user_prompt").type("What is the capital of France?")
+        page.user.find(marker="run").click()
+        stats = await page.until(lambda: page.text("stats"))
+
+        assert len(shown) >= 3, shown
+        assert all(len(a) <= len(b) for a, b in itertools.pairwise(shown)), shown
+        answer = page.text("output")
+        assert answer and answer == shown[-1]
+        assert page.text("output-caption") == "generated"
+        assert re.match(r"finish: (stop|length) · \d+ prompt \+ \d+ completion tokens", stats)
+        assert "first token after" in stats and "tokens/s" in stats
+        assert page.element("run").enabled and not page.element("cancel").enabled
+
+
+async def test_cancel_stops_a_long_run(open_page: OpenPage) -> None:
+    async with open_page(CHAT) as page:
+        page.user.find(marker="input-max_tokens").clear().type("3000")
+        page.user.find(marker="input-user_prompt").type("Write a very long story about a dragon.")
+        page.user.find(marker="run").click()
+        await page.until(lambda: len(page.text("output")) > 20)
+        assert page.element("cancel").enabled
+
+        page.user.find(marker="cancel").click()
+        stats = await page.until(lambda: page.text("stats"), timeout=5)
+
+        assert stats.startswith("finish: cancelled")
+        completion = int(stats.split(" completion tokens")[0].rsplit(" ", 1)[1])
+        assert completion < 3000
+        assert page.element("run").enabled and not page.element("cancel").enabled
+        assert page.text("error") == ""
+
+
+async def test_a_failed_run_shows_a_readable_message_next_to_the_input(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(CHAT) as page:
+        page.user.find(marker="input-max_tokens").clear().type("0")
+        page.user.find(marker="input-user_prompt").type("Hi")
+        page.user.find(marker="run").click()
+        message = await page.until(lambda: page.text("error"))
+        assert message == "max_output_length must be at least 1, got 0"
+        assert "Traceback" not in message
+        assert page.element("stats").visible is False
+
+
+async def test_an_output_that_is_a_list_shows_as_json(open_page: OpenPage) -> None:
+    async with open_page(BATCH) as page:
+        page.user.find(marker="input-prompts").type('["Roses are", "The sea is"]')
+        page.user.find(marker="run").click()
+        stats = await page.until(lambda: page.text("stats"))
+        output = json.loads(page.text("output-json"))
+        assert len(output) == 2 and output[0].startswith("Roses are")
+        assert "+ 8 completion tokens" in stats  # both generations together
+        assert page.element("output").visible is False or page.text("output") == ""
+
+
+async def test_the_curl_command_follows_the_form_and_never_shows_the_key(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(CHAT, load=False) as page:
+        page.user.find(marker="input-user_prompt").type("It's me")
+        page.user.find(marker="input-max_tokens").clear().type("7")
+        command = page.text("curl")
+        words = shlex.split(command.replace("\\\n", " "))
+        assert words[:4] == ["curl", "-X", "POST", f"{API_URL}/workflows/__workflow__/runs"]
+        assert "Authorization: Bearer $MODEL_COMPOSE_API_KEY" in words
+        assert "secret-key-123" not in command
+        body = json.loads(words[words.index("-d") + 1])
+        assert body == {
+            "input": {
+                "system_prompt": "You are a helpful assistant.",
+                "user_prompt": "It's me",
+                "max_tokens": 7,
+            }
+        }
