@@ -4,12 +4,14 @@ uvicorn server on a free loopback port, both on the embedded model."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -111,3 +113,26 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for live in servers:
         live.stop()
+
+
+def wait_for(
+    url: str,
+    process: subprocess.Popen[Any] | None = None,
+    log: Path | None = None,
+    seconds: float = 60,
+) -> None:
+    """Poll `url` until it answers 200; fail early, with the server's output,
+    when `process` exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = log.read_text(errors="replace") if log else process.communicate()
+            raise AssertionError(f"the server exited ({process.returncode}): {output}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    output = log.read_text(errors="replace") if log else ""
+    raise TimeoutError(f"{url} did not answer 200 in {seconds}s {output}".rstrip())

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import EXAMPLES, free_port
+from tests.server.conftest import EXAMPLES, free_port, wait_for
 
 COMMAND = str(Path(sys.executable).parent / "model-compose")
 SEED_CHAT_BODY = {
@@ -40,20 +40,6 @@ def quickstart_copy(tmp_path: Path, port: int, extra: str = "") -> Path:
 def ui_port(folder: Path) -> int:
     text = (folder / "model-compose.yml").read_text()
     return int(text.split("webui:")[1].split("port:")[1].split()[0])
-
-
-def wait_for(url: str, process: subprocess.Popen[str] | None = None) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.communicate()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 def start_up(*args: str, cwd: Path) -> subprocess.Popen[str]:
