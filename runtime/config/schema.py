@@ -61,11 +61,16 @@ class ModelSource(Base):
     format: Literal["gguf"] | None = None
 
 
+# `context_length: auto`: the largest context that fits in memory, at most the
+# model's trained context (see convert.preflight).
+ContextLength = int | Literal["auto"] | None
+
+
 class LlamaCppOptions(Base):
     """llama.cpp load settings, as MC's schema writes them under `options:`."""
 
-    n_ctx: int | None = None
-    context_length: int | None = None
+    n_ctx: ContextLength = None
+    context_length: ContextLength = None
     n_batch: int | None = None
     n_gpu_layers: int | None = None
     n_threads: int | None = None
@@ -110,8 +115,8 @@ class ModelComponent(Base, kw_only=True):
     device: Device = "auto"
     max_concurrent_count: int = 0
     preload: bool = True
-    context_length: int | None = None
-    n_ctx: int | None = None
+    context_length: ContextLength = None
+    n_ctx: ContextLength = None
     n_batch: int | None = None
     n_gpu_layers: int | None = None
     n_threads: int | None = None

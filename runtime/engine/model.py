@@ -21,9 +21,10 @@ import llama_cpp
 import llama_cpp._internals
 import llama_cpp.llama
 
-from runtime.engine.gguf_header import GGUFHeader, read_gguf_header
+from convert.metadata import GGUFInfo, read_gguf_info
+from convert.preflight import available_memory, check_memory, largest_context, shape_of
 from runtime.engine.sampling import Sampler
-from runtime.engine.types import ModelInfo, ModelSpec, SamplingParams
+from runtime.engine.types import AUTO_CONTEXT, ModelInfo, ModelSpec, SamplingParams
 from runtime.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,15 @@ class _LoadErrors(threading.local):
 _load_errors = _LoadErrors()
 
 
+class _LogListener(threading.local):
+    """Who else reads llama.cpp's log lines on this thread (see `listen_to_llama_log`)."""
+
+    listener: Callable[[int, str], None] | None = None
+
+
+_log_listener = _LogListener()
+
+
 @llama_cpp.llama_log_callback
 def _route_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     message = text.decode("utf-8", errors="replace")
@@ -58,6 +68,11 @@ def _route_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> Non
         _load_errors.last_level = level
     if _load_errors.lines is not None and _load_errors.last_level == _GGML_LOG_ERROR:
         _load_errors.lines.append(message.strip())
+    if _log_listener.listener is not None:
+        try:
+            _log_listener.listener(_load_errors.last_level, message)
+        except Exception:  # an exception must not unwind through llama.cpp's C frames
+            logger.exception("a llama.cpp log listener failed")
     if llama_logger.isEnabledFor(logging.DEBUG):
         llama_logger.debug("%s", message.rstrip("\n"))
 
@@ -88,6 +103,19 @@ def route_llama_logs() -> None:
     llama_cpp.llama_log_set(_route_llama_log, ctypes.c_void_p(0))
 
 
+@contextlib.contextmanager
+def listen_to_llama_log(listener: Callable[[int, str], None]) -> Iterator[None]:
+    """Also call `listener(level, text)` for every llama.cpp log message this
+    thread logs meanwhile; e.g. quantization reports progress only there. A
+    continuation piece gets the level of the message it continues."""
+    route_llama_logs()
+    previous, _log_listener.listener = _log_listener.listener, listener
+    try:
+        yield
+    finally:
+        _log_listener.listener = previous
+
+
 def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
@@ -97,45 +125,18 @@ def default_threads() -> int:
     return max(multiprocessing.cpu_count() // 2, 1)
 
 
-def quantization_name(file_type: object) -> str | None:
-    """GGUF `general.file_type` (llama.cpp's `llama_ftype`) → its name, e.g.
-    3 → "Q4_1". Taken from llama.cpp's own constants so new types keep their
-    names when llama-cpp-python is upgraded; None for a missing or unknown value."""
-    try:
-        code = int(str(file_type))
-    except ValueError:
-        return None
-    code &= ~int(llama_cpp.LLAMA_FTYPE_GUESSED)  # "guessed" is a flag, not a type
-    for constant in dir(llama_cpp):
-        if (
-            constant.startswith("LLAMA_FTYPE_")
-            and constant != "LLAMA_FTYPE_GUESSED"
-            and getattr(llama_cpp, constant) == code
-        ):
-            return constant.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_ALL_")
-    return None
-
-
-def resolve_spec(spec: ModelSpec, header: GGUFHeader | None = None) -> ModelSpec:
+def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
     """The spec with every default filled in and the path made absolute.
 
     Two specs that resolve equal load the same model; this is the model pool's key.
-    Reads the GGUF header (a few kilobytes), so call it off the event loop.
+    Reads the GGUF header (milliseconds), so call it off the event loop.
     """
     path = Path(spec.path).expanduser().resolve()
     if header is None:
-        header = read_gguf_header(path)
+        header = read_gguf_info(path)
     device = (spec.device or "auto").lower()
     if device not in DEVICES:
         raise ModelLoadError(f"unknown device {spec.device!r}; use one of: {', '.join(DEVICES)}")
-    n_ctx = spec.n_ctx
-    if n_ctx is not None and n_ctx < 0:
-        raise ModelLoadError(f"context length must be positive, got {n_ctx}")
-    trained = header.context_length
-    if n_ctx is None:
-        n_ctx = min(trained, MAX_DEFAULT_CONTEXT) if trained else MAX_DEFAULT_CONTEXT
-    elif n_ctx == 0:  # llama.cpp's convention: 0 = the trained context
-        n_ctx = trained or MAX_DEFAULT_CONTEXT
     n_batch = spec.n_batch if spec.n_batch is not None else DEFAULT_BATCH
     if n_batch <= 0:
         raise ModelLoadError(f"n_batch must be positive, got {n_batch}")
@@ -148,6 +149,21 @@ def resolve_spec(spec: ModelSpec, header: GGUFHeader | None = None) -> ModelSpec
             n_gpu_layers = -1 if gpu_offload_supported() else 0
         else:
             n_gpu_layers = -1
+    n_ctx = spec.n_ctx
+    if n_ctx is not None and n_ctx < 0 and n_ctx != AUTO_CONTEXT:
+        raise ModelLoadError(f"context length must be positive, got {n_ctx}")
+    trained = header.context_length
+    if n_ctx is None:
+        n_ctx = min(trained, MAX_DEFAULT_CONTEXT) if trained else MAX_DEFAULT_CONTEXT
+    elif n_ctx == 0:  # llama.cpp's convention: 0 = the trained context
+        n_ctx = trained or MAX_DEFAULT_CONTEXT
+    elif n_ctx == AUTO_CONTEXT:
+        shape = shape_of(header)
+        n_ctx = (
+            largest_context(shape, available_memory(), n_batch=n_batch, n_gpu_layers=n_gpu_layers)
+            if shape is not None
+            else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+        )
     return ModelSpec(
         path=str(path),
         n_ctx=n_ctx,
@@ -160,8 +176,19 @@ def resolve_spec(spec: ModelSpec, header: GGUFHeader | None = None) -> ModelSpec
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the model `spec` names (blocking; run it in a thread)."""
-    header = read_gguf_header(Path(spec.path).expanduser())
+    # llama.cpp's own errors for a file that is not GGUF, or cut short, are obscure.
+    header = read_gguf_info(Path(spec.path).expanduser())
     spec = resolve_spec(spec, header)
+    shape = shape_of(header)
+    if shape is not None:
+        # Refuse with numbers and fixes before llama.cpp allocates anything.
+        check_memory(
+            Path(spec.path).name,
+            shape,
+            spec.n_ctx or MAX_DEFAULT_CONTEXT,
+            n_batch=spec.n_batch or DEFAULT_BATCH,
+            n_gpu_layers=spec.n_gpu_layers or 0,
+        )
     if spec.device in ("cuda", "metal") and not gpu_offload_supported():
         logger.warning(
             "device %r requested, but this llama.cpp build has no GPU offload; running on CPU",
@@ -198,7 +225,7 @@ class SpecialTokens:
 class LoadedModel:
     """One llama.cpp model and context; the engine's worker thread owns it."""
 
-    def __init__(self, llama: llama_cpp.Llama, spec: ModelSpec, header: GGUFHeader) -> None:
+    def __init__(self, llama: llama_cpp.Llama, spec: ModelSpec, header: GGUFInfo) -> None:
         self._llama = llama
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
@@ -213,7 +240,7 @@ class LoadedModel:
             n_gpu_layers=spec.n_gpu_layers or 0,
             n_threads=llama.n_threads,
             n_batch=llama.n_batch,
-            quantization=quantization_name(self.metadata.get("general.file_type")),
+            quantization=header.quantization,
         )
         bos_id = llama.token_bos()
         eos_id = llama.token_eos()

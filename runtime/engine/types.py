@@ -138,6 +138,11 @@ class ModelInfo:
     quantization: str | None = None
 
 
+# `ModelSpec.n_ctx` for `context_length: auto`: the largest context that fits
+# in memory, at most the trained one (resolved by engine.model.resolve_spec).
+AUTO_CONTEXT = -1
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What identifies one loaded model: the file and its load settings.

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from convert.reference import parse_model_reference, resolve_local_model
+from convert.locate import locate_model
+from convert.reference import parse_model_reference
 from runtime.config.schema import (
     ChatCompletionAction,
     ComposeConfig,
@@ -21,7 +22,13 @@ from runtime.config.schema import (
     TextGenerationAction,
 )
 from runtime.engine import ModelPool
-from runtime.engine.types import Engine, GenerationRequest, GenerationResult, ModelSpec
+from runtime.engine.types import (
+    AUTO_CONTEXT,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    ModelSpec,
+)
 from runtime.errors import NotFoundError
 from runtime.tasks.chat_completion import run_chat_completion
 from runtime.tasks.common import generate
@@ -33,15 +40,16 @@ StatusCallback = Callable[[str], None]
 
 def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
     """The file and load settings of a component. Component-level knobs (as
-    MC's llama.cpp example writes them) win over `options:` (MC's schema)."""
-    path = resolve_local_model(parse_model_reference(component.model), base_dir)
+    MC's llama.cpp example writes them) win over `options:` (MC's schema).
+    Blocking: a Hub model that is not cached yet is downloaded here."""
+    path = locate_model(parse_model_reference(component.model), base_dir)
     options = component.options
     n_ctx = component.context_length or component.n_ctx
     if options is not None:
         n_ctx = n_ctx or options.context_length or options.n_ctx
     return ModelSpec(
         path=str(path),
-        n_ctx=n_ctx,
+        n_ctx=AUTO_CONTEXT if n_ctx == "auto" else n_ctx,
         n_batch=component.n_batch or (options.n_batch if options else None),
         n_threads=component.n_threads or (options.n_threads if options else None),
         n_gpu_layers=component.n_gpu_layers
@@ -79,7 +87,8 @@ class ModelComponents:
         async with lock:
             if component_id not in self._engines:
                 component = self.component(component_id)
-                spec = model_spec(component, Path(self.config.base_dir))
+                # In a worker thread: it may download a model (never on the event loop).
+                spec = await asyncio.to_thread(model_spec, component, Path(self.config.base_dir))
                 if self.status:
                     self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
                 self._engines[component_id] = await self.pool.acquire(spec)

@@ -9,14 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gguf
+import numpy as np
 import pytest
 
+from convert.synthetic import write_llama_gguf
 from runtime.engine import model as model_module
-from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, quantization_name, resolve_spec
+from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, resolve_spec
 from runtime.engine.serial import SerialEngine
 from runtime.engine.types import ModelSpec
 from runtime.errors import ModelLoadError
-from tests.engine.test_gguf_header import kv_string, kv_u32, write_gguf
 
 
 def test_the_default_context_is_the_trained_context_capped_at_4096(
@@ -31,10 +33,7 @@ def test_the_default_context_is_the_trained_context_capped_at_4096(
 
 
 def test_a_smaller_trained_context_is_used_whole(tmp_path: Path) -> None:
-    path = write_gguf(
-        tmp_path / "m.gguf",
-        [kv_string("general.architecture", "llama"), kv_u32("llama.context_length", 2048)],
-    )
+    path = write_llama_gguf(tmp_path / "m.gguf", n_layers=1, n_ctx_train=2048)
     spec = resolve_spec(ModelSpec(str(path)))
     assert spec.n_ctx == 2048
     assert resolve_spec(ModelSpec(str(path), n_ctx=0)).n_ctx == 2048
@@ -93,8 +92,8 @@ def test_a_file_that_is_not_gguf_is_a_load_error_naming_the_path(tmp_path: Path)
     assert str(path) in str(caught.value)
 
 
-def test_a_truncated_file_is_a_load_error_with_llama_cpps_reason(
-    embedded_model_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+def test_a_truncated_file_is_a_load_error_naming_the_path(
+    embedded_model_path: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "half.gguf"
     with embedded_model_path.open("rb") as source, path.open("wb") as target:
@@ -102,9 +101,24 @@ def test_a_truncated_file_is_a_load_error_with_llama_cpps_reason(
         target.truncate(embedded_model_path.stat().st_size // 2)
     with pytest.raises(ModelLoadError) as caught:
         load_model(ModelSpec(str(path)))
+    assert str(caught.value) == f"model file is truncated (incomplete download?): {path}"
+
+
+def test_a_file_llama_cpp_refuses_is_a_load_error_with_its_reason(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(path, "no-such-arch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 64), np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(ModelSpec(str(path)))
     message = str(caught.value)
-    assert str(path) in message
-    assert "corrupted or incomplete" in message
+    assert message.startswith(f"llama.cpp cannot load {path}: ")
+    assert "unknown model architecture: 'no-such-arch'" in message
     # llama.cpp's own log went to Python logging, not to the terminal.
     assert capfd.readouterr().err == ""
 
@@ -146,8 +160,3 @@ def test_loading_a_model_does_not_swallow_other_threads_output(
 
 def test_the_quantization_is_named_from_the_gguf_file_type(engine: SerialEngine) -> None:
     assert engine.info.quantization == "Q4_1"  # general.file_type 3
-    assert quantization_name(15) == "Q4_K_M"
-    assert quantization_name("0") == "F32"
-    assert quantization_name(1024 | 7) == "Q8_0"  # llama.cpp's "guessed" flag
-    assert quantization_name(None) is None
-    assert quantization_name(9999) is None
