@@ -190,6 +190,10 @@ def check_memory(
         <= available
     ):
         fixes.append(f"a smaller context_length ({fitting} fits; or context_length: auto)")
+    if n_parallel > 1:
+        single = estimate(shape, n_ctx, n_batch=n_batch, n_gpu_layers=n_gpu_layers).total
+        fits = " (parallel: 1 fits)" if single <= available else ""
+        fixes.append(f"fewer parallel slots{fits}")
     if n_gpu_layers >= 0 and n_gpu_layers < shape.n_layers:
         fixes.append("offloading layers to a GPU (n_gpu_layers)")
     sequences = f" × {n_parallel} sequences" if n_parallel > 1 else ""

@@ -126,3 +126,9 @@ class ModelUnavailableError(UserError):
 
 class RuntimeFailure(ModelComposeError):
     """A run failed for a reason that is not the user's input."""
+
+
+class QueueFullError(RuntimeFailure):
+    """Every slot is busy and the waiting queue is full: retry later (HTTP 503)."""
+
+    error_type = "server_busy"

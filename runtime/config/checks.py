@@ -86,6 +86,10 @@ class Checker:
 
     def components(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         for component, (data, display) in zip(config.components, raw, strict=True):
+            if component.parallel is not None and component.parallel < 1:
+                self.error("parallel must be at least 1", data, "parallel", f"{display}.parallel")
+            if component.max_queue < 0:
+                self.error("max_queue must be 0 or more", data, "max_queue", f"{display}.max_queue")
             try:
                 parse_model_reference(component.model)
             except ValueError as error:

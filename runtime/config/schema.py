@@ -120,6 +120,11 @@ class ModelComponent(Base, kw_only=True):
     n_batch: int | None = None
     n_gpu_layers: int | None = None
     n_threads: int | None = None
+    # Sequences decoded together in one batch (continuous batching); 1 runs
+    # requests one at a time. Default: 4 on CPU.
+    parallel: int | None = None
+    # Requests that may wait for a free slot; more are refused (HTTP 503).
+    max_queue: int = 64
     options: LlamaCppOptions | None = None
     # ChatCompletionAction or TextGenerationAction (by `task`): the loader
     # converts each one itself, since the task decides the Struct.

@@ -160,7 +160,8 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
     elif n_ctx == AUTO_CONTEXT:
         shape = shape_of(header)
         n_ctx = (
-            largest_context(shape, available_memory(), n_batch=n_batch, n_gpu_layers=n_gpu_layers)
+            largest_context(shape, available_memory(), n_parallel=max(1, spec.parallel),
+                            n_batch=n_batch, n_gpu_layers=n_gpu_layers)
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
         )
@@ -171,6 +172,8 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
         n_threads=n_threads,
         n_gpu_layers=n_gpu_layers,
         device=device,
+        parallel=max(1, spec.parallel),
+        max_queue=spec.max_queue,
     )
 
 
@@ -186,6 +189,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             Path(spec.path).name,
             shape,
             spec.n_ctx or MAX_DEFAULT_CONTEXT,
+            n_parallel=spec.parallel,
             n_batch=spec.n_batch or DEFAULT_BATCH,
             n_gpu_layers=spec.n_gpu_layers or 0,
         )

@@ -154,3 +154,7 @@ class ModelSpec:
     n_threads: int | None = None
     n_gpu_layers: int | None = None
     device: str = "auto"
+    # Sequences decoded together (continuous batching); 1 = the serial engine.
+    parallel: int = 1
+    # Requests that may wait for a free slot; beyond it submit() raises QueueFullError.
+    max_queue: int = 64

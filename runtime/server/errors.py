@@ -15,6 +15,7 @@ from runtime.errors import (
     ModelComposeError,
     NotFoundError,
     PromptTooLongError,
+    QueueFullError,
     RuntimeFailure,
     UserError,
 )
@@ -32,7 +33,7 @@ class ServiceUnavailable(RuntimeFailure):
 def status_for(error: ModelComposeError) -> int:
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, TooManyTasksError | ServiceUnavailable):
+    if isinstance(error, TooManyTasksError | ServiceUnavailable | QueueFullError):
         return 503
     if isinstance(error, UserError):
         return 400

@@ -36,6 +36,8 @@ from runtime.tasks.text_generation import run_text_generation
 from runtime.workflow.context import RunContext
 
 StatusCallback = Callable[[str], None]
+# Slots per model when the file does not say: enough for a few clients on a laptop.
+DEFAULT_PARALLEL = 4
 
 
 def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
@@ -56,6 +58,8 @@ def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
         if component.n_gpu_layers is not None
         else (options.n_gpu_layers if options else None),
         device=component.device,
+        parallel=component.parallel or DEFAULT_PARALLEL,
+        max_queue=component.max_queue,
     )
 
 

@@ -318,3 +318,13 @@ def test_unsupported_component_types_say_what_is_supported(tmp_path: Path) -> No
     assert problems(tmp_path, "component:\n  type: shell\n  command: [ls]\n") == [
         "2: component: component type 'shell' is not supported here (supported: model)"
     ]
+
+
+def test_parallel_and_max_queue_are_checked(tmp_path: Path) -> None:
+    text = COMPONENT.replace(
+        "  model: ./m.gguf\n", "  model: ./m.gguf\n  parallel: 0\n  max_queue: -1\n"
+    )
+    assert problems(tmp_path, text) == [
+        "5: component.parallel: parallel must be at least 1",
+        "6: component.max_queue: max_queue must be 0 or more",
+    ]

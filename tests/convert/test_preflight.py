@@ -104,3 +104,10 @@ def test_a_memory_budget_overrides_what_the_machine_reports(
 def test_the_machine_reports_some_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
     assert available_memory() > 0
+
+
+def test_with_several_slots_fewer_slots_is_one_of_the_fixes() -> None:
+    with pytest.raises(InsufficientMemoryError) as refused:
+        check_memory("m.gguf", SMOLLM2, 4096, n_parallel=4, available=450_000_000)
+    assert "KV cache for 4096 tokens × 4 sequences 377.5 MB" in str(refused.value)
+    assert "or fewer parallel slots (parallel: 1 fits);" in str(refused.value)
