@@ -1,7 +1,7 @@
 """The llama.cpp engine: model pool, chat formatting, sampling, generation.
 
-The contract types import cheaply; `SerialEngine`, `ModelPool` and
-`EngineFactory` load llama.cpp, so they are imported on first use (code that
+The contract types import cheaply; `SerialEngine`, `BatchedEngine`,
+`ModelPool` and `EngineFactory` load llama.cpp, so they are imported on first use (code that
 only builds requests, such as config validation, stays light).
 """
 
@@ -27,16 +27,19 @@ from runtime.engine.types import (
 )
 
 if TYPE_CHECKING:
+    from runtime.engine.batched import BatchedEngine
     from runtime.engine.pool import EngineFactory, ModelPool
     from runtime.engine.serial import SerialEngine
 
 _LAZY = {
+    "BatchedEngine": "runtime.engine.batched",
     "EngineFactory": "runtime.engine.pool",
     "ModelPool": "runtime.engine.pool",
     "SerialEngine": "runtime.engine.serial",
 }
 
 __all__ = [
+    "BatchedEngine",
     "CancelToken",
     "ChatMessage",
     "Delta",

@@ -1,9 +1,11 @@
-"""Load a GGUF model with llama.cpp and expose the few operations the engine needs.
+"""Load a GGUF model with llama.cpp: the checks every load goes through, and
+the serial engine's one-sequence model.
 
-This module and the small helpers it uses (sampling, detokenize) are the only
-places that touch llama.cpp handles. A `LoadedModel` is not thread-safe: the
-engine's worker thread owns it, except for the read-only vocabulary helpers
-(`encode`, `token_bytes`, `is_eog`) which llama.cpp allows from any thread.
+`prepare_load` and `reporting_load_errors` are shared with the batching
+engine's `backend`, which owns a multi-sequence context instead. A
+`LoadedModel` is not thread-safe: the serial engine's worker thread owns it,
+except for the read-only vocabulary helpers (`encode`, `token_bytes`,
+`is_eog`, from `vocab.Vocabulary`) which llama.cpp allows from any thread.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -25,6 +27,7 @@ from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import available_memory, check_memory, largest_context, shape_of
 from runtime.engine.sampling import Sampler
 from runtime.engine.types import AUTO_CONTEXT, ModelInfo, ModelSpec, SamplingParams
+from runtime.engine.vocab import Vocabulary
 from runtime.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -160,8 +163,13 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
     elif n_ctx == AUTO_CONTEXT:
         shape = shape_of(header)
         n_ctx = (
-            largest_context(shape, available_memory(), n_parallel=max(1, spec.parallel),
-                            n_batch=n_batch, n_gpu_layers=n_gpu_layers)
+            largest_context(
+                shape,
+                available_memory(),
+                n_parallel=max(1, spec.parallel),
+                n_batch=n_batch,
+                n_gpu_layers=n_gpu_layers,
+            )
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
         )
@@ -177,14 +185,18 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
     )
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
-    """Load the model `spec` names (blocking; run it in a thread)."""
-    # llama.cpp's own errors for a file that is not GGUF, or cut short, are obscure.
+def prepare_load(spec: ModelSpec) -> tuple[ModelSpec, GGUFInfo]:
+    """Every check before llama.cpp sees the file (blocking; run it in a thread).
+
+    Both engines load through this: the GGUF header (llama.cpp's own errors for
+    a file that is not GGUF, or cut short, are obscure), the resolved spec, the
+    memory preflight (refuse with numbers and fixes before llama.cpp allocates
+    anything, KV cache for every parallel slot included), and log routing.
+    """
     header = read_gguf_info(Path(spec.path).expanduser())
     spec = resolve_spec(spec, header)
     shape = shape_of(header)
     if shape is not None:
-        # Refuse with numbers and fixes before llama.cpp allocates anything.
         check_memory(
             Path(spec.path).name,
             shape,
@@ -200,8 +212,45 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         )
     route_llama_logs()
     keep_process_output()
+    return spec, header
+
+
+@contextlib.contextmanager
+def reporting_load_errors(path: str) -> Iterator[None]:
+    """Turn a failed llama.cpp load into a `ModelLoadError` that says why (the
+    error lines llama.cpp logged meanwhile), not just "Failed to load"."""
     _load_errors.lines = []
     try:
+        yield
+    except Exception as exc:
+        reason = "; ".join(line for line in _load_errors.lines if line) or str(exc)
+        raise ModelLoadError(f"llama.cpp cannot load {path}: {reason}") from exc
+    finally:
+        _load_errors.lines = None
+
+
+def model_info(
+    spec: ModelSpec, header: GGUFInfo, model: llama_cpp.llama_model_p, n_ctx: int, n_batch: int
+) -> ModelInfo:
+    """What the engine tells callers about a loaded model. `n_ctx` is the
+    context one sequence may fill, whatever the engine allocated for all."""
+    return ModelInfo(
+        path=spec.path,
+        name=header.name or Path(spec.path).stem,
+        # llama.cpp may round the context up; our token budgets use the requested size.
+        context_length=min(n_ctx, spec.n_ctx or n_ctx),
+        trained_context_length=int(llama_cpp.llama_model_n_ctx_train(model)),
+        n_gpu_layers=spec.n_gpu_layers or 0,
+        n_threads=spec.n_threads or default_threads(),
+        n_batch=n_batch,
+        quantization=header.quantization,
+    )
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load the model `spec` names for the serial engine (blocking; run it in a thread)."""
+    spec, header = prepare_load(spec)
+    with reporting_load_errors(spec.path):
         llama = llama_cpp.Llama(
             model_path=spec.path,
             n_ctx=spec.n_ctx or MAX_DEFAULT_CONTEXT,
@@ -210,101 +259,22 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             n_gpu_layers=spec.n_gpu_layers or 0,
             verbose=False,
         )
-    except Exception as exc:
-        reason = "; ".join(line for line in _load_errors.lines if line) or str(exc)
-        raise ModelLoadError(f"llama.cpp cannot load {spec.path}: {reason}") from exc
-    finally:
-        _load_errors.lines = None
     return LoadedModel(llama, spec, header)
 
 
-@dataclass(frozen=True)
-class SpecialTokens:
-    bos_id: int  # -1 when the vocabulary has none
-    bos_text: str
-    eos_text: str
-    adds_bos: bool  # the model expects BOS in front of every prompt
-
-
-class LoadedModel:
-    """One llama.cpp model and context; the engine's worker thread owns it."""
+class LoadedModel(Vocabulary):
+    """One llama.cpp model and a one-sequence context (llama-cpp-python's
+    `Llama`); the serial engine's worker thread owns it."""
 
     def __init__(self, llama: llama_cpp.Llama, spec: ModelSpec, header: GGUFInfo) -> None:
+        super().__init__(llama.model)
         self._llama = llama
-        self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        trained = int(llama_cpp.llama_model_n_ctx_train(llama.model))
-        # llama.cpp may round the context up; our token arrays have the requested size.
-        context_length = min(llama.n_ctx(), spec.n_ctx or llama.n_ctx())
-        self.metadata: dict[str, str] = dict(llama.metadata)
-        self.info = ModelInfo(
-            path=spec.path,
-            name=header.name or Path(spec.path).stem,
-            context_length=context_length,
-            trained_context_length=trained,
-            n_gpu_layers=spec.n_gpu_layers or 0,
-            n_threads=llama.n_threads,
-            n_batch=llama.n_batch,
-            quantization=header.quantization,
-        )
-        bos_id = llama.token_bos()
-        eos_id = llama.token_eos()
-        self.special = SpecialTokens(
-            bos_id=bos_id,
-            bos_text=self._token_text(bos_id),
-            eos_text=self._token_text(eos_id),
-            adds_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
-        )
-        self.spec = replace(spec, n_ctx=context_length)
+        self.info = model_info(spec, header, llama.model, llama.n_ctx(), llama.n_batch)
+        self.spec = replace(spec, n_ctx=self.info.context_length)
 
     @property
     def context_length(self) -> int:
         return self.info.context_length
-
-    @property
-    def chat_template(self) -> str | None:
-        return self.metadata.get("tokenizer.chat_template")
-
-    # -- vocabulary (read-only, safe from any thread) ---------------------------
-
-    def encode(self, text: str) -> list[int]:
-        """Tokenize a prompt; special-token text (e.g. `<|im_start|>`) is parsed.
-
-        BOS is added when the model wants it, unless the text already starts
-        with it (chat templates often write `{{ bos_token }}` themselves): a
-        prompt never carries two.
-        """
-        special = self.special
-        # llama.cpp's add_special flag would also append EOS for models that
-        # declare add_eos (wrong for a generation prompt), so BOS is added here.
-        tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if special.adds_bos and special.bos_id >= 0 and tokens[:1] != [special.bos_id]:
-            tokens.insert(0, special.bos_id)
-        while len(tokens) >= 2 and tokens[0] == tokens[1] == special.bos_id:
-            tokens.pop(0)
-        return tokens
-
-    def token_bytes(self, token: int) -> bytes:
-        """The raw bytes of one token; control tokens (BOS, EOS…) give b""."""
-        size = 64
-        while True:
-            buffer = ctypes.create_string_buffer(size)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-            if n >= 0:
-                return buffer.raw[:n]
-            size = -n  # the buffer was too small; llama.cpp says how big it must be
-
-    def is_eog(self, token: int) -> bool:
-        """End of generation: EOS, EOT, `<|im_end|>` and the like."""
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
-
-    @property
-    def n_vocab(self) -> int:
-        return int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", errors="replace")
 
     # -- the context (worker thread only) ----------------------------------------
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 
 from runtime.engine.model import resolve_spec
-from runtime.engine.serial import SerialEngine
 from runtime.engine.types import Engine, ModelInfo, ModelSpec
 from runtime.errors import RuntimeFailure
 
@@ -23,8 +22,20 @@ logger = logging.getLogger(__name__)
 EngineFactory = Callable[[ModelSpec], Engine]
 
 
+def load_engine(spec: ModelSpec) -> Engine:
+    """The engine `spec.parallel` asks for: one slot runs requests one at a time
+    (the serial baseline), more decode them together (continuous batching)."""
+    if spec.parallel > 1:
+        from runtime.engine.batched import BatchedEngine
+
+        return BatchedEngine.load(spec)
+    from runtime.engine.serial import SerialEngine
+
+    return SerialEngine.load(spec)
+
+
 class ModelPool:
-    def __init__(self, engine_factory: EngineFactory = SerialEngine.load) -> None:
+    def __init__(self, engine_factory: EngineFactory = load_engine) -> None:
         self._factory = engine_factory
         self._loads: dict[ModelSpec, asyncio.Task[Engine]] = {}
         self._closed = False

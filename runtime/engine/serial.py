@@ -73,7 +73,7 @@ class SerialEngine:
 
     def submit(self, request: GenerationRequest) -> StreamingGeneration:
         """Queue a request; returns at once. Call it on the event loop thread."""
-        _validate(request)
+        validate_request(request)
         if self._closed:
             raise RuntimeFailure(f"the engine for {self.info.name} is closed")
         generation = StreamingGeneration(request, asyncio.get_running_loop())
@@ -179,7 +179,7 @@ class SerialEngine:
         return state.result()
 
 
-def _validate(request: GenerationRequest) -> None:
+def validate_request(request: GenerationRequest) -> None:
     # These are programming errors in the caller (the tasks layer), not user input.
     if (request.prompt is None) == (request.messages is None):
         raise ValueError("a GenerationRequest needs exactly one of prompt and messages")

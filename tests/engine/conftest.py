@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.engine.batched import BatchedEngine
 from runtime.engine.serial import SerialEngine
 from runtime.engine.types import ModelSpec
 
@@ -29,5 +30,15 @@ def engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
 def small_engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
     """The same model with a 64-token context, for context-limit tests."""
     engine = SerialEngine.load(ModelSpec(str(embedded_model_path), n_ctx=SMALL_CONTEXT))
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def batched(embedded_model_path: Path) -> Iterator[BatchedEngine]:
+    """The batching engine: 4 slots of 1,024 tokens, prompts in chunks of 64."""
+    engine = BatchedEngine.load(
+        ModelSpec(str(embedded_model_path), n_ctx=1024, n_batch=64, parallel=4, max_queue=256)
+    )
     yield engine
     engine.shutdown()

@@ -145,7 +145,7 @@ def spec_of(compose, tmp_path: Path, settings: str) -> ModelSpec:
 
 def test_a_relative_model_path_is_resolved_from_the_compose_files_folder(compose, tmp_path):
     spec = spec_of(compose, tmp_path, "")
-    assert spec == ModelSpec(path=str((tmp_path / "tiny.gguf").resolve()))
+    assert spec == ModelSpec(path=str((tmp_path / "tiny.gguf").resolve()), parallel=4)
 
 
 def test_llama_cpp_knobs_are_read_at_component_level(compose, tmp_path):

@@ -1,0 +1,206 @@
+"""The batching engine's llama.cpp handles: one model, one context holding
+`parallel` sequences in a unified KV cache, and one reusable `llama_batch`.
+
+llama-cpp-python's `Llama` cannot create a context for several sequences, so
+this module uses the low-level API directly. It is the only module of the
+batching engine that calls llama.cpp (the vocabulary half is shared with the
+serial engine through `vocab.Vocabulary`, the loading checks through
+`model.prepare_load`). Not thread-safe: the engine's worker thread owns it.
+
+KV sizing: `n_ctx × parallel` cells, one stream of `n_ctx` per slot, so every
+slot can hold a full `n_ctx`-token context at the same time and the scheduler
+never has to evict a running sequence. The memory preflight counts exactly
+that. (Separate streams rather than llama.cpp's unified cache: see `__init__`.)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+
+import llama_cpp
+
+from convert.metadata import GGUFInfo
+from runtime.engine.model import (
+    DEFAULT_BATCH,
+    MAX_DEFAULT_CONTEXT,
+    default_threads,
+    model_info,
+    prepare_load,
+    reporting_load_errors,
+)
+from runtime.engine.sampling import Sampler
+from runtime.engine.scheduler import Batch
+from runtime.engine.sequence import Sequence
+from runtime.engine.types import ModelSpec, SamplingParams
+from runtime.engine.vocab import Vocabulary
+from runtime.errors import RuntimeFailure
+
+
+class DecodeError(RuntimeFailure):
+    """llama_decode failed for a whole batch."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        reason = {1: "no room in the KV cache", 2: "aborted", -1: "invalid batch"}.get(
+            code, "fatal error"
+        )
+        super().__init__(f"llama_decode failed ({code}: {reason})")
+
+
+class Backend(Vocabulary):
+    """A model and its multi-sequence context. Slots are llama.cpp seq ids."""
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> Backend:
+        """Check and load the model `spec` names (blocking; run it in a thread)."""
+        spec, header = prepare_load(spec)
+        llama_cpp.llama_backend_init()  # idempotent; `Llama` calls it too
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = spec.n_gpu_layers or 0
+        with reporting_load_errors(spec.path):
+            model = llama_cpp.llama_model_load_from_file(spec.path.encode("utf-8"), params)
+            if not model:
+                raise RuntimeError("llama_model_load_from_file failed")
+        try:
+            return cls(model, spec, header)
+        except BaseException:
+            llama_cpp.llama_model_free(model)
+            raise
+
+    def __init__(self, model: llama_cpp.llama_model_p, spec: ModelSpec, header: GGUFInfo) -> None:
+        super().__init__(model)
+        self._model = model
+        self.num_slots = max(1, spec.parallel)
+        n_ctx = spec.n_ctx or MAX_DEFAULT_CONTEXT
+        # Every decoding sequence puts one token in each batch.
+        n_batch = max(spec.n_batch or DEFAULT_BATCH, self.num_slots)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * self.num_slots
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = self.num_slots
+        # One KV stream per slot, not llama.cpp's unified cache: a sequence's
+        # cells then sit at 0..n-1 of its own stream, exactly as when it runs
+        # alone, so batching never changes a greedy output (a unified cache
+        # interleaves sequences' cells, which changes the attention sums'
+        # rounding), and attention reads only its own cells.
+        params.kv_unified = False
+        # llama.cpp uses n_threads for one-token batches (a lone stream decoding)
+        # and n_threads_batch for the rest; the defaults are llama-cpp-python's.
+        params.n_threads = spec.n_threads or default_threads()
+        params.n_threads_batch = multiprocessing.cpu_count()
+        # Flash attention stays llama.cpp's default (auto: on for CPU), not
+        # `Llama`'s (off): about 10% more decode throughput on a 2-core CPU. With
+        # a stream per slot, outputs still never depend on the batch.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        with reporting_load_errors(spec.path):
+            ctx = llama_cpp.llama_init_from_model(model, params)
+            if not ctx:
+                raise RuntimeError("llama_init_from_model failed")
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._can_share = not (
+            llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
+        )
+        self.info = model_info(spec, header, model, n_ctx, n_batch)
+        self.n_batch = n_batch
+        self._init_batch(n_batch)
+
+    @property
+    def context_length(self) -> int:
+        """The context one sequence may fill."""
+        return self.info.context_length
+
+    def new_sampler(self, params: SamplingParams) -> Sampler:
+        return Sampler(params, self.n_vocab)
+
+    # -- one step -------------------------------------------------------------------
+
+    def decode(self, batch: Batch) -> None:
+        """Evaluate `batch` in one llama_decode; `DecodeError` if it fails.
+
+        Fills the one preallocated llama_batch through C-level slice writes;
+        only the last token of a sequence that samples next asks for logits.
+        """
+        n = 0
+        tokens, positions, seq_ids, logits = self._tokens, self._pos, self._seq_id, self._logits
+        for seq, count in batch.chunks:
+            start = seq.num_kv
+            slot_id = self._slot_ids[seq.slot]  # type: ignore[index]
+            if count == 1:  # a decoding sequence: the common case, kept cheap
+                tokens[n] = seq.tokens[start]
+                positions[n] = start
+                seq_ids[n] = slot_id
+            else:
+                end = n + count
+                tokens[n:end] = seq.tokens[start : start + count]
+                positions[n:end] = range(start, start + count)
+                seq_ids[n:end] = [slot_id] * count
+            n += count
+            seq.batch_index = n - 1
+        ctypes.memset(logits, 0, n)
+        for seq in batch.sampling:
+            logits[seq.batch_index] = 1
+        self._batch.n_tokens = n
+        code = llama_cpp.llama_decode(self._ctx, self._batch)
+        if code != 0:
+            raise DecodeError(code)
+
+    def sample(self, seq: Sequence) -> int:
+        """Sample `seq`'s next token from its logits in the batch just decoded."""
+        return seq.sampler.sample(self._ctx, seq.batch_index)  # type: ignore[union-attr]
+
+    # -- KV cache by slot (the scheduler's `KVCache`) ----------------------------------
+
+    def keep_prefix(self, slot: int, n: int) -> bool:
+        if llama_cpp.llama_memory_seq_rm(self._memory, slot, n, -1):
+            return True
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)  # whole: always works
+        return False
+
+    def copy_prefix(self, source: int, target: int, n: int) -> bool:
+        if not self._can_share:
+            return False
+        # Slots are separate KV streams, and llama.cpp copies across streams only
+        # whole (cells now, data at the next decode): copy it all, drop the tail.
+        llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
+        return self.keep_prefix(target, n)
+
+    def positions(self, slot: int) -> tuple[int, int]:
+        """The smallest and largest position the slot's KV cache holds (-1 if empty)."""
+        return (
+            int(llama_cpp.llama_memory_seq_pos_min(self._memory, slot)),
+            int(llama_cpp.llama_memory_seq_pos_max(self._memory, slot)),
+        )
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def _init_batch(self, size: int) -> None:
+        # Python-owned arrays behind one llama_batch, allocated once: a step only
+        # writes slices of them (no llama_batch_init/free, no per-token objects).
+        self._tokens = (llama_cpp.llama_token * size)()
+        self._pos = (llama_cpp.llama_pos * size)()
+        self._n_seq_id = (ctypes.c_int32 * size)(*([1] * size))  # one sequence per token
+        self._slot_arrays = [(llama_cpp.llama_seq_id * 1)(s) for s in range(self.num_slots)]
+        self._slot_ids = [
+            ctypes.cast(ids, ctypes.POINTER(llama_cpp.llama_seq_id)) for ids in self._slot_arrays
+        ]
+        self._seq_id = (ctypes.POINTER(llama_cpp.llama_seq_id) * size)()
+        self._logits = (ctypes.c_int8 * size)()
+        self._batch = llama_cpp.llama_batch(
+            n_tokens=0,
+            token=ctypes.cast(self._tokens, ctypes.POINTER(llama_cpp.llama_token)),
+            embd=None,
+            pos=ctypes.cast(self._pos, ctypes.POINTER(llama_cpp.llama_pos)),
+            n_seq_id=ctypes.cast(self._n_seq_id, ctypes.POINTER(ctypes.c_int32)),
+            seq_id=ctypes.cast(
+                self._seq_id, ctypes.POINTER(ctypes.POINTER(llama_cpp.llama_seq_id))
+            ),
+            logits=ctypes.cast(self._logits, ctypes.POINTER(ctypes.c_int8)),
+        )

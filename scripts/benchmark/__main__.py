@@ -1,0 +1,132 @@
+"""`scripts/bench [options]` (python -m scripts.benchmark): run the benchmark,
+print the markdown table and the targets, write JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scripts.benchmark.report import markdown, write
+from scripts.benchmark.run import ROOT, Settings, run_benchmark
+
+
+def client_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("client counts must be 1 or more")
+    return sorted(set(counts))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="Total decode tokens/s, time to first token and RSS for 1..N concurrent "
+        "clients: our engine (in-process and behind model-compose up), the serial "
+        "llama-cpp-python baseline and the raw batched llama_decode ceiling.",
+    )
+    p.add_argument("--model", help="a GGUF file (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument(
+        "--clients",
+        type=client_counts,
+        default=[1, 2, 4, 8],
+        help="concurrent clients, comma-separated (default 1,2,4,8)",
+    )
+    p.add_argument(
+        "--max-tokens", type=int, default=128, help="completion tokens per request (default 128)"
+    )
+    p.add_argument(
+        "--n-threads",
+        type=int,
+        help="llama.cpp threads (default: the engine's default, cpu_count // 2)",
+    )
+    p.add_argument("--n-ctx", type=int, default=2048, help="context per sequence (default 2048)")
+    p.add_argument(
+        "--repetitions", type=int, help="rounds per client count (default 2; 1 with --quick)"
+    )
+    p.add_argument(
+        "--system-prompt-tokens",
+        type=int,
+        default=1000,
+        help="length of the shared system prompt for warm-prefix TTFT (default 1000)",
+    )
+    p.add_argument(
+        "--skip-server", action="store_true", help="leave out our engine behind model-compose up"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: one repetition, shorter slot and warm-prefix runs",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench-results",
+        help="folder for results.json, results.md, chart.png (default bench-results/)",
+    )
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="before each system, wait up to this long for other programs to leave the CPU "
+        "(default 120; 0: do not wait)",
+    )
+    p.add_argument("--no-chart", action="store_true", help="do not draw chart.png")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    if args.model:
+        model = str(Path(args.model).expanduser().resolve())
+        if not Path(model).is_file():
+            raise SystemExit(f"scripts/bench: no such file: {args.model}")
+    else:
+        from convert.embedded import embedded_model_path
+
+        path = embedded_model_path()
+        if path is None:
+            raise SystemExit(
+                "scripts/bench: the embedded model is not installed (scripts/setup installs it); "
+                "or pass --model FILE.gguf"
+            )
+        model = str(path)
+    if args.n_threads is None:
+        from runtime.engine.model import default_threads
+
+        args.n_threads = default_threads()
+    repetitions = args.repetitions or (1 if args.quick else 2)
+    return Settings(
+        model=model,
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        max_tokens=args.max_tokens,
+        clients=args.clients,
+        repetitions=repetitions,
+        parallel=max(args.clients),
+        system_prompt_tokens=args.system_prompt_tokens,
+        slot_max_tokens=8 if args.quick else 32,
+        skip_server=args.skip_server,
+        wait_idle_s=args.wait_idle,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = run_benchmark(settings, say)
+    print(markdown(results))
+    for path in write(results, args.out, chart=not args.no_chart):
+        say(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

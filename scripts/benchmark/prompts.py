@@ -1,0 +1,62 @@
+"""The prompts every system gets: one throughput prompt (a story opening that
+a small model keeps continuing, so greedy decoding rarely stops before
+max_tokens), and a long fixed system prompt for the warm-prefix measurement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+STORY_PROMPT = (
+    "The following is a long story for children.\n\n"
+    "Once upon a time, in a small village by the sea, there lived an old fisherman "
+    "and his granddaughter. Every morning"
+)
+WARMUP_PROMPT = "The weather today is"
+
+QUESTIONS = (
+    "\n\nPassenger: Can I bring my bicycle on the morning ferry to the island?\nAssistant:",
+    "\n\nPassenger: What happens to my ticket if the evening ferry is cancelled?\nAssistant:",
+)
+
+_PLACES = (
+    "Northpoint",
+    "Gull Island",
+    "Saltmarsh",
+    "Old Harbour",
+    "Eastcliff",
+    "Fennick Bay",
+    "Lantern Rock",
+    "Marrow Quay",
+)
+_TOPICS = (
+    "tickets",
+    "luggage",
+    "pets",
+    "bicycles",
+    "delays",
+    "refunds",
+    "accessibility",
+    "timetables",
+    "parking",
+    "group bookings",
+)
+
+
+def system_prompt(count_tokens: Callable[[str], int], target_tokens: int = 1000) -> str:
+    """A support-assistant system prompt of about `target_tokens` tokens (at
+    least that many, in whole rules), deterministic for a given tokenizer."""
+    text = (
+        "You are the customer support assistant of the Harbour Line ferry company. "
+        "Answer passengers politely and briefly, following these rules exactly.\n"
+    )
+    rule = 0
+    while count_tokens(text) < target_tokens:
+        rule += 1
+        place = _PLACES[rule % len(_PLACES)]
+        topic = _TOPICS[rule % len(_TOPICS)]
+        text += (
+            f"Rule {rule}: for questions about {topic} on the {place} route, "
+            f"check the {place} notice board first, quote the fare table for {topic}, "
+            f"and never promise anything the timetable does not show.\n"
+        )
+    return text

@@ -1,0 +1,214 @@
+"""From the measured numbers to what people read: the markdown table, the
+issue's targets (met / not met), the JSON file and the PNG chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+MB = 2**20
+# Issue #6, item 6.
+ONE_CLIENT_VS_CEILING = 0.92
+FOUR_CLIENTS_VS_CEILING = 0.90
+FOUR_CLIENTS_VS_SERIAL = 2.0
+WARM_OVER_COLD = 0.15
+RSS_SLACK = 50 * MB
+# Above this share of the CPU used by other programs during the run, the table warns.
+BUSY_MACHINE = 0.05
+
+
+def row(results: dict[str, Any], system: str, clients: int) -> dict[str, Any] | None:
+    rows = results["systems"].get(system, {}).get("rows", [])
+    return next((r for r in rows if r["clients"] == clients), None)
+
+
+def tokens_per_s(results: dict[str, Any], system: str, clients: int) -> float | None:
+    found = row(results, system, clients)
+    return found["tokens_per_s"] if found else None
+
+
+def _ratio(
+    target: str, value: float | None, reference: float | None, *, at_least: float, detail: str
+) -> dict[str, Any]:
+    if value is None or reference is None or reference <= 0:
+        return {"target": target, "value": None, "met": None, "detail": "not measured"}
+    ratio = value / reference
+    return {
+        "target": target,
+        "value": ratio,
+        "met": ratio >= at_least,
+        "detail": detail.format(value=value, reference=reference),
+    }
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue #6's targets, computed from this run, for our engine in-process
+    and (when measured) behind the server."""
+    checks = []
+    engines = [s for s in ("engine", "server") if s in results["systems"]]
+    for system in engines:
+        where = "in-process" if system == "engine" else "server"
+        checks.append(
+            _ratio(
+                f"1 client ({where}) ≥ {ONE_CLIENT_VS_CEILING}× ceiling@1",
+                tokens_per_s(results, system, 1),
+                tokens_per_s(results, "ceiling", 1),
+                at_least=ONE_CLIENT_VS_CEILING,
+                detail="{value:.1f} vs {reference:.1f} tok/s",
+            )
+        )
+        checks.append(
+            _ratio(
+                f"4 clients ({where}) ≥ {FOUR_CLIENTS_VS_CEILING}× ceiling@4",
+                tokens_per_s(results, system, 4),
+                tokens_per_s(results, "ceiling", 4),
+                at_least=FOUR_CLIENTS_VS_CEILING,
+                detail="{value:.1f} vs {reference:.1f} tok/s",
+            )
+        )
+        checks.append(
+            _ratio(
+                f"4 clients ({where}) ≥ {FOUR_CLIENTS_VS_SERIAL:g}× serial@4",
+                tokens_per_s(results, system, 4),
+                tokens_per_s(results, "serial", 4),
+                at_least=FOUR_CLIENTS_VS_SERIAL,
+                detail="{value:.1f} vs {reference:.1f} tok/s",
+            )
+        )
+    checks.append(warm_prefix_target(results))
+    checks.append(rss_target(results))
+    return checks
+
+
+def warm_prefix_target(results: dict[str, Any]) -> dict[str, Any]:
+    target = f"warm-prefix TTFT ≤ {WARM_OVER_COLD}× cold"
+    warm = results["systems"].get("engine", {}).get("warm_prefix")
+    if not warm or warm.get("ratio") is None:
+        return {"target": target, "value": None, "met": None, "detail": "not measured"}
+    cold_ms, warm_ms = warm["cold"]["ttft_s"] * 1000, warm["warm"]["ttft_s"] * 1000
+    return {
+        "target": target,
+        "value": warm["ratio"],
+        "met": warm["ratio"] <= WARM_OVER_COLD,
+        "detail": f"{warm_ms:.0f} ms warm vs {cold_ms:.0f} ms cold; prompt "
+        f"{warm['warm']['prompt_tokens']} tokens, {warm['warm']['cached_tokens']} reused",
+    }
+
+
+def rss_target(results: dict[str, Any]) -> dict[str, Any]:
+    target = "RSS 4 slots ≤ RSS 1 slot + KV difference + 50 MB"
+    slots, kv = results.get("slots"), results.get("kv_cache_bytes")
+    if not slots or not kv:
+        return {"target": target, "value": None, "met": None, "detail": "not measured"}
+    one, four = slots["1"]["rss_bytes"], slots["4"]["rss_bytes"]
+    kv_diff = kv["4"] - kv["1"]
+    allowed = one + kv_diff + RSS_SLACK
+    return {
+        "target": target,
+        "value": four / allowed if allowed else None,
+        "met": four <= allowed,
+        "detail": f"{four / MB:.0f} MB vs {one / MB:.0f} + {kv_diff / MB:.0f} + 50 = "
+        f"{allowed / MB:.0f} MB",
+    }
+
+
+def _ms(seconds: float) -> str:
+    return "–" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:,.0f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    settings, machine = results["settings"], results["machine"]
+    lines = [
+        f"Model `{Path(settings['model']).name}`, n_ctx {settings['n_ctx']} per sequence, "
+        f"n_threads {settings['n_threads']}, greedy, max_tokens {settings['max_tokens']}, "
+        f"{settings['repetitions']} repetition(s); {machine['cpu_count']} CPUs "
+        f"({machine['cpu_model'] or 'unknown CPU'}), llama-cpp-python "
+        f"{machine['llama_cpp_python']}.",
+        "",
+        "| system | clients | total tok/s | TTFT p50 ms | TTFT p95 ms | RSS MB | tokens/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for system in results["systems"].values():
+        rss = f"{system['rss_bytes'] / MB:.0f}" if system.get("rss_bytes") else "–"
+        for r in system["rows"]:
+            low, high = r["completion_tokens_min"], r["completion_tokens_max"]
+            tokens = str(low) if low == high else f"{low}–{high}"
+            lines.append(
+                f"| {system['label']} | {r['clients']} | {r['tokens_per_s']:.1f} | "
+                f"{_ms(r['ttft_p50_s'])} | {_ms(r['ttft_p95_s'])} | {rss} | {tokens} |"
+            )
+    engine = results["systems"].get("engine", {}).get("engine")
+    if engine:
+        lines += ["", f"Our engine: `{engine['class']}`."]
+    lines += ["", "| target (issue #6) | measured | met |", "| --- | --- | --- |"]
+    for check in results["targets"]:
+        value = "–" if check["value"] is None else f"{check['value']:.2f}"
+        met = {True: "met", False: "**not met**", None: "not measured"}[check["met"]]
+        lines.append(f"| {check['target']} | {value} ({check['detail']}) | {met} |")
+    busy = [
+        f"{system['label']} {system['other_load']['share']:.0%}"
+        for system in results["systems"].values()
+        if ((system.get("other_load") or {}).get("share") or 0) > BUSY_MACHINE
+    ]
+    if busy:
+        lines += [
+            "",
+            "**Warning**: other programs used the CPU while these were measured (share of "
+            f"the machine): {', '.join(busy)}. Those numbers are not trustworthy; run it "
+            "again on an idle machine.",
+        ]
+    lines += [
+        "",
+        "Definitions: "
+        + "; ".join(f"{key}: {text}" for key, text in results["definitions"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], out: Path, chart: bool = True) -> list[Path]:
+    """Write results.json (and chart.png when matplotlib is there) into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json"]
+    written[0].write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results) + "\n")
+    written.append(out / "results.md")
+    if chart:
+        png = write_chart(results, out / "chart.png")
+        if png is not None:
+            written.append(png)
+    return written
+
+
+def write_chart(results: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for system in results["systems"].values():
+        xs = [r["clients"] for r in system["rows"]]
+        axes.plot(
+            xs, [r["tokens_per_s"] for r in system["rows"]], marker="o", label=system["label"]
+        )
+    clients = results["settings"]["clients"]
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(clients, [str(n) for n in clients])
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("total decode tokens/s")
+    axes.set_ylim(bottom=0)
+    axes.set_title(
+        f"{Path(results['settings']['model']).name}, "
+        f"{results['settings']['n_threads']} thread(s), "
+        f"max_tokens {results['settings']['max_tokens']}"
+    )
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -1,0 +1,95 @@
+"""What one measured run is, and the numbers the table shows.
+
+Definitions (printed with the table):
+- total decode tokens/s: every completion token of every client, divided by the
+  wall time from the first submit to the last finish (prefill included);
+- TTFT: per request, from its submit to its first token (first text for the
+  engines and the server, first sampled token for the raw ceiling);
+- RSS: the resident set of the process that runs the model, after the runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunRecord:
+    """One round: `clients` concurrent requests, started together."""
+
+    clients: int
+    wall_s: float
+    ttft_s: list[float]
+    completion_tokens: list[int]
+    finish_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.completion_tokens)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.total_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "total_tokens": self.total_tokens,
+            "tokens_per_s": self.tokens_per_s,
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: list[float]) -> float:
+    return percentile(values, 50)
+
+
+def summarize(records: list[RunRecord]) -> dict[str, Any]:
+    """One table row from the repetitions of one (system, clients) cell: the
+    median of the repetitions' tokens/s, TTFT percentiles over every request."""
+    ttfts = [t for record in records for t in record.ttft_s]
+    tokens = [n for record in records for n in record.completion_tokens]
+    return {
+        "clients": records[0].clients,
+        "repetitions": len(records),
+        "tokens_per_s": median([record.tokens_per_s for record in records]),
+        "ttft_p50_s": percentile(ttfts, 50),
+        "ttft_p95_s": percentile(ttfts, 95),
+        "completion_tokens_min": min(tokens),
+        "completion_tokens_max": max(tokens),
+        "runs": [record.to_json() for record in records],
+    }
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """VmRSS of a process (this one by default), from /proc/<pid>/status."""
+    return _status_field(pid, "VmRSS")
+
+
+def peak_rss_bytes(pid: int | None = None) -> int:
+    """VmHWM: the highest RSS the process has had."""
+    return _status_field(pid, "VmHWM")
+
+
+def _status_field(pid: int | None, name: str) -> int:
+    path = f"/proc/{pid if pid is not None else os.getpid()}/status"
+    try:
+        with open(path) as status:
+            for line in status:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

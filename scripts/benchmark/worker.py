@@ -1,0 +1,159 @@
+"""One measured system in a fresh process, so that its RSS is its own:
+`python -m scripts.benchmark.worker JOB SETTINGS_JSON` prints one JSON object.
+
+Jobs: `ceiling`, `serial`, `engine` (throughput, then warm-prefix TTFT),
+`slots` (RSS of our engine with `settings["parallel"]` slots after 4 clients).
+In each job the clients and the model share the process, as an in-process
+user of the library would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from scripts.benchmark.prompts import QUESTIONS, STORY_PROMPT, WARMUP_PROMPT, system_prompt
+from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
+
+
+def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
+    jobs = {"ceiling": ceiling_job, "serial": serial_job, "engine": engine_job, "slots": slots_job}
+    return jobs[job](settings)
+
+
+def _rounds(settings: dict[str, Any]) -> list[int]:
+    """Client counts in the order they run: every count once per repetition."""
+    return [n for _ in range(settings["repetitions"]) for n in settings["clients"]]
+
+
+def _memory() -> dict[str, int]:
+    return {"rss_bytes": rss_bytes(), "peak_rss_bytes": peak_rss_bytes()}
+
+
+def ceiling_job(settings: dict[str, Any]) -> dict[str, Any]:
+    from scripts.benchmark.ceiling import RawContext, RawModel
+
+    model = RawModel(settings["model"], settings["n_threads"])
+    context = None
+    try:
+        context = RawContext(
+            model, settings["n_ctx"], settings["n_batch"], max(settings["clients"])
+        )
+        prompt = model.encode(STORY_PROMPT)
+        context.run(model.encode(WARMUP_PROMPT), max(settings["clients"]), 4)  # warm-up
+        records = [context.run(prompt, n, settings["max_tokens"]) for n in _rounds(settings)]
+        return {
+            "records": [r.to_json() for r in records],
+            "prompt_tokens": len(prompt),
+            **_memory(),
+        }
+    finally:
+        if context is not None:
+            context.close()
+        model.close()
+
+
+def serial_job(settings: dict[str, Any]) -> dict[str, Any]:
+    from scripts.benchmark.serial_baseline import SerialBaseline
+
+    baseline = SerialBaseline(
+        settings["model"], settings["n_ctx"], settings["n_batch"], settings["n_threads"]
+    )
+    try:
+        prompt = baseline.encode(STORY_PROMPT)
+        baseline.run(baseline.encode(WARMUP_PROMPT), 1, 4)  # warm-up
+        records = [baseline.run(prompt, n, settings["max_tokens"]) for n in _rounds(settings)]
+        return {
+            "records": [r.to_json() for r in records],
+            "prompt_tokens": len(prompt),
+            **_memory(),
+        }
+    finally:
+        baseline.close()
+
+
+def engine_job(settings: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_engine_job(settings))
+
+
+async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
+    from scripts.benchmark import engine_bench
+    from scripts.benchmark.ceiling import RawModel
+
+    spec = engine_bench.make_spec(
+        settings["model"],
+        settings["n_ctx"],
+        settings["n_batch"],
+        settings["n_threads"],
+        settings["parallel"],
+    )
+    pool, engine = await engine_bench.acquire(spec)
+    try:
+        # Warm-up: every slot once, so that first-use costs stay out of the numbers.
+        await engine_bench.run_clients(engine, WARMUP_PROMPT, max(settings["clients"]), 4)
+        records: list[RunRecord] = [
+            await engine_bench.run_clients(engine, STORY_PROMPT, n, settings["max_tokens"])
+            for n in _rounds(settings)
+        ]
+        result: dict[str, Any] = {
+            "engine": engine_bench.describe(engine),
+            "records": [r.to_json() for r in records],
+            **_memory(),
+        }
+        if settings.get("warm_prefix", True):
+            vocab = RawModel(settings["model"], 1, vocab_only=True)
+            try:
+                system = system_prompt(
+                    lambda text: len(vocab.encode(text)), settings["system_prompt_tokens"]
+                )
+            finally:
+                vocab.close()
+            result["warm_prefix"] = await engine_bench.warm_prefix(
+                engine, system, QUESTIONS, settings["warm_prefix_max_tokens"]
+            )
+        return result
+    finally:
+        await pool.close()
+
+
+def slots_job(settings: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_slots_job(settings))
+
+
+async def _slots_job(settings: dict[str, Any]) -> dict[str, Any]:
+    from scripts.benchmark import engine_bench
+
+    spec = engine_bench.make_spec(
+        settings["model"],
+        settings["n_ctx"],
+        settings["n_batch"],
+        settings["n_threads"],
+        settings["parallel"],
+    )
+    pool, engine = await engine_bench.acquire(spec)
+    try:
+        await engine_bench.run_clients(engine, WARMUP_PROMPT, settings["slot_clients"], 4)
+        record = await engine_bench.run_clients(
+            engine, STORY_PROMPT, settings["slot_clients"], settings["slot_max_tokens"]
+        )
+        return {
+            "engine": engine_bench.describe(engine),
+            "parallel": settings["parallel"],
+            "record": record.to_json(),
+            **_memory(),
+        }
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    job, settings = sys.argv[1], json.loads(sys.argv[2])
+    result = run_job(job, settings)
+    # The last line of stdout is the answer (llama.cpp may print before it).
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""The batching scheduler's rules, without a model: a fake KV cache records what
+the scheduler asks of it, prompts are lists of numbers, and a "step" commits
+the planned batch and samples a fixed token for each sequence that is due one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runtime.engine.request_state import RequestState, token_budget
+from runtime.engine.scheduler import Batch, Scheduler, common_prefix
+from runtime.engine.sequence import Sequence, SequenceStatus
+from runtime.engine.types import (
+    Delta,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+)
+from runtime.errors import InputError, QueueFullError, RuntimeFailure
+
+CONTEXT = 100
+
+
+class FakeKV:
+    def __init__(self, can_drop_tails: bool = True) -> None:
+        self.calls: list[tuple[str, int, ...]] = []  # type: ignore[misc]
+        self.can_drop_tails = can_drop_tails
+
+    def keep_prefix(self, slot: int, n: int) -> bool:
+        self.calls.append(("keep", slot, n))
+        return self.can_drop_tails or n == 0
+
+    def copy_prefix(self, source: int, target: int, n: int) -> bool:
+        self.calls.append(("copy", source, target, n))
+        return True
+
+
+class Output:
+    def __init__(self) -> None:
+        self.deltas: list[Delta] = []
+        self.result: GenerationResult | None = None
+        self.error: BaseException | None = None
+
+    def post_delta(self, delta: Delta) -> bool:
+        self.deltas.append(delta)
+        return True
+
+    def post_result(self, result: GenerationResult) -> bool:
+        self.result = result
+        return True
+
+    def post_error(self, error: BaseException) -> bool:
+        self.error = error
+        return True
+
+
+def prepare(seq: Sequence) -> None:
+    """Prompts are space-separated token numbers; "" is an input error."""
+    prompt = [int(word) for word in (seq.request.prompt or "").split()]
+    if not prompt:
+        seq.fail(InputError("the prompt is empty"))
+        return
+    state = RequestState(
+        prompt_tokens=len(prompt),
+        budget=token_budget(len(prompt), CONTEXT, seq.request.max_tokens),
+        token_bytes=lambda token: f"<{token}>".encode(),
+        context_length=CONTEXT,
+    )
+    seq.start(prompt, state, None)
+
+
+def make(
+    slots: int = 2, max_queue: int = 4, batch: int = 16, kv: FakeKV | None = None, **kw: int
+) -> Scheduler:
+    return Scheduler(
+        num_slots=slots,
+        max_queue=max_queue,
+        max_batch_tokens=batch,
+        kv=kv or FakeKV(),
+        prepare=prepare,
+        **kw,
+    )
+
+
+def submit(scheduler: Scheduler, prompt: str, max_tokens: int = 3) -> Sequence:
+    seq = Sequence(GenerationRequest(prompt=prompt, max_tokens=max_tokens), Output())
+    scheduler.add(seq)
+    return seq
+
+
+def step(scheduler: Scheduler, token: int = 7) -> Batch:
+    """What the engine does with a plan, minus llama.cpp."""
+    batch = scheduler.schedule()
+    batch.commit()
+    for seq in batch.sampling:
+        seq.append(token, is_eog=False)
+    return batch
+
+
+def plan(batch: Batch) -> list[tuple[Sequence, int]]:
+    return batch.chunks
+
+
+def numbers(n: int, start: int = 100) -> str:
+    return " ".join(str(start + i) for i in range(n))
+
+
+def test_waiting_requests_are_admitted_in_arrival_order_into_free_slots() -> None:
+    scheduler = make(slots=2)
+    first, second, third = (submit(scheduler, p) for p in ("1 2", "3 4", "5 6"))
+    batch = scheduler.schedule()
+    assert plan(batch) == [(first, 2), (second, 2)]
+    assert (first.slot, second.slot) == (0, 1)
+    assert third.status is SequenceStatus.WAITING and list(scheduler.waiting) == [third]
+
+
+def test_decoding_sequences_go_first_and_prompt_chunks_fill_the_batch_up_to_its_bound() -> None:
+    scheduler = make(slots=3, batch=8)
+    a = submit(scheduler, "1 2", max_tokens=10)
+    step(scheduler)  # a is decoding now
+    b, c = submit(scheduler, numbers(5)), submit(scheduler, numbers(9, 200))
+    batch = step(scheduler)
+    assert plan(batch) == [(a, 1), (b, 5), (c, 2)]
+    assert batch.num_tokens == 8
+    assert batch.sampling == [a, b]  # c's prompt is not done: no logits for it yet
+    assert c.status is SequenceStatus.PREFILL and c.num_kv == 2
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_while_other_streams_keep_decoding() -> None:
+    scheduler = make(slots=2, batch=4)
+    stream = submit(scheduler, "1", max_tokens=50)
+    step(scheduler)
+    long = submit(scheduler, numbers(10))
+    chunks = []
+    while long.status is not SequenceStatus.DECODE:
+        batch = step(scheduler)
+        chunks.append(dict(plan(batch)).get(long))
+        assert dict(plan(batch))[stream] == 1  # a token for the stream in every step
+    assert chunks == [3, 3, 3, 1]
+    assert len(stream.output.deltas) == 1 + len(chunks)  # type: ignore[attr-defined]
+
+
+def test_a_new_request_takes_the_free_slot_with_the_longest_common_prefix() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=3, kv=kv)
+    for prompt in ("1 2 3", "1 2 9 9", "5 5 5"):
+        submit(scheduler, prompt, max_tokens=1)
+    step(scheduler)  # each samples its one token and finishes
+    kv.calls.clear()
+    reuse = submit(scheduler, "1 2 9 4 4")
+    step(scheduler)
+    assert reuse.slot == 1 and reuse.num_cached == 3
+    # Only the diverging tail of the old sequence's KV cache is dropped.
+    assert kv.calls == [("keep", 1, 3)]
+    assert reuse.num_kv == 5 and reuse.status is SequenceStatus.DECODE
+
+
+def test_among_equal_prefixes_the_least_recently_used_slot_is_taken() -> None:
+    scheduler = make(slots=3)
+    for prompt in ("1 1", "2 2", "3 3"):
+        submit(scheduler, prompt, max_tokens=1)
+    step(scheduler)
+    again = submit(scheduler, "2 2 5", max_tokens=1)
+    step(scheduler)
+    assert again.slot == 1  # slot 1 is now the most recently used
+    fresh = submit(scheduler, "9 9")
+    step(scheduler)
+    assert fresh.slot == 0  # slots 0 and 2 share nothing with it; 0 was used longest ago
+
+
+def test_a_prompt_held_whole_still_evaluates_its_last_token() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=1, kv=kv)
+    submit(scheduler, "1 2 3 4", max_tokens=1)
+    step(scheduler)
+    again = submit(scheduler, "1 2 3 4", max_tokens=1)
+    batch = step(scheduler)
+    assert again.num_cached == 3 and plan(batch) == [(again, 1)]
+    assert again.output.result.usage.cached_tokens == 3  # type: ignore[attr-defined]
+    assert kv.calls[-1] == ("keep", 0, 3)
+
+
+def test_finished_sequences_keep_their_tokens_for_reuse() -> None:
+    scheduler = make(slots=2)
+    done = submit(scheduler, "1 2 3", max_tokens=2)
+    step(scheduler)
+    step(scheduler)
+    assert done.is_finished and scheduler.num_free_slots == 2
+    assert scheduler.slots[0] is done
+    # Prompt and the first sampled token are in the KV cache; the last one never was.
+    assert done.tokens == [1, 2, 3, 7, 7] and done.num_kv == 4
+    follow_up = submit(scheduler, "1 2 3 7 7 8")
+    step(scheduler)
+    assert follow_up.slot == 0 and follow_up.num_cached == 4
+
+
+def test_a_longer_prefix_in_a_busy_slot_is_copied_instead_of_recomputed() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, kv=kv, batch=128, min_copy=8)
+    system = numbers(40)
+    busy = submit(scheduler, system + " 1", max_tokens=20)
+    step(scheduler)
+    kv.calls.clear()
+    other = submit(scheduler, system + " 2")
+    step(scheduler)
+    assert other.slot == 1 and busy.slot == 0
+    assert kv.calls == [("keep", 1, 0), ("copy", 0, 1, 40)]
+    assert other.num_cached == 40
+
+
+def test_a_short_shared_prefix_is_not_worth_copying_a_slot() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, kv=kv, min_copy=8)
+    submit(scheduler, numbers(5) + " 1", max_tokens=20)
+    step(scheduler)
+    other = submit(scheduler, numbers(5) + " 2")
+    step(scheduler)
+    assert other.num_cached == 0 and not any(call[0] == "copy" for call in kv.calls)
+
+
+def test_a_model_that_cannot_drop_a_tail_starts_the_slot_over() -> None:
+    kv = FakeKV(can_drop_tails=False)
+    scheduler = make(slots=1, kv=kv)
+    submit(scheduler, "1 2 3", max_tokens=1)
+    step(scheduler)
+    again = submit(scheduler, "1 2 4")
+    step(scheduler)
+    assert again.num_cached == 0 and again.num_kv == 3
+
+
+def test_a_full_queue_refuses_with_queue_full_error() -> None:
+    scheduler = make(slots=2, max_queue=1)
+    for prompt in ("1", "2", "3"):  # two will take the free slots, one may wait
+        submit(scheduler, prompt, max_tokens=1)
+    with pytest.raises(QueueFullError, match="3 are already waiting for 2 slots"):
+        submit(scheduler, "4")
+    step(scheduler)  # "1" and "2" make their one token: two slots free again
+    submit(scheduler, "4")
+    submit(scheduler, "5")
+    with pytest.raises(QueueFullError):
+        submit(scheduler, "6")
+
+
+def test_a_cancelled_sequence_frees_its_slot_at_the_next_step_even_during_prefill() -> None:
+    scheduler = make(slots=1, batch=4)
+    long = submit(scheduler, numbers(20), max_tokens=5)
+    queued = submit(scheduler, "1 2")
+    step(scheduler)
+    assert long.status is SequenceStatus.PREFILL and long.num_kv == 4
+    long.request.cancel.cancel()
+    batch = step(scheduler)
+    assert long.is_finished and plan(batch) == [(queued, 2)]
+    assert long.output.result.finish_reason is FinishReason.CANCELLED  # type: ignore[attr-defined]
+    assert queued.slot == 0
+    # What it prefilled stays valid: a later request could have reused it.
+    assert long.num_kv == 4
+
+
+def test_a_request_cancelled_while_waiting_never_takes_a_slot() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=1, kv=kv)
+    seq = submit(scheduler, "1 2")
+    seq.request.cancel.cancel()
+    assert not step(scheduler)
+    assert seq.output.result.finish_reason is FinishReason.CANCELLED  # type: ignore[attr-defined]
+    assert seq.slot is None and kv.calls == [] and scheduler.num_free_slots == 1
+
+
+def test_a_request_that_fails_to_prepare_never_takes_a_slot() -> None:
+    scheduler = make(slots=1)
+    bad, good = submit(scheduler, ""), submit(scheduler, "1")
+    step(scheduler)
+    assert isinstance(bad.output.error, InputError)  # type: ignore[attr-defined]
+    assert bad.slot is None and good.slot == 0
+
+
+def test_a_failed_batch_fails_its_sequences_and_clears_their_slots() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, kv=kv)
+    a, b = submit(scheduler, "1 2"), submit(scheduler, "3 4")
+    batch = scheduler.schedule()
+    kv.calls.clear()
+    scheduler.fail([seq for seq, _ in batch.chunks], RuntimeFailure("llama_decode failed"))
+    assert kv.calls == [("keep", 0, 0), ("keep", 1, 0)]
+    assert all(isinstance(s.output.error, RuntimeFailure) for s in (a, b))  # type: ignore[attr-defined]
+    assert a.num_kv == 0 and not scheduler.schedule() and scheduler.num_free_slots == 2
+
+
+def test_draining_cancels_what_runs_and_what_waits() -> None:
+    scheduler = make(slots=1)
+    running, waiting = submit(scheduler, "1"), submit(scheduler, "2")
+    step(scheduler)
+    scheduler.close()
+    scheduler.drain("the engine was closed")
+    for seq in (running, waiting):
+        result = seq.output.result  # type: ignore[attr-defined]
+        assert result.finish_reason is FinishReason.CANCELLED
+        assert result.detail == "the engine was closed"
+    with pytest.raises(RuntimeFailure, match="closed"):
+        submit(scheduler, "3")
+
+
+def test_the_worker_sleeps_until_a_request_arrives() -> None:
+    scheduler = make()
+    woke = threading.Event()
+
+    def worker() -> None:
+        scheduler.wait_for_work(timeout=10)
+        woke.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(0.05)
+    assert not woke.is_set()
+    submit(scheduler, "1")
+    assert woke.wait(5)
+    thread.join()
+
+
+def test_a_batch_must_hold_a_token_for_every_slot() -> None:
+    with pytest.raises(ValueError, match="cannot serve 8 slots"):
+        make(slots=8, batch=4)
+
+
+def test_common_prefix_is_bounded_by_the_limit_and_both_lengths() -> None:
+    assert common_prefix([1, 2, 3, 4], [1, 2, 3, 5], 10) == 3
+    assert common_prefix([1, 2, 3], [1, 2, 3, 4], 10) == 3
+    assert common_prefix([1, 2, 3], [1, 2, 3], 2) == 2
+    assert common_prefix([9], [1], 5) == 0
+    assert common_prefix([], [1], 5) == 0
+    long = list(range(1000))
+    assert common_prefix(long, [*long[:617], -1], 2000) == 617
