@@ -73,11 +73,12 @@ class Backend(Vocabulary):
         self._model = model
         self.num_slots = max(1, spec.parallel)
         n_ctx = spec.n_ctx or MAX_DEFAULT_CONTEXT
-        # Every decoding sequence puts one token in each batch.
+        # Every decoding sequence puts one token in each batch; fillers (see
+        # `decode`) take at most one per other slot beyond the scheduler's bound.
         n_batch = max(spec.n_batch or DEFAULT_BATCH, self.num_slots)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * self.num_slots
-        params.n_batch = params.n_ubatch = n_batch
+        params.n_batch = params.n_ubatch = n_batch + self.num_slots - 1
         params.n_seq_max = self.num_slots
         # One KV stream per slot, not llama.cpp's unified cache: a sequence's
         # cells then sit at 0..n-1 of its own stream, exactly as when it runs
@@ -99,12 +100,13 @@ class Backend(Vocabulary):
                 raise RuntimeError("llama_init_from_model failed")
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
+        # Recurrent state cannot drop a tail: no copies or fillers for those models.
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
         )
         self.info = model_info(spec, header, model, n_ctx, n_batch)
         self.n_batch = n_batch
-        self._init_batch(n_batch)
+        self._init_batch(params.n_batch)
 
     @property
     def context_length(self) -> int:
@@ -119,23 +121,36 @@ class Backend(Vocabulary):
     def decode(self, batch: Batch) -> None:
         """Evaluate `batch` in one llama_decode; `DecodeError` if it fails.
 
-        Fills the one preallocated llama_batch through C-level slice writes;
-        only the last token of a sequence that samples next asks for logits.
+        With a KV stream per slot, llama.cpp splits a batch into micro-batches
+        of sequences with consecutive ids, in batch order; each is a separate
+        pass over the weights. So the chunks go in slot order, and a slot
+        between two busy ones that has nothing to evaluate gets a filler token
+        (removed right after): four streams then cost one pass, not two or more.
+        Only the last token of a sequence that samples next asks for logits.
         """
-        n = 0
+        chunks = sorted(batch.chunks, key=_slot_of)
         tokens, positions, seq_ids, logits = self._tokens, self._pos, self._seq_id, self._logits
-        for seq, count in batch.chunks:
+        fillers: list[tuple[int, int]] = []
+        n = 0
+        previous = chunks[0][0].slot
+        for seq, count in chunks:
+            slot: int = seq.slot  # type: ignore[assignment]
+            for gap in range(previous + 1, slot) if self._can_share else ():
+                position = int(llama_cpp.llama_memory_seq_pos_max(self._memory, gap)) + 1
+                tokens[n], positions[n], seq_ids[n] = 0, position, self._slot_ids[gap]
+                fillers.append((gap, position))
+                n += 1
+            previous = slot
             start = seq.num_kv
-            slot_id = self._slot_ids[seq.slot]  # type: ignore[index]
             if count == 1:  # a decoding sequence: the common case, kept cheap
                 tokens[n] = seq.tokens[start]
                 positions[n] = start
-                seq_ids[n] = slot_id
+                seq_ids[n] = self._slot_ids[slot]
             else:
                 end = n + count
                 tokens[n:end] = seq.tokens[start : start + count]
                 positions[n:end] = range(start, start + count)
-                seq_ids[n:end] = [slot_id] * count
+                seq_ids[n:end] = [self._slot_ids[slot]] * count
             n += count
             seq.batch_index = n - 1
         ctypes.memset(logits, 0, n)
@@ -143,6 +158,8 @@ class Backend(Vocabulary):
             logits[seq.batch_index] = 1
         self._batch.n_tokens = n
         code = llama_cpp.llama_decode(self._ctx, self._batch)
+        for gap, position in fillers:
+            llama_cpp.llama_memory_seq_rm(self._memory, gap, position, -1)
         if code != 0:
             raise DecodeError(code)
 
@@ -204,3 +221,7 @@ class Backend(Vocabulary):
             ),
             logits=ctypes.cast(self._logits, ctypes.POINTER(ctypes.c_int8)),
         )
+
+
+def _slot_of(chunk: tuple[Sequence, int]) -> int:
+    return chunk[0].slot  # type: ignore[return-value]

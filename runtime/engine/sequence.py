@@ -71,11 +71,6 @@ class Sequence:
         return self.request.cancel.is_cancelled or self._orphaned
 
     @property
-    def kv_tokens(self) -> list[int]:
-        """The tokens whose KV cache the slot holds for this sequence."""
-        return self.tokens[: self.num_kv]
-
-    @property
     def num_pending(self) -> int:
         """Tokens to evaluate before the next one can be sampled."""
         return len(self.tokens) - self.num_kv

@@ -75,6 +75,13 @@ def parser() -> argparse.ArgumentParser:
         help="before each system, wait up to this long for other programs to leave the CPU "
         "(default 120; 0: do not wait)",
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="give up on a system that takes longer than this (default 1800)",
+    )
     p.add_argument("--no-chart", action="store_true", help="do not draw chart.png")
     return p
 
@@ -111,6 +118,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         slot_max_tokens=8 if args.quick else 32,
         skip_server=args.skip_server,
         wait_idle_s=args.wait_idle,
+        timeout_s=args.timeout,
     )
 
 

@@ -51,6 +51,8 @@ class Settings:
     skip_slots: bool = False
     # Before each system, wait up to this long for other programs to go quiet.
     wait_idle_s: float = 120.0
+    # Longest a system's measurement may take.
+    timeout_s: float = 1800.0
 
     def worker_json(self) -> str:
         return json.dumps(asdict(self))
@@ -63,14 +65,22 @@ def run_worker(job: str, settings: Settings, extra: dict[str, Any] | None = None
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "scripts.benchmark.worker", job, json.dumps(payload)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scripts.benchmark.worker", job, json.dumps(payload)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=settings.timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(
+            f"the {job} worker did not finish in {settings.timeout_s:.0f}s. Is another "
+            "program using the CPU? (llama.cpp slows down badly when its threads share "
+            "cores with others.) Or lower --max-tokens / --clients for a large model."
+        ) from None
     if done.returncode != 0:
         raise RuntimeError(
             f"the {job} worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}"

@@ -178,21 +178,29 @@ async def run_clients(url: str, prompt: str, clients: int, max_tokens: int) -> R
 
 
 def server_job(settings: dict[str, Any]) -> dict[str, Any]:
-    from scripts.benchmark.prompts import STORY_PROMPT, WARMUP_PROMPT
-
     server = Server(settings)
     try:
-        clients = max(settings["clients"])
-        asyncio.run(run_clients(server.url, WARMUP_PROMPT, clients, 4))  # warm-up
-        records = [
-            asyncio.run(run_clients(server.url, STORY_PROMPT, n, settings["max_tokens"]))
-            for _ in range(settings["repetitions"])
-            for n in settings["clients"]
-        ]
+        records = asyncio.run(asyncio.wait_for(rounds(server.url, settings), settings["timeout_s"]))
         return {
             "records": [r.to_json() for r in records],
             "endpoint": "/v1/completions",
             **server.memory(),
         }
+    except TimeoutError:
+        raise RuntimeError(
+            f"the server measurement did not finish in {settings['timeout_s']:.0f}s"
+        ) from None
     finally:
         server.stop()
+
+
+async def rounds(url: str, settings: dict[str, Any]) -> list[RunRecord]:
+    """A warm-up with every slot, then each client count once per repetition."""
+    from scripts.benchmark.prompts import STORY_PROMPT, WARMUP_PROMPT
+
+    await run_clients(url, WARMUP_PROMPT, max(settings["clients"]), 4)
+    return [
+        await run_clients(url, STORY_PROMPT, n, settings["max_tokens"])
+        for _ in range(settings["repetitions"])
+        for n in settings["clients"]
+    ]

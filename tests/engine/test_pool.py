@@ -122,3 +122,20 @@ async def test_a_real_model_loads_through_the_pool_and_generates(
     result = await generation.result()
     assert result.usage.completion_tokens <= 3
     await pool.close()
+
+
+async def test_more_than_one_slot_loads_the_batching_engine_and_one_the_serial_one(
+    embedded_model_path: Path,
+) -> None:
+    from runtime.engine.batched import BatchedEngine
+    from runtime.engine.serial import SerialEngine
+
+    pool = ModelPool()
+    batched = await pool.acquire(ModelSpec(str(embedded_model_path), n_ctx=256, parallel=2))
+    serial = await pool.acquire(ModelSpec(str(embedded_model_path), n_ctx=256, parallel=1))
+    assert isinstance(batched, BatchedEngine) and isinstance(serial, SerialEngine)
+    result = await batched.submit(
+        GenerationRequest(prompt="Hello", sampling=SamplingParams(greedy=True), max_tokens=3)
+    ).result()
+    assert result.usage.completion_tokens <= 3
+    await pool.close()

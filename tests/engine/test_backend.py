@@ -1,0 +1,151 @@
+"""The batching engine's llama.cpp backend on the real embedded model: batches
+over several KV streams, prefix keeping and copying, and failures."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from runtime.engine.backend import Backend, DecodeError
+from runtime.engine.request_state import RequestState, TokenBudget
+from runtime.engine.scheduler import Batch
+from runtime.engine.sequence import Sequence
+from runtime.engine.types import (
+    Delta,
+    GenerationRequest,
+    GenerationResult,
+    ModelSpec,
+    SamplingParams,
+)
+from runtime.errors import ModelLoadError
+
+CONTEXT = 128
+
+
+class Discard:
+    def post_delta(self, delta: Delta) -> bool:
+        return True
+
+    def post_result(self, result: GenerationResult) -> bool:
+        return True
+
+    def post_error(self, error: BaseException) -> bool:
+        return True
+
+
+@pytest.fixture(scope="module")
+def backend(embedded_model_path: Path) -> Iterator[Backend]:
+    spec = ModelSpec(str(embedded_model_path), n_ctx=CONTEXT, n_batch=32, parallel=3)
+    backend = Backend.load(spec)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(autouse=True)
+def empty_slots(backend: Backend) -> None:
+    for slot in range(backend.num_slots):
+        backend.keep_prefix(slot, 0)
+
+
+def sequence(backend: Backend, tokens: list[int], slot: int, cached: int = 0) -> Sequence:
+    """A sequence placed in `slot` as the scheduler places one: the slot's KV
+    cache is cut to the `cached` tokens it shares with `tokens`."""
+    backend.keep_prefix(slot, cached)
+    seq = Sequence(GenerationRequest(prompt="-"), Discard())
+    state = RequestState(
+        prompt_tokens=len(tokens),
+        budget=TokenBudget(8),
+        token_bytes=backend.token_bytes,
+        context_length=CONTEXT,
+    )
+    seq.start(tokens, state, backend.new_sampler(SamplingParams(greedy=True)))
+    seq.place(slot, cached)
+    return seq
+
+
+def evaluate(backend: Backend, *sequences: Sequence) -> list[int]:
+    """Evaluate every pending token of `sequences` (in batches of at most
+    n_batch tokens, each sequence in every batch); the next token of each."""
+    sampled: dict[Sequence, int] = {}
+    while any(seq.num_pending for seq in sequences):
+        batch = Batch()
+        share = backend.n_batch // len(sequences)
+        for seq in sequences:
+            if seq.num_pending:
+                batch.add(seq, min(seq.num_pending, share))
+        backend.decode(batch)
+        batch.commit()
+        sampled.update((seq, backend.sample(seq)) for seq in batch.sampling)
+    return [sampled[seq] for seq in sequences]
+
+
+def test_the_model_info_describes_one_sequence(backend: Backend) -> None:
+    assert backend.info.context_length == CONTEXT
+    assert backend.info.n_batch == 32 and backend.num_slots == 3
+
+
+def test_every_slot_holds_a_full_context_at_the_same_time(backend: Backend) -> None:
+    prompt = backend.encode("word " * (CONTEXT - 2))[: CONTEXT - 1]
+    assert len(prompt) == CONTEXT - 1
+    for slot in range(3):
+        evaluate(backend, sequence(backend, prompt, slot))
+    assert [backend.positions(slot) for slot in range(3)] == [(0, CONTEXT - 2)] * 3
+
+
+def test_sequences_decoded_together_get_the_tokens_they_get_alone(backend: Backend) -> None:
+    prompts = [backend.encode(text) for text in ("Once upon a time", "The capital of France is")]
+    alone = [evaluate(backend, sequence(backend, prompt, 0))[0] for prompt in prompts]
+    held = sequence(backend, backend.encode("A held prefix"), 1)
+    evaluate(backend, held)
+    # Slots 0 and 2 decode together around slot 1, which holds a finished prefix.
+    together = evaluate(backend, sequence(backend, prompts[0], 0), sequence(backend, prompts[1], 2))
+    assert together == alone
+    assert backend.positions(1) == (0, held.num_kv - 1)  # the filler token was removed
+
+
+def test_a_kept_or_copied_prefix_continues_like_a_cold_prompt(backend: Backend) -> None:
+    prompt = backend.encode("In a galaxy far, far away, there was a small planet")
+    cold = evaluate(backend, sequence(backend, prompt, 2))[0]
+    evaluate(backend, sequence(backend, prompt, 0))
+    assert backend.keep_prefix(0, 6) and backend.positions(0) == (0, 5)
+    assert backend.copy_prefix(0, 1, 4) and backend.positions(1) == (0, 3)
+    assert evaluate(backend, sequence(backend, prompt, 1, cached=4)) == [cold]
+    assert evaluate(backend, sequence(backend, prompt, 0, cached=6)) == [cold]
+
+
+def test_an_invalid_batch_is_a_decode_error_and_the_cache_stays_usable(backend: Backend) -> None:
+    prompt = backend.encode("Once upon a time")
+    expected = evaluate(backend, sequence(backend, prompt, 0))
+    backend.keep_prefix(0, 0)
+    bad = sequence(backend, [*prompt[:-1], backend.n_vocab + 5], 1)
+    with pytest.raises(DecodeError, match="llama_decode failed"):
+        evaluate(backend, bad)
+    assert evaluate(backend, sequence(backend, prompt, 0)) == expected
+
+
+def test_a_truncated_file_is_refused_before_llama_cpp_sees_it(
+    embedded_model_path: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "cut.gguf"
+    with embedded_model_path.open("rb") as source, path.open("wb") as target:
+        shutil.copyfileobj(source, target, length=1 << 20)
+        target.truncate(embedded_model_path.stat().st_size // 2)
+    with pytest.raises(ModelLoadError, match="truncated"):
+        Backend.load(ModelSpec(str(path), parallel=2))
+
+
+def test_a_file_llama_cpp_refuses_is_a_load_error_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(path, "no-such-arch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 64), np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError, match="unknown model architecture: 'no-such-arch'"):
+        Backend.load(ModelSpec(str(path), parallel=2))
