@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-ctx", type=int, default=2048, help="context per sequence (default 2048)")
     p.add_argument(
-        "--repetitions", type=int, help="rounds per client count (default 2; 1 with --quick)"
+        "--repetitions", type=int, help="rounds per client count (default 3; 1 with --quick)"
     )
     p.add_argument(
         "--system-prompt-tokens",
@@ -105,7 +105,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         from runtime.engine.model import default_threads
 
         args.n_threads = default_threads()
-    repetitions = args.repetitions or (1 if args.quick else 2)
+    repetitions = args.repetitions or (1 if args.quick else 3)
     return Settings(
         model=model,
         n_ctx=args.n_ctx,

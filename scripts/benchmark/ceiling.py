@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import time
-from collections.abc import Sequence
 from contextlib import ExitStack
 
 import llama_cpp
@@ -62,11 +61,17 @@ def with_bos(tokens: list[int], bos: int, adds_bos: bool) -> list[int]:
     return tokens
 
 
+# The context settings of our batching engine (runtime/engine/backend.py), so
+# that the ceiling differs from it only by having no scheduler. Keep in step.
+FLASH_ATTENTION = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+KV_UNIFIED = False  # one KV stream per sequence
+
+
 class RawContext:
     """One context for up to `max_sequences` sequences, set up as the batching
-    engine sets up its own (runtime/engine/backend.py): `n_ctx` cells per
-    sequence in a unified KV cache, n_threads for one-token batches and
-    llama-cpp-python's default (every CPU) for larger ones, flash attention off."""
+    engine sets up its own: `n_ctx` cells per sequence, n_threads for one-token
+    batches and llama-cpp-python's default (every CPU) for larger ones, and
+    FLASH_ATTENTION and KV_UNIFIED as above."""
 
     def __init__(self, model: RawModel, n_ctx: int, n_batch: int, max_sequences: int) -> None:
         params = llama_cpp.llama_context_default_params()
@@ -75,8 +80,17 @@ class RawContext:
         params.n_seq_max = max_sequences
         params.n_threads = model.n_threads
         params.n_threads_batch = multiprocessing.cpu_count()
-        params.kv_unified = True
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as Llama() does
+        params.kv_unified = KV_UNIFIED
+        params.flash_attn_type = FLASH_ATTENTION
+        self.settings = {
+            "n_ctx": params.n_ctx,
+            "n_batch": params.n_batch,
+            "n_seq_max": params.n_seq_max,
+            "n_threads": params.n_threads,
+            "n_threads_batch": params.n_threads_batch,
+            "kv_unified": KV_UNIFIED,
+            "flash_attn_type": FLASH_ATTENTION,
+        }
         self.ctx = llama_cpp.llama_init_from_model(model.handle, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp cannot create a context")
@@ -90,10 +104,11 @@ class RawContext:
             llama_cpp.llama_free(self.ctx)
             self.ctx = None
 
-    def run(self, prompt: Sequence[int], n_sequences: int, max_tokens: int) -> RunRecord:
-        """Prefill `prompt` into `n_sequences` sequences (as few batches as
-        n_batch allows), then decode `max_tokens` tokens for each, one
-        `llama_decode` per step over all of them."""
+    def run(self, prompts: list[list[int]], max_tokens: int) -> RunRecord:
+        """Prefill one prompt per sequence (as few batches as n_batch allows),
+        then decode `max_tokens` tokens for each, one `llama_decode` per step
+        over all of them."""
+        n_sequences = len(prompts)
         if n_sequences > self.max_sequences:
             raise ValueError(f"{n_sequences} sequences > {self.max_sequences}")
         ctx, batch = self.ctx, self.batch
@@ -109,42 +124,38 @@ class RawContext:
                 samplers.append(chain)
 
             started = time.perf_counter()
-            # Prefill: the prompts, packed n_batch tokens at a time; logits for
-            # each sequence's last prompt token.
-            last = len(prompt) - 1
+            # Prefill: the prompts packed n_batch tokens at a time; each
+            # sequence samples its first token right after the batch holding its
+            # last prompt token (a later llama_decode replaces the logits).
             entries = [
-                (s, pos, token, pos == last)
-                for s in range(n_sequences)
+                (s, pos, token, pos == len(prompt) - 1)
+                for s, prompt in enumerate(prompts)
                 for pos, token in enumerate(prompt)
             ]
-            outputs = [0] * n_sequences
+            tokens = [0] * n_sequences
+            first_token_at = [0.0] * n_sequences
             for start in range(0, len(entries), self.n_batch):
                 chunk = entries[start : start + self.n_batch]
                 _fill(batch, chunk)
                 _decode(ctx, batch)
-                for i, (s, pos, _, _) in enumerate(chunk):
-                    if pos == last:
-                        outputs[s] = i
-            first_token_at = started
-            position = len(prompt)
-            for step in range(max_tokens):
-                tokens = [
-                    llama_cpp.llama_sampler_sample(samplers[s], ctx, outputs[s])
-                    for s in range(n_sequences)
-                ]
-                if step == 0:
-                    first_token_at = time.perf_counter()
-                if step == max_tokens - 1:
-                    break  # the last token needs no decode
-                _fill(batch, [(s, position, tokens[s], True) for s in range(n_sequences)])
+                for i, (s, _, _, is_last) in enumerate(chunk):
+                    if is_last:
+                        tokens[s] = llama_cpp.llama_sampler_sample(samplers[s], ctx, i)
+                        first_token_at[s] = time.perf_counter()
+            # Decode: one token per sequence per llama_decode.
+            positions = [len(prompt) for prompt in prompts]
+            for _ in range(max_tokens - 1):
+                _fill(batch, [(s, positions[s], tokens[s], True) for s in range(n_sequences)])
                 _decode(ctx, batch)
-                outputs = list(range(n_sequences))
-                position += 1
+                positions = [position + 1 for position in positions]
+                tokens = [
+                    llama_cpp.llama_sampler_sample(samplers[s], ctx, s) for s in range(n_sequences)
+                ]
             finished = time.perf_counter()
         return RunRecord(
             clients=n_sequences,
             wall_s=finished - started,
-            ttft_s=[first_token_at - started] * n_sequences,
+            ttft_s=[at - started for at in first_token_at],
             completion_tokens=[max_tokens] * n_sequences,
             finish_reasons=["length"] * n_sequences,
         )

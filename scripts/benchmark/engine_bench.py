@@ -77,15 +77,13 @@ async def one_request(engine: Any, prompt: str, max_tokens: int) -> Answer:
     )
 
 
-async def run_clients(engine: Any, prompt: str, clients: int, max_tokens: int) -> RunRecord:
-    """`clients` concurrent requests submitted together."""
+async def run_clients(engine: Any, prompts: list[str], max_tokens: int) -> RunRecord:
+    """One concurrent client per prompt, all submitted together."""
     started = time.perf_counter()
-    answers = await asyncio.gather(
-        *(one_request(engine, prompt, max_tokens) for _ in range(clients))
-    )
+    answers = await asyncio.gather(*(one_request(engine, p, max_tokens) for p in prompts))
     finished = time.perf_counter()
     return RunRecord(
-        clients=clients,
+        clients=len(prompts),
         wall_s=finished - started,
         ttft_s=[answer.ttft_s for answer in answers],
         completion_tokens=[answer.completion_tokens for answer in answers],

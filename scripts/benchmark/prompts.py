@@ -1,17 +1,37 @@
-"""The prompts every system gets: one throughput prompt (a story opening that
-a small model keeps continuing, so greedy decoding rarely stops before
+"""The prompts every system gets: numbered story openings for throughput (a
+small model keeps a story going, so greedy decoding rarely stops before
 max_tokens), and a long fixed system prompt for the warm-prefix measurement."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-STORY_PROMPT = (
-    "The following is a long story for children.\n\n"
+_STORY = (
+    "Story {number}. The following is a long story for children.\n\n"
     "Once upon a time, in a small village by the sea, there lived an old fisherman "
     "and his granddaughter. Every morning"
 )
-WARMUP_PROMPT = "The weather today is"
+_WARMUP = "Note {number}. The weather today is"
+
+
+def rounds(clients: list[int], repetitions: int) -> list[list[str]]:
+    """The prompts of every measured round, in order: each client count once
+    per repetition, one prompt per client. Every prompt is new (its number comes
+    first), so no system can reuse a cached prefix: each request is prefilled,
+    as a new user's would be. Every system gets the same list."""
+    number = 0
+    plan = []
+    for _ in range(repetitions):
+        for n in clients:
+            plan.append([_STORY.format(number=number + i) for i in range(n)])
+            number += n
+    return plan
+
+
+def warmup(clients: int) -> list[str]:
+    """Short prompts for a warm-up round (not measured)."""
+    return [_WARMUP.format(number=i) for i in range(clients)]
+
 
 QUESTIONS = (
     "\n\nPassenger: Can I bring my bicycle on the morning ferry to the island?\nAssistant:",

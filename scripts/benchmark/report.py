@@ -110,8 +110,13 @@ def rss_target(results: dict[str, Any]) -> dict[str, Any]:
         "value": four / allowed if allowed else None,
         "met": four <= allowed,
         "detail": f"{four / MB:.0f} MB vs {one / MB:.0f} + {kv_diff / MB:.0f} + 50 = "
-        f"{allowed / MB:.0f} MB",
+        f"{allowed / MB:.0f} MB; engines: {_engine_name(slots['1'])}, "
+        f"{_engine_name(slots['4'])}",
     }
+
+
+def _engine_name(slot_result: dict[str, Any]) -> str:
+    return slot_result.get("engine", {}).get("class", "?").rsplit(".", 1)[-1]
 
 
 def _ms(seconds: float) -> str:

@@ -40,7 +40,7 @@ class Settings:
     n_threads: int = 1
     max_tokens: int = 128
     clients: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    repetitions: int = 2
+    repetitions: int = 3
     # Slots of our engine for the throughput runs: every client decodes at once.
     parallel: int = 8
     system_prompt_tokens: int = 1000

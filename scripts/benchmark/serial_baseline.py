@@ -55,11 +55,13 @@ class SerialBaseline:
             completion = evaluated + 1 if finish == "length" else evaluated
             return first, completion, finish
 
-    def run(self, prompt: Sequence[int], clients: int, max_tokens: int) -> RunRecord:
+    def run(self, prompts: list[list[int]], max_tokens: int) -> RunRecord:
+        """One client thread per prompt, all started together, queued on the lock."""
+        clients = len(prompts)
         results: list[tuple[float | None, int, str]] = [(None, 0, "")] * clients
 
         def client(i: int) -> None:
-            results[i] = self.complete(prompt, max_tokens)
+            results[i] = self.complete(prompts[i], max_tokens)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         started = time.perf_counter()

@@ -160,16 +160,17 @@ async def stream_completion(
     return (first or end) - started, tokens, finish
 
 
-async def run_clients(url: str, prompt: str, clients: int, max_tokens: int) -> RunRecord:
-    limits = httpx.Limits(max_connections=clients + 4)
+async def run_clients(url: str, prompts: list[str], max_tokens: int) -> RunRecord:
+    """One concurrent streaming client per prompt, all sent together."""
+    limits = httpx.Limits(max_connections=len(prompts) + 4)
     async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as client:
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(stream_completion(client, prompt, max_tokens) for _ in range(clients))
+            *(stream_completion(client, prompt, max_tokens) for prompt in prompts)
         )
         finished = time.perf_counter()
     return RunRecord(
-        clients=clients,
+        clients=len(prompts),
         wall_s=finished - started,
         ttft_s=[ttft for ttft, _, _ in results],
         completion_tokens=[tokens for _, tokens, _ in results],
@@ -196,11 +197,10 @@ def server_job(settings: dict[str, Any]) -> dict[str, Any]:
 
 async def rounds(url: str, settings: dict[str, Any]) -> list[RunRecord]:
     """A warm-up with every slot, then each client count once per repetition."""
-    from scripts.benchmark.prompts import STORY_PROMPT, WARMUP_PROMPT
+    from scripts.benchmark import prompts
 
-    await run_clients(url, WARMUP_PROMPT, max(settings["clients"]), 4)
+    await run_clients(url, prompts.warmup(max(settings["clients"])), 4)
     return [
-        await run_clients(url, STORY_PROMPT, n, settings["max_tokens"])
-        for _ in range(settings["repetitions"])
-        for n in settings["clients"]
+        await run_clients(url, round_prompts, settings["max_tokens"])
+        for round_prompts in prompts.rounds(settings["clients"], settings["repetitions"])
     ]

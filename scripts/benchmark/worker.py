@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from scripts.benchmark.prompts import QUESTIONS, STORY_PROMPT, WARMUP_PROMPT, system_prompt
+from scripts.benchmark import prompts
 from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
 
 
@@ -23,9 +23,13 @@ def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
     return jobs[job](settings)
 
 
-def _rounds(settings: dict[str, Any]) -> list[int]:
-    """Client counts in the order they run: every count once per repetition."""
-    return [n for _ in range(settings["repetitions"]) for n in settings["clients"]]
+def _plan(settings: dict[str, Any]) -> list[list[str]]:
+    return prompts.rounds(settings["clients"], settings["repetitions"])
+
+
+def _prompt_lengths(plan: list[list[list[int]]]) -> dict[str, int]:
+    lengths = [len(prompt) for round_prompts in plan for prompt in round_prompts]
+    return {"min": min(lengths), "max": max(lengths)}
 
 
 def _memory() -> dict[str, int]:
@@ -41,12 +45,13 @@ def ceiling_job(settings: dict[str, Any]) -> dict[str, Any]:
         context = RawContext(
             model, settings["n_ctx"], settings["n_batch"], max(settings["clients"])
         )
-        prompt = model.encode(STORY_PROMPT)
-        context.run(model.encode(WARMUP_PROMPT), max(settings["clients"]), 4)  # warm-up
-        records = [context.run(prompt, n, settings["max_tokens"]) for n in _rounds(settings)]
+        context.run([model.encode(p) for p in prompts.warmup(max(settings["clients"]))], 4)
+        plan = [[model.encode(p) for p in r] for r in _plan(settings)]
+        records = [context.run(round_prompts, settings["max_tokens"]) for round_prompts in plan]
         return {
             "records": [r.to_json() for r in records],
-            "prompt_tokens": len(prompt),
+            "prompt_tokens": _prompt_lengths(plan),
+            "context": context.settings,
             **_memory(),
         }
     finally:
@@ -62,12 +67,12 @@ def serial_job(settings: dict[str, Any]) -> dict[str, Any]:
         settings["model"], settings["n_ctx"], settings["n_batch"], settings["n_threads"]
     )
     try:
-        prompt = baseline.encode(STORY_PROMPT)
-        baseline.run(baseline.encode(WARMUP_PROMPT), 1, 4)  # warm-up
-        records = [baseline.run(prompt, n, settings["max_tokens"]) for n in _rounds(settings)]
+        baseline.run([baseline.encode(p) for p in prompts.warmup(1)], 4)
+        plan = [[baseline.encode(p) for p in r] for r in _plan(settings)]
+        records = [baseline.run(round_prompts, settings["max_tokens"]) for round_prompts in plan]
         return {
             "records": [r.to_json() for r in records],
-            "prompt_tokens": len(prompt),
+            "prompt_tokens": _prompt_lengths(plan),
             **_memory(),
         }
     finally:
@@ -92,10 +97,10 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
     pool, engine = await engine_bench.acquire(spec)
     try:
         # Warm-up: every slot once, so that first-use costs stay out of the numbers.
-        await engine_bench.run_clients(engine, WARMUP_PROMPT, max(settings["clients"]), 4)
+        await engine_bench.run_clients(engine, prompts.warmup(max(settings["clients"])), 4)
         records: list[RunRecord] = [
-            await engine_bench.run_clients(engine, STORY_PROMPT, n, settings["max_tokens"])
-            for n in _rounds(settings)
+            await engine_bench.run_clients(engine, round_prompts, settings["max_tokens"])
+            for round_prompts in _plan(settings)
         ]
         result: dict[str, Any] = {
             "engine": engine_bench.describe(engine),
@@ -105,13 +110,13 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
         if settings.get("warm_prefix", True):
             vocab = RawModel(settings["model"], 1, vocab_only=True)
             try:
-                system = system_prompt(
+                system = prompts.system_prompt(
                     lambda text: len(vocab.encode(text)), settings["system_prompt_tokens"]
                 )
             finally:
                 vocab.close()
             result["warm_prefix"] = await engine_bench.warm_prefix(
-                engine, system, QUESTIONS, settings["warm_prefix_max_tokens"]
+                engine, system, prompts.QUESTIONS, settings["warm_prefix_max_tokens"]
             )
         return result
     finally:
@@ -134,10 +139,9 @@ async def _slots_job(settings: dict[str, Any]) -> dict[str, Any]:
     )
     pool, engine = await engine_bench.acquire(spec)
     try:
-        await engine_bench.run_clients(engine, WARMUP_PROMPT, settings["slot_clients"], 4)
-        record = await engine_bench.run_clients(
-            engine, STORY_PROMPT, settings["slot_clients"], settings["slot_max_tokens"]
-        )
+        await engine_bench.run_clients(engine, prompts.warmup(settings["slot_clients"]), 4)
+        (round_prompts,) = prompts.rounds([settings["slot_clients"]], 1)
+        record = await engine_bench.run_clients(engine, round_prompts, settings["slot_max_tokens"])
         return {
             "engine": engine_bench.describe(engine),
             "parallel": settings["parallel"],
