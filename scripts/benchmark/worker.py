@@ -107,17 +107,17 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
             "records": [r.to_json() for r in records],
             **_memory(),
         }
-        if settings.get("warm_prefix", True):
-            vocab = RawModel(settings["model"], 1, vocab_only=True)
-            try:
-                system = prompts.system_prompt(
-                    lambda text: len(vocab.encode(text)), settings["system_prompt_tokens"]
-                )
-            finally:
-                vocab.close()
-            result["warm_prefix"] = await engine_bench.warm_prefix(
-                engine, system, prompts.QUESTIONS, settings["warm_prefix_max_tokens"]
+        # Warm prefix, after the RSS reading: the system prompt is new to every slot.
+        vocab = RawModel(settings["model"], 1, vocab_only=True)
+        try:
+            system = prompts.system_prompt(
+                lambda text: len(vocab.encode(text)), settings["system_prompt_tokens"]
             )
+        finally:
+            vocab.close()
+        result["warm_prefix"] = await engine_bench.warm_prefix(
+            engine, system, prompts.QUESTIONS, settings["warm_prefix_max_tokens"]
+        )
         return result
     finally:
         await pool.close()
