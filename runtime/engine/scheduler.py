@@ -28,6 +28,10 @@ from runtime.errors import QueueFullError, RuntimeFailure
 # copy part of one): worth it only when it saves more than this many tokens of
 # prefill (a 3B model evaluates ~50 prompt tokens/s on 2 cores).
 MIN_COPY = 64
+# llama.cpp evaluates sequences with consecutive ids together: the backend puts
+# a filler token in a free slot between busy ones, an extra row in every step
+# while the gap lasts. Slot choice counts a gap as this many prompt tokens.
+GAP_COST = 32
 
 
 class KVCache(Protocol):
@@ -80,6 +84,7 @@ class Scheduler:
         kv: KVCache,
         prepare: Callable[[Sequence], None],
         min_copy: int = MIN_COPY,
+        gap_cost: int = GAP_COST,
     ) -> None:
         if max_batch_tokens < num_slots:
             # Every decoding sequence needs its token in each step's batch.
@@ -96,6 +101,7 @@ class Scheduler:
         # with an error; on the worker thread, since tokenizing calls llama.cpp.
         self._prepare = prepare
         self.min_copy = min_copy
+        self.gap_cost = gap_cost
         self._last_used = [0] * num_slots  # admission counter, for least-recently-used ties
         self._admissions = 0
         self._lock = threading.Condition()
@@ -197,9 +203,10 @@ class Scheduler:
 
     def _place(self, seq: Sequence) -> None:
         """Put `seq` in the free slot whose KV cache shares the longest prefix
-        with its prompt (least recently used among equals, so that recent
-        prefixes survive); if another slot, busy or not, shares a longer one,
-        its KV cache is copied into the chosen slot instead of recomputed."""
+        with its prompt, less `gap_cost` per free slot left between busy ones
+        (the least recently used among equals, so that recent prefixes
+        survive); if another slot, busy or not, shares a longer prefix, its KV
+        cache is copied into the chosen slot instead of recomputed."""
         prompt = seq.tokens
         # The last prompt token is always evaluated: its logits give the first token.
         limit = len(prompt) - 1
@@ -207,8 +214,13 @@ class Scheduler:
             0 if held is None else common_prefix(held.tokens, prompt, min(limit, held.num_kv))
             for held in self.slots
         ]
+        busy = [s.slot for s in self.running if not s.is_finished and s.slot is not None]
+
+        def score(slot: int) -> tuple[int, int]:
+            return reusable[slot] - self.gap_cost * gaps([*busy, slot]), -self._last_used[slot]
+
         free = [slot for slot, held in enumerate(self.slots) if held is None or held.is_finished]
-        target = max(free, key=lambda slot: (reusable[slot], -self._last_used[slot]))
+        target = max(free, key=score)
         source = max(range(len(self.slots)), key=reusable.__getitem__)
         cached = reusable[target]
         if reusable[source] >= cached + self.min_copy:
@@ -222,6 +234,11 @@ class Scheduler:
         self.slots[target] = seq
         seq.place(target, cached)
         self.running.append(seq)
+
+
+def gaps(slots: list[int]) -> int:
+    """How many slot ids between the lowest and the highest of `slots` are not in it."""
+    return max(slots) - min(slots) + 1 - len(set(slots)) if slots else 0
 
 
 def common_prefix(a: list[int], b: list[int], limit: int) -> int:

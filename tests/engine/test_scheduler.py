@@ -170,6 +170,31 @@ def test_among_equal_prefixes_the_least_recently_used_slot_is_taken() -> None:
     assert fresh.slot == 0  # slots 0 and 2 share nothing with it; 0 was used longest ago
 
 
+def test_a_new_request_fills_a_gap_between_busy_slots_rather_than_widen_the_span() -> None:
+    scheduler = make(slots=4)
+    submit(scheduler, "1 1", max_tokens=9)
+    submit(scheduler, "2 2", max_tokens=1)
+    submit(scheduler, "3 3", max_tokens=9)
+    step(scheduler)  # slot 1's sequence is done: slots 0 and 2 are busy
+    fresh = submit(scheduler, "9 9")
+    step(scheduler)
+    # Slot 3 was never used (least recently used), but slot 1 closes the gap.
+    assert fresh.slot == 1
+
+
+def test_a_long_shared_prefix_is_worth_a_gap() -> None:
+    scheduler = make(slots=4, batch=64)
+    prompt = numbers(40)
+    submit(scheduler, "1 1", max_tokens=9)
+    submit(scheduler, "2 2", max_tokens=9)
+    submit(scheduler, "3 3", max_tokens=1)
+    submit(scheduler, prompt + " 5", max_tokens=1)
+    step(scheduler)  # slots 2 and 3 are free; slot 3 holds the long prompt
+    reuse = submit(scheduler, prompt + " 6")
+    step(scheduler)
+    assert reuse.slot == 3 and reuse.num_cached == 40
+
+
 def test_a_prompt_held_whole_still_evaluates_its_last_token() -> None:
     kv = FakeKV()
     scheduler = make(slots=1, kv=kv)
