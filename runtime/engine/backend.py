@@ -1,5 +1,6 @@
 """The batching engine's llama.cpp handles: one model, one context holding
-`parallel` sequences in a unified KV cache, and one reusable `llama_batch`.
+`parallel` sequences (slots, llama.cpp seq ids) with a KV stream each, and one
+reusable `llama_batch`.
 
 llama-cpp-python's `Llama` cannot create a context for several sequences, so
 this module uses the low-level API directly. It is the only module of the
