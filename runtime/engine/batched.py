@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 
 from runtime.engine.backend import Backend
-from runtime.engine.chat import ChatTemplate
+from runtime.engine.chat import ChatTemplate, prompt_text
 from runtime.engine.generation import StreamingGeneration
 from runtime.engine.request_state import RequestState, token_budget
 from runtime.engine.scheduler import Batch, Scheduler
@@ -88,9 +88,7 @@ class BatchedEngine:
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine feeds the model for `request` (see SerialEngine)."""
-        if request.messages is not None:
-            return self._backend.encode(self._chat.render(request.messages))
-        return self._backend.encode(request.prompt or "")
+        return self._backend.encode(prompt_text(self._chat, request))
 
     def shutdown(self) -> None:
         """Blocking close: cancel what is queued or running, stop the worker,

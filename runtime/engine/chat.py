@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import jinja2
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from runtime.engine.types import ChatMessage
+from runtime.engine.types import ChatMessage, GenerationRequest
 from runtime.errors import InputError, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -58,3 +58,11 @@ class ChatTemplate:
             # Templates call raise_exception() for e.g. roles out of order:
             # that is about the messages the user sent.
             raise InputError(f"the model's chat template rejected the messages: {exc}") from exc
+
+
+def prompt_text(chat: ChatTemplate, request: GenerationRequest) -> str:
+    """The text an engine tokenizes for a request: the chat template over its
+    messages, or its raw prompt."""
+    if request.messages is not None:
+        return chat.render(request.messages)
+    return request.prompt or ""

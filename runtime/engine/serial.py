@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 
-from runtime.engine.chat import ChatTemplate
+from runtime.engine.chat import ChatTemplate, prompt_text
 from runtime.engine.generation import StreamingGeneration
 from runtime.engine.model import LoadedModel, load_model
 from runtime.engine.request_state import RequestState, token_budget
@@ -86,9 +86,7 @@ class SerialEngine:
         Uses only the vocabulary, which llama.cpp allows from any thread; still,
         call it off the event loop for long prompts.
         """
-        if request.messages is not None:
-            return self._model.encode(self._chat.render(request.messages))
-        return self._model.encode(request.prompt or "")
+        return self._model.encode(prompt_text(self._chat, request))
 
     def shutdown(self) -> None:
         """Blocking close: cancel what is queued or running, stop the worker,

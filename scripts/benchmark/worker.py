@@ -79,6 +79,18 @@ def serial_job(settings: dict[str, Any]) -> dict[str, Any]:
         baseline.close()
 
 
+def _engine_spec(settings: dict[str, Any]) -> Any:
+    from scripts.benchmark import engine_bench
+
+    return engine_bench.make_spec(
+        settings["model"],
+        settings["n_ctx"],
+        settings["n_batch"],
+        settings["n_threads"],
+        settings["parallel"],
+    )
+
+
 def engine_job(settings: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(_engine_job(settings))
 
@@ -87,13 +99,7 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
     from scripts.benchmark import engine_bench
     from scripts.benchmark.ceiling import RawModel
 
-    spec = engine_bench.make_spec(
-        settings["model"],
-        settings["n_ctx"],
-        settings["n_batch"],
-        settings["n_threads"],
-        settings["parallel"],
-    )
+    spec = _engine_spec(settings)
     pool, engine = await engine_bench.acquire(spec)
     try:
         # Warm-up: every slot once, so that first-use costs stay out of the numbers.
@@ -130,13 +136,7 @@ def slots_job(settings: dict[str, Any]) -> dict[str, Any]:
 async def _slots_job(settings: dict[str, Any]) -> dict[str, Any]:
     from scripts.benchmark import engine_bench
 
-    spec = engine_bench.make_spec(
-        settings["model"],
-        settings["n_ctx"],
-        settings["n_batch"],
-        settings["n_threads"],
-        settings["parallel"],
-    )
+    spec = _engine_spec(settings)
     pool, engine = await engine_bench.acquire(spec)
     try:
         await engine_bench.run_clients(engine, prompts.warmup(settings["slot_clients"]), 4)
