@@ -62,6 +62,14 @@ class BatchedEngine:
         return self._backend.info
 
     @property
+    def max_queue(self) -> int:
+        return self.scheduler.max_queue
+
+    @max_queue.setter
+    def max_queue(self, value: int) -> None:
+        self.scheduler.max_queue = value
+
+    @property
     def model(self) -> Backend:
         return self._backend
 

@@ -257,6 +257,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             n_batch=spec.n_batch or DEFAULT_BATCH,
             n_threads=spec.n_threads,
             n_gpu_layers=spec.n_gpu_layers or 0,
+            # As the batched engine does, so `parallel: 1` and `parallel: 4`
+            # give the same greedy output (attention sums in another order).
+            flash_attn=True,
             verbose=False,
         )
     return LoadedModel(llama, spec, header)

@@ -1,8 +1,10 @@
 """The model pool: each distinct model is loaded once and shared.
 
 "Distinct" means the resolved load settings (absolute path, context, batch,
-threads, GPU layers, device), so `n_ctx: null` and `n_ctx: 4096` share one
-model when 4096 is the default. Loading runs in a thread; callers that ask for
+threads, GPU layers, device, slots), so `n_ctx: null` and `n_ctx: 4096` share
+one model when 4096 is the default. The waiting-queue bound is not a load
+setting: components that share a model share its queue, bounded by the largest
+`max_queue` any of them asked for. Loading runs in a thread; callers that ask for
 the same model while it loads wait for that one load. One pool per app.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+
+from dataclasses import replace
 
 from runtime.engine.model import resolve_spec
 from runtime.engine.types import Engine, ModelInfo, ModelSpec
@@ -45,14 +49,17 @@ class ModelPool:
         if self._closed:
             raise RuntimeFailure("the model pool is closed")
         resolved = await asyncio.to_thread(resolve_spec, spec)
-        load = self._loads.get(resolved)
+        key = replace(resolved, max_queue=0)
+        load = self._loads.get(key)
         if load is None:
             logger.info("loading model %s", resolved.path)
             load = asyncio.ensure_future(asyncio.to_thread(self._factory, resolved))
-            load.add_done_callback(lambda task: self._forget_failed(resolved, task))
-            self._loads[resolved] = load
+            load.add_done_callback(lambda task: self._forget_failed(key, task))
+            self._loads[key] = load
         # shield: a caller that gives up must not abort a load others wait for.
-        return await asyncio.shield(load)
+        engine = await asyncio.shield(load)
+        engine.max_queue = max(engine.max_queue, resolved.max_queue)
+        return engine
 
     def loaded(self) -> list[ModelInfo]:
         """The models loaded so far (not the ones still loading)."""

@@ -24,7 +24,7 @@ from runtime.engine.types import (
     ModelInfo,
     ModelSpec,
 )
-from runtime.errors import InputError, ModelComposeError, RuntimeFailure
+from runtime.errors import InputError, ModelComposeError, QueueFullError, RuntimeFailure
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ _STOP_WORKER = None
 class SerialEngine:
     """Implements the `Engine` protocol over one `LoadedModel`."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, *, max_queue: int = 64) -> None:
         self._model = model
+        # Requests that may wait while one runs; beyond it submit() refuses.
+        self.max_queue = max_queue
         self._chat = ChatTemplate(
             model.chat_template,
             bos_token=model.special.bos_text,
@@ -44,6 +46,10 @@ class SerialEngine:
         self._jobs: queue.SimpleQueue[StreamingGeneration | None] = queue.SimpleQueue()
         self._closed = False
         self._current: StreamingGeneration | None = None
+        # Submitted and not yet finished (queued or running); submit() runs on
+        # the event loop and the worker counts down, hence the lock.
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._work, name=f"llama-worker:{model.info.name}", daemon=True
         )
@@ -52,7 +58,7 @@ class SerialEngine:
     @classmethod
     def load(cls, spec: ModelSpec) -> SerialEngine:
         """Load the model and start the worker (blocking; run it in a thread)."""
-        return cls(load_model(spec))
+        return cls(load_model(spec), max_queue=spec.max_queue)
 
     @property
     def info(self) -> ModelInfo:
@@ -72,10 +78,20 @@ class SerialEngine:
         return self._thread.ident
 
     def submit(self, request: GenerationRequest) -> StreamingGeneration:
-        """Queue a request; returns at once. Call it on the event loop thread."""
+        """Queue a request; returns at once. Call it on the event loop thread.
+
+        `QueueFullError` when one request runs and `max_queue` requests wait.
+        """
         validate_request(request)
         if self._closed:
             raise RuntimeFailure(f"the engine for {self.info.name} is closed")
+        with self._pending_lock:
+            if self._pending > self.max_queue:  # one runs, max_queue wait
+                raise QueueFullError(
+                    f"too many requests: {self._pending - 1} are already waiting for "
+                    "the one slot; retry later"
+                )
+            self._pending += 1
         generation = StreamingGeneration(request, asyncio.get_running_loop())
         self._jobs.put(generation)
         return generation
@@ -114,6 +130,8 @@ class SerialEngine:
                     self._serve(generation)
                 finally:
                     self._current = None
+                    with self._pending_lock:
+                        self._pending -= 1
         finally:
             self._model.close()
 

@@ -116,6 +116,9 @@ class Generation(Protocol):
 class Engine(Protocol):
     """One loaded model serving many requests."""
 
+    # Requests that may wait for a slot before submit() raises QueueFullError.
+    max_queue: int
+
     @property
     def info(self) -> ModelInfo: ...
 

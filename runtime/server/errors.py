@@ -40,10 +40,16 @@ def status_for(error: ModelComposeError) -> int:
     return 500
 
 
+def retry_headers(status: int) -> dict[str, str] | None:
+    """A 503 is temporary (loading, stopping, full): say when to try again."""
+    return {"Retry-After": "1"} if status == 503 else None
+
+
 def error_response(status: int, type_: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(
-        {"error": {"type": type_, "message": message, **extra}}, status, headers=headers
+        {"error": {"type": type_, "message": message, **extra}},
+        status,
+        headers=retry_headers(status),
     )
 
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from runtime.errors import InputError, ModelComposeError, PromptTooLongError
-from runtime.server.errors import status_for
+from runtime.server.errors import retry_headers, status_for
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
 
 def error_response(error: BaseException) -> JSONResponse:
     status, body = error_body(error)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = retry_headers(status)
     return JSONResponse(body, status, headers=headers)
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.errors import InputError
-from runtime.server.errors import ServiceUnavailable, status_for
+from runtime.server.errors import ServiceUnavailable, retry_headers, status_for
 from runtime.server.sse import StreamListener, stream_response
 from runtime.service import Service, ServiceState
 from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
@@ -127,7 +127,8 @@ async def _run(request: Request, workflow_id: str | None, body: RunRequest) -> A
         return task.to_json()
     await _wait_unless_disconnected(task, request)
     if task.status == TaskStatus.FAILED and task.error is not None:
-        return JSONResponse(task.to_json(), status_for(task.error))
+        status = status_for(task.error)
+        return JSONResponse(task.to_json(), status, headers=retry_headers(status))
     if body.output_only and task.status == TaskStatus.COMPLETED:
         return JSONResponse(task.output)
     return task.to_json()

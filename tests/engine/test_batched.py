@@ -14,6 +14,7 @@ import pytest
 
 from runtime.engine.backend import DecodeError
 from runtime.engine.batched import BatchedEngine
+from runtime.engine.serial import SerialEngine
 from runtime.engine.generation import StreamingGeneration
 from runtime.engine.scheduler import Batch
 from runtime.engine.types import (
@@ -367,3 +368,14 @@ async def test_closing_the_engine_cancels_its_requests(embedded_model_path: Path
         assert result.detail == "the engine was closed"
     with pytest.raises(RuntimeFailure, match="closed"):
         engine.submit(story(4))
+
+
+async def test_the_serial_engine_gives_the_same_greedy_output(
+    batched: BatchedEngine, engine: SerialEngine
+) -> None:
+    # `parallel: 1` and `parallel: 4` must not change an answer: both engines
+    # use flash attention, which sums attention in its own order.
+    for make in REQUESTS:
+        _, together = await run(batched, make())
+        alone = await engine.submit(make()).result()
+        assert alone.text == together.text

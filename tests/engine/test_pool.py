@@ -21,6 +21,7 @@ from runtime.errors import ModelLoadError, RuntimeFailure
 class FakeEngine:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.max_queue = spec.max_queue
         self.closed = False
         self.info = ModelInfo(spec.path, "fake", spec.n_ctx or 0, 0, 0, 1, 1)
 
@@ -138,4 +139,19 @@ async def test_more_than_one_slot_loads_the_batching_engine_and_one_the_serial_o
         GenerationRequest(prompt="Hello", sampling=SamplingParams(greedy=True), max_tokens=3)
     ).result()
     assert result.usage.completion_tokens <= 3
+    await pool.close()
+
+
+async def test_components_differing_only_in_max_queue_share_one_model_and_its_largest_queue(
+    embedded_model_path: Path,
+) -> None:
+    factory = CountingFactory()
+    pool = ModelPool(factory)
+    path = str(embedded_model_path)
+    small = await pool.acquire(ModelSpec(path, parallel=2, max_queue=4))
+    large = await pool.acquire(ModelSpec(path, parallel=2, max_queue=32))
+    assert small is large
+    assert len(factory.specs) == 1
+    assert large.max_queue == 32
+    assert (await pool.acquire(ModelSpec(path, parallel=2, max_queue=8))).max_queue == 32
     await pool.close()

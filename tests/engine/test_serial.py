@@ -20,7 +20,7 @@ from runtime.engine.types import (
     ModelSpec,
     SamplingParams,
 )
-from runtime.errors import InputError, PromptTooLongError, RuntimeFailure
+from runtime.errors import InputError, PromptTooLongError, QueueFullError, RuntimeFailure
 
 GREEDY = SamplingParams(greedy=True)
 # The model's built-in default system prompt makes it ramble in French about
@@ -226,6 +226,20 @@ async def test_concurrent_requests_are_served_one_after_another(engine: SerialEn
     results = await asyncio.gather(*(g.result() for g in generations))
     assert len({r.text for r in results}) == 1
     assert all(r.finish_reason is FinishReason.LENGTH for r in results)
+
+
+async def test_a_full_queue_refuses_new_requests_at_submit(engine: SerialEngine) -> None:
+    engine.max_queue = 1
+    try:
+        accepted = [engine.submit(story(None)), engine.submit(story(4))]  # running + waiting
+        with pytest.raises(QueueFullError, match="1 are already waiting.*retry later"):
+            engine.submit(story(4))
+        for generation in accepted:
+            generation.cancel()
+        await asyncio.gather(*(g.result() for g in accepted))
+        await engine.submit(story(2)).result()  # room again once they finished
+    finally:
+        engine.max_queue = 64
 
 
 async def test_usage_and_timings_are_reported(engine: SerialEngine) -> None:

@@ -95,6 +95,14 @@ class ObservedEngine:
     def info(self) -> Any:
         return self.inner.info
 
+    @property
+    def max_queue(self) -> int:
+        return self.inner.max_queue
+
+    @max_queue.setter
+    def max_queue(self, value: int) -> None:
+        self.inner.max_queue = value
+
     def submit(self, request: GenerationRequest) -> ObservedGeneration:
         generation = ObservedGeneration(self.inner.submit(request), self)
         self.requests.append(request)
