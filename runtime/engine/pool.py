@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-
 from dataclasses import replace
 
 from runtime.engine.model import resolve_spec

@@ -14,9 +14,9 @@ import pytest
 
 from runtime.engine.backend import DecodeError
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.serial import SerialEngine
 from runtime.engine.generation import StreamingGeneration
 from runtime.engine.scheduler import Batch
+from runtime.engine.serial import SerialEngine
 from runtime.engine.types import (
     CancelToken,
     ChatMessage,

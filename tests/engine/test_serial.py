@@ -232,7 +232,7 @@ async def test_a_full_queue_refuses_new_requests_at_submit(engine: SerialEngine)
     engine.max_queue = 1
     try:
         accepted = [engine.submit(story(None)), engine.submit(story(4))]  # running + waiting
-        with pytest.raises(QueueFullError, match="1 are already waiting.*retry later"):
+        with pytest.raises(QueueFullError, match=r"1 are already waiting.*retry later"):
             engine.submit(story(4))
         for generation in accepted:
             generation.cancel()
