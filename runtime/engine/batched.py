@@ -21,7 +21,7 @@ from runtime.engine.request_state import RequestState, token_budget
 from runtime.engine.scheduler import Batch, Scheduler
 from runtime.engine.sequence import Sequence
 from runtime.engine.serial import validate_request
-from runtime.engine.types import GenerationRequest, ModelInfo, ModelSpec
+from runtime.engine.types import EngineStats, GenerationRequest, ModelInfo, ModelSpec
 from runtime.errors import InputError, ModelComposeError, RuntimeFailure
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,15 @@ class BatchedEngine:
         generation = StreamingGeneration(request, asyncio.get_running_loop())
         self.scheduler.add(Sequence(request, generation, submitted_at=generation.submitted_at))
         return generation
+
+    def stats(self) -> EngineStats:
+        scheduler = self.scheduler
+        free = scheduler.num_free_slots
+        return EngineStats(
+            slots=len(scheduler.slots),
+            busy=len(scheduler.slots) - free,
+            waiting=len(scheduler.waiting),
+        )
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine feeds the model for `request` (see SerialEngine)."""

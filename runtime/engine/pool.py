@@ -62,8 +62,12 @@ class ModelPool:
 
     def loaded(self) -> list[ModelInfo]:
         """The models loaded so far (not the ones still loading)."""
+        return [engine.info for engine in self.engines()]
+
+    def engines(self) -> list[Engine]:
+        """The engines loaded so far, one per distinct model."""
         return [
-            task.result().info
+            task.result()
             for task in self._loads.values()
             if task.done() and not task.cancelled() and task.exception() is None
         ]

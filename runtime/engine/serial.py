@@ -18,6 +18,7 @@ from runtime.engine.generation import StreamingGeneration
 from runtime.engine.model import LoadedModel, load_model
 from runtime.engine.request_state import RequestState, token_budget
 from runtime.engine.types import (
+    EngineStats,
     FinishReason,
     GenerationRequest,
     GenerationResult,
@@ -95,6 +96,12 @@ class SerialEngine:
         generation = StreamingGeneration(request, asyncio.get_running_loop())
         self._jobs.put(generation)
         return generation
+
+    def stats(self) -> EngineStats:
+        with self._pending_lock:
+            pending = self._pending
+        busy = 1 if self._current is not None else 0
+        return EngineStats(slots=1, busy=busy, waiting=max(0, pending - busy))
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine would feed the model for `request`.

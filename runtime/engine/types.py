@@ -124,7 +124,19 @@ class Engine(Protocol):
 
     def submit(self, request: GenerationRequest) -> Generation: ...
 
+    def stats(self) -> EngineStats: ...
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of an engine's load, read from any thread (it may be a step
+    behind the worker): what `GET {base_path}/models` reports."""
+
+    slots: int  # sequences it can decode together (1: the serial engine)
+    busy: int  # slots holding an unfinished request
+    waiting: int  # requests queued for a slot
 
 
 @dataclass(frozen=True)
