@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from runtime import __version__
 from runtime.config.units import parse_size
-from runtime.server import openai_routes, workflow_routes
+from runtime.server import model_routes, openai_routes, workflow_routes
 from runtime.server.errors import install_error_handlers
 from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
 from runtime.service import Service, ServiceState
@@ -57,6 +57,7 @@ def create_app(service: Service) -> FastAPI:
     app.state.starting = None
     install_error_handlers(app)
     app.include_router(workflow_routes.router, prefix=base_path)
+    app.include_router(model_routes.router, prefix=base_path)
     if base_path:
         app.add_api_route(
             "/health", workflow_routes.health, methods=["GET"], include_in_schema=False

@@ -1,0 +1,51 @@
+"""`GET {base_path}/models`: the models the server has loaded and how busy
+each one is right now (slots in use, requests waiting), plus the runs in
+progress. Read-only; behind the API key like every route but /health. This is
+how an operator (and scripts/soak) sees that a server is idle again."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from runtime.server.workflow_routes import service_of
+
+router = APIRouter()
+
+
+class LoadedModel(BaseModel):
+    name: str
+    path: str
+    components: list[str]  # the component ids that share this loaded model
+    context_length: int
+    slots: int  # requests decoded together
+    busy: int  # slots holding an unfinished request
+    waiting: int  # requests queued for a slot
+
+
+class ModelsStatus(BaseModel):
+    models: list[LoadedModel]
+    running_tasks: int  # workflow runs pending or processing
+
+
+@router.get("/models")
+async def loaded_models(request: Request) -> ModelsStatus:
+    service = service_of(request)
+    models = []
+    for engine in service.pool.engines():
+        stats, info = engine.stats(), engine.info
+        sharing = [
+            c.id for c in service.config.components if service.components.loaded(c.id) is engine
+        ]
+        models.append(
+            LoadedModel(
+                name=info.name,
+                path=info.path,
+                components=sharing,
+                context_length=info.context_length,
+                slots=stats.slots,
+                busy=stats.busy,
+                waiting=stats.waiting,
+            )
+        )
+    return ModelsStatus(models=models, running_tasks=len(service.tasks.running()))
