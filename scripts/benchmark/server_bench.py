@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
+from scripts.benchmark.server_process import ServerProcess
+from scripts.benchmark.stats import RunRecord
 
 COMPONENT = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def component_fields() -> set[str]:
@@ -68,60 +56,6 @@ def compose_file(settings: dict[str, Any], port: int) -> str:
         "      do_sample: false",
     ]
     return "\n".join(lines) + "\n"
-
-
-class Server:
-    """`model-compose up` on a compose file in a temporary folder."""
-
-    def __init__(self, settings: dict[str, Any], startup_timeout: float = 300.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._folder = tempfile.TemporaryDirectory(prefix="bench-server-")
-        path = Path(self._folder.name) / "model-compose.yml"
-        path.write_text(compose_file(settings, self.port))
-        self._log = open(Path(self._folder.name) / "server.log", "w+b")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "up", "-f", str(path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        self._wait_ready(startup_timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"model-compose up exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"model-compose up was not ready after {timeout:.0f}s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    def memory(self) -> dict[str, int]:
-        return {
-            "rss_bytes": rss_bytes(self.process.pid),
-            "peak_rss_bytes": peak_rss_bytes(self.process.pid),
-        }
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        self._folder.cleanup()
 
 
 async def stream_completion(
@@ -179,7 +113,7 @@ async def run_clients(url: str, prompts: list[str], max_tokens: int) -> RunRecor
 
 
 def server_job(settings: dict[str, Any]) -> dict[str, Any]:
-    server = Server(settings)
+    server = ServerProcess(lambda port: compose_file(settings, port))
     try:
         records = asyncio.run(asyncio.wait_for(rounds(server.url, settings), settings["timeout_s"]))
         return {
@@ -192,7 +126,7 @@ def server_job(settings: dict[str, Any]) -> dict[str, Any]:
             f"the server measurement did not finish in {settings['timeout_s']:.0f}s"
         ) from None
     finally:
-        server.stop()
+        server.cleanup()
 
 
 async def rounds(url: str, settings: dict[str, Any]) -> list[RunRecord]:
