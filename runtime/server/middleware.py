@@ -3,6 +3,7 @@ request body limit. Plain ASGI, so it also covers streaming responses."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Iterable
@@ -33,6 +34,17 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def key_matches(candidate: str | bytes, key: str | bytes) -> bool:
+    """Whether `candidate` is the API key. Both sides are hashed first, so
+    the comparison takes the same time whatever the candidate's length, and
+    hmac.compare_digest takes the same time wherever the digests differ."""
+
+    def digest(value: str | bytes) -> bytes:
+        return hashlib.sha256(value.encode() if isinstance(value, str) else value).digest()
+
+    return hmac.compare_digest(digest(candidate), digest(key))
+
+
 class ApiKeyMiddleware:
     """`Authorization: Bearer <key>` on every route but /health and CORS
     preflights. Compared in constant time; the key is never logged."""
@@ -41,7 +53,7 @@ class ApiKeyMiddleware:
         self, app: ASGIApp, api_key: str, open_paths: Iterable[str] = ("/health",)
     ) -> None:
         self.app = app
-        self.key = api_key.encode()
+        self.key = api_key
         self.open_paths = {path.rstrip("/") for path in open_paths}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,7 +62,7 @@ class ApiKeyMiddleware:
             return
         headers = dict(scope.get("headers", []))
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
+        if scheme.lower() == b"bearer" and key_matches(token.strip(), self.key):
             await self.app(scope, receive, send)
             return
         await _send_error(

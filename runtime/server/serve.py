@@ -83,12 +83,12 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
         )
     sock = listen(host, port)
     webui = config.controller.webui
-    if webui is not None and not is_loopback(webui.host):
-        # The API key guards the API port only: the page itself has no login yet.
+    if webui is not None and not is_loopback(webui.host) and not config.controller.api_key:
+        # With an API key, the Web UI asks for it (runtime.webui.auth).
         say(
-            f"WARNING: serving the Web UI on {webui.host}, reachable from other machines: "
-            "anyone who can reach its port can run your models (the API key does not "
-            "protect the Web UI)."
+            f"WARNING: serving the Web UI on {webui.host}, reachable from other machines, "
+            "with no API key: anyone who can reach its port can run your models. Set "
+            "controller.api_key: the Web UI then asks for it."
         )
     ui_sock = listen(webui.host, webui.port) if webui is not None else None
     service = Service(config, status=lambda message: say(f"{message}…"))

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from nicegui import context, ui
 
 from runtime.service import Service
+from runtime.webui.auth import WebUIAuth
+from runtime.webui.login import LoginPage
 from runtime.webui.model_panel import ModelPanel
 from runtime.webui.workflow_view import WorkflowView
 
@@ -59,11 +61,18 @@ class WorkflowPage:
             view.stop()
 
 
-def build_root(service: Service, api_url: str) -> Callable[[], None]:
+def build_root(service: Service, api_url: str, auth: WebUIAuth | None = None) -> Callable[[], None]:
     """The root page function for `service`: pass it to `ui.run_with(root=...)`
-    (or to NiceGUI's `user_simulation` in tests)."""
+    (or to NiceGUI's `user_simulation` in tests). With `auth`, a session that
+    has not logged in gets the login page, whatever the path (the gate in
+    front of the UI sends it there anyway: this holds even without it)."""
 
     def root() -> None:
+        if auth is not None:
+            session = context.client.request.session
+            if not auth.is_logged_in(session):
+                LoginPage(auth, session, page_title(service))
+                return
         WorkflowPage(service, api_url)
 
     return root
