@@ -3,11 +3,16 @@ the example compose files as test data."""
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from runtime.config import ComposeConfig, load_config
 
@@ -56,3 +61,46 @@ def compose(tmp_path: Path) -> Callable[[str], ComposeConfig]:
         return load_config(files=[path], env={}).config
 
     return load
+
+
+# Hypothesis profiles for the property tests (tests/**/test_fuzz.py): `ci` is
+# the fast, derandomized default; `HYPOTHESIS_PROFILE=long` runs many more
+# random examples. No example database: nothing is written into the tree.
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    # Generous: a single example takes milliseconds; this only catches hangs
+    # that `time_limit` has not already turned into a failure.
+    deadline=timedelta(seconds=10),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long",
+    parent=settings.get_profile("ci"),
+    max_examples=5000,
+    derandomize=False,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+class Hang(Exception):
+    """Raised inside code that ran past `time_limit`."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block with `Hang` after `seconds` (main thread only): a
+    hard guard for a hang that would otherwise stall the suite."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
