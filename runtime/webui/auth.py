@@ -36,6 +36,9 @@ _NOTICE = "login_notice"
 _PUBLIC_PREFIXES = (f"/_nicegui/{nicegui_version}/",)
 _PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
 _SOCKET_PREFIX = "/_nicegui_ws/"
+# NiceGUI's own routes (socket, uploads, downloads, media): a 401, not a
+# redirect to a page nobody reads.
+_INTERNAL_PREFIX = "/_nicegui"
 WRONG_TOKEN = "The token in the address is not the API key."
 
 
@@ -85,7 +88,7 @@ def is_public(path: str) -> bool:
 class WebUIAuthMiddleware:
     """Every UI route needs a logged-in session, except the login page, the
     static files it needs, and the socket of an open login page. Pages
-    redirect to the login page; other requests get a 401, sockets are
+    redirect to the login page; NiceGUI's own routes answer 401, sockets are
     refused. Runs inside Starlette's SessionMiddleware."""
 
     def __init__(self, app: ASGIApp, auth: WebUIAuth) -> None:
@@ -110,7 +113,7 @@ class WebUIAuthMiddleware:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await WebSocketClose(code=1008)(scope, receive, send)
-        elif scope["method"] in ("GET", "HEAD"):
+        elif scope["method"] in ("GET", "HEAD") and not path.startswith(_INTERNAL_PREFIX):
             await RedirectResponse(LOGIN_PATH, status_code=303)(scope, receive, send)
         else:
             response = JSONResponse(

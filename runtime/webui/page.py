@@ -71,7 +71,8 @@ def build_root(service: Service, api_url: str, auth: WebUIAuth | None = None) ->
         if auth is not None:
             session = context.client.request.session
             if not auth.is_logged_in(session):
-                LoginPage(auth, session, page_title(service))
+                # Only the server's name: its workflows are for those who logged in.
+                LoginPage(auth, session, service.config.controller.name or "model-compose")
                 return
         WorkflowPage(service, api_url)
 
