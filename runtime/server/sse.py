@@ -1,7 +1,8 @@
 """Server-Sent Events for a workflow run: one JSON event per text delta,
 then a `done` event with the output, finish reason and usage, or an `error`
 event. A slow reader slows the run (a small bounded queue), and a client
-that goes away cancels it."""
+that goes away cancels it. A run refused before its first delta (the model's
+queue is full) is a plain 503 with Retry-After, not a stream."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from fastapi.responses import StreamingResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from runtime.server.errors import retry_headers, status_for
 from runtime.workflow.tasks import Task, TaskStatus, error_body
 
 logger = logging.getLogger(__name__)
@@ -97,7 +101,73 @@ def delta_event(task: Task, delta: dict[str, Any]) -> bytes:
     return sse({"type": "delta", "task_id": task.id, **delta})
 
 
+async def first_delta(
+    task: Task, listener: StreamListener, request: Request
+) -> dict[str, Any] | None:
+    """The run's first delta; None when the run ends first, or when the
+    client hangs up first (then the run is cancelled)."""
+    getter = asyncio.ensure_future(listener.queue.get())
+    finished = asyncio.ensure_future(task.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                {getter, finished}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter in done:
+                return getter.result()
+            if finished in done:
+                return None
+            if await request.is_disconnected():
+                task.cancel()
+                return None
+    finally:
+        for future in (getter, finished):
+            if not future.done():
+                future.cancel()
+
+
+def refusal_status(task: Task) -> int | None:
+    """503 for a run that failed because the server had no room for it."""
+    if task.status == TaskStatus.FAILED and task.error is not None:
+        status = status_for(task.error)
+        return status if status == 503 else None
+    return None
+
+
+class TaskStream(StreamingResponse):
+    """A run's events, answered once the run has sent its first delta or
+    ended: a client can then tell "retry later" by the status, as it can for
+    a run that does not stream and on /v1, instead of reading a 200 whose
+    only event is the refusal. However the response ends, the run does not
+    outlive it."""
+
+    def __init__(self, task: Task, listener: StreamListener) -> None:
+        super().__init__(self._events(), media_type="text/event-stream", headers=SSE_HEADERS)
+        self.task, self.listener = task, listener
+        self.first: dict[str, Any] | None = None
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        if self.first is not None:
+            yield delta_event(self.task, self.first)
+        async for event in task_events(self.task, self.listener):
+            yield event
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            request = Request(scope, receive)
+            self.first = await first_delta(self.task, self.listener, request)
+            status = refusal_status(self.task) if self.first is None else None
+            if status is not None:
+                refused = JSONResponse(self.task.to_json(), status, headers=retry_headers(status))
+                await refused(scope, receive, send)
+            elif self.first is None and not self.task.is_finished:
+                await Response(status_code=499)(scope, receive, send)  # the client hung up
+            else:
+                await super().__call__(scope, receive, send)
+        finally:
+            if not self.task.is_finished:
+                self.task.cancel()
+
+
 def stream_response(task: Task, listener: StreamListener) -> StreamingResponse:
-    return StreamingResponse(
-        task_events(task, listener), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return TaskStream(task, listener)

@@ -107,3 +107,31 @@ def test_both_apis_answer_503_with_retry_after_while_every_slot_is_busy(
     assert lines_before > 1
     after = client.completions.create(model=MODEL, prompt="Hello", max_tokens=4, temperature=0)
     assert after.choices[0].finish_reason == "length"
+
+
+def test_a_streaming_run_refused_for_a_full_queue_is_a_plain_503_not_an_event(
+    server: LiveServer,
+) -> None:
+    with streaming_forever(server.url), streaming_forever(server.url):
+        refused = httpx.post(
+            server.url + "/api/workflows/runs",
+            json={"input": {"prompt": "Hello", "max_tokens": 4}},
+            headers={"Accept": "text/event-stream"},
+            timeout=60,
+        )
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["error"]["type"] == "server_busy"
+
+    # With room again, the same request streams.
+    with httpx.stream(
+        "POST",
+        server.url + "/api/workflows/runs",
+        json={"input": {"prompt": "Hello", "max_tokens": 4}},
+        headers={"Accept": "text/event-stream"},
+        timeout=60,
+    ) as accepted:
+        assert accepted.status_code == 200
+        events = [line for line in accepted.iter_lines() if line.startswith("data: ")]
+    assert '"type": "done"' in events[-1]
