@@ -16,7 +16,7 @@ def mount_webui(app: FastAPI, service: Service, api_url: str) -> None:
     model-compose API's base URL, for the curl commands the UI shows. When
     the compose file sets `controller.api_key`, the UI asks for it (see
     runtime.webui.auth)."""
-    from nicegui import ui
+    from nicegui import core, ui
     from starlette.middleware.sessions import SessionMiddleware
 
     from runtime.webui.auth import SESSION_COOKIE, WebUIAuth, WebUIAuthMiddleware
@@ -34,6 +34,9 @@ def mount_webui(app: FastAPI, service: Service, api_url: str) -> None:
         )
     # Outermost: the login page, redirects and refusals get the headers too.
     app.add_middleware(SecurityHeadersMiddleware)
+    # NiceGUI lets its socket answer any origin; browsers do not apply CORS to
+    # WebSockets, so only this origin check keeps other sites' pages off it.
+    core.sio.eio.cors_allowed_origins = None
     ui.run_with(
         app,
         root=build_root(service, api_url, auth),

@@ -128,6 +128,15 @@ def test_a_token_in_the_address_logs_in_and_the_address_loses_it(client: TestCli
     assert client.get(socket_url("any-client")).status_code != 401
 
 
+def test_the_ui_socket_answers_only_its_own_origin(client: TestClient) -> None:
+    client.get(f"/?token={KEY}")
+    url = socket_url(client_id_of(client.get("/").text))
+    other = client.get(url, headers={"Origin": "http://evil.example"})
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
+    assert client.get(url, headers={"Origin": "http://testserver"}).status_code == 200
+
+
 def test_a_crafted_path_with_the_token_cannot_redirect_elsewhere(client: TestClient) -> None:
     response = client.get(f"//evil.example/?token={KEY}")
     assert response.headers["location"] == "/"
