@@ -411,3 +411,37 @@ def test_up_listens_on_loopback_only_when_the_file_names_no_host(tmp_path: Path)
         _, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr
     assert "WARNING" not in stderr
+
+
+@pytest.mark.parametrize("key", [None, "public-ui-key"], ids=["without-key", "with-key"])
+def test_a_public_web_ui_warns_without_a_key_and_asks_for_it_with_one(
+    tmp_path: Path, key: str | None
+) -> None:
+    api_port, ui_port = free_port(), free_port()
+    text = (EXAMPLES / "quickstart" / "model-compose.yml").read_text()
+    text = text.replace("port: 8080", f"port: {api_port}")
+    text = text.replace("port: 8081", f"port: {ui_port}\n    host: 0.0.0.0")
+    if key:
+        text = text.replace("controller:\n", f"controller:\n  api_key: {key}\n", 1)
+    (tmp_path / "model-compose.yml").write_text(text)
+    command = str(Path(sys.executable).parent / "model-compose")
+    server = subprocess.Popen(
+        [command, "up"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{api_port}/health", server)
+        page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=30)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    if key:
+        assert (page.status_code, page.headers["location"]) == (303, "/login")
+        assert "WARNING" not in stderr and key not in stderr
+    else:
+        assert page.status_code == 200
+        assert stderr.startswith(
+            "WARNING: serving the Web UI on 0.0.0.0, reachable from other machines, with no"
+            " API key: anyone who can reach its port can run your models. Set"
+            " controller.api_key: the Web UI then asks for it.\n"
+        )

@@ -163,12 +163,23 @@ def test_the_session_cookie_holds_no_key_and_its_secret_is_not_the_key(
     assert Storage.secret is not None and KEY not in Storage.secret
 
 
-def test_the_login_page_redirects_and_refusals_carry_the_security_headers(
+def test_the_login_page_redirects_refusals_and_the_page_carry_the_security_headers(
     client: TestClient,
 ) -> None:
-    for response in (client.get("/login"), client.get("/"), client.post("/")):
+    names = {name.decode() for name, _ in SECURITY_HEADERS}
+    assert names == {
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+    }
+    responses = [client.get("/login"), client.get("/"), client.post("/"), client.get(STATIC)]
+    client.get(f"/?token={KEY}")
+    responses.append(client.get("/"))
+    for response in responses:
         for name, value in SECURITY_HEADERS:
             assert response.headers[name.decode()] == value.decode(), (response.url, name)
+    assert "frame-ancestors 'none'" in responses[0].headers["content-security-policy"]
 
 
 def test_only_nicegui_files_are_public() -> None:
