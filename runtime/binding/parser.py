@@ -26,6 +26,10 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[\w-]+")
 _INDEX = re.compile(r"-?\d+")
 _AS = re.compile(r"as(?![\w-])")
+# Real files nest two or three deep (`${input.a | "About ${input.topic}"}`);
+# the limit keeps the recursive parser and renderer far from Python's
+# recursion limit, so 10,000 nested `${` are a syntax error, not a crash.
+MAX_NESTING = 32
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "$": "$"}
 
 Part = str | Binding
@@ -41,6 +45,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0  # bindings open around the current position
 
     # -- text around and inside bindings ---------------------------------
 
@@ -98,6 +103,15 @@ class _Parser:
     # -- one binding -----------------------------------------------------
 
     def binding(self) -> Binding:
+        if self.depth == MAX_NESTING:
+            self.fail(f"bindings nested more than {MAX_NESTING} deep", self.pos)
+        self.depth += 1
+        try:
+            return self._binding()
+        finally:
+            self.depth -= 1
+
+    def _binding(self) -> Binding:
         start = self.pos
         self.pos += 2
         self.skip_whitespace()
