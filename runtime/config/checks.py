@@ -47,8 +47,9 @@ class Checker:
             try:
                 compile_template(value)
             except BindingSyntaxError as error:
+                where = f"{_excerpt(value, error.offset)} (column {error.offset + 1})"
                 self.error(
-                    error.reason + f" in {value!r} (column {error.offset + 1})",
+                    f"{error.reason} in {where}",
                     container,
                     key,
                     path,
@@ -76,13 +77,17 @@ class Checker:
                 "controller.max_concurrent_count",
             )
 
-    def duplicates(self, raw_items: list[Any], kind: str, path: str) -> None:
+    def duplicates(self, raw_items: list[Any], kind: str, path: str) -> bool:
+        """Report ids used twice; True when there are any."""
         seen: set[str] = set()
+        found = False
         for item in raw_items:
             if isinstance(item, dict) and isinstance(item.get("id"), str):
                 if item["id"] in seen:
                     self.error(f"duplicate {kind} id '{item['id']}'", item, "id", path)
+                    found = True
                 seen.add(item["id"])
+        return found
 
     def components(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         for component, (data, display) in zip(config.components, raw, strict=True):
@@ -148,8 +153,16 @@ class Checker:
                 "workflows",
             )
         for workflow, (data, display) in zip(config.workflows, raw, strict=True):
-            self.duplicates(data.get("jobs", []), "job", display)
-            if not workflow.jobs and len(component_ids) != 1:
+            duplicate_jobs = self.duplicates(data.get("jobs", []), "job", display)
+            if not workflow.jobs and not component_ids:
+                self.error(
+                    "the file has no component for this workflow to run: "
+                    "add a 'component:' section",
+                    data,
+                    None,
+                    display,
+                )
+            elif not workflow.jobs and len(component_ids) != 1:
                 self.error(
                     f"this workflow has no jobs, so it needs exactly one component, "
                     f"but the file has {len(component_ids)}",
@@ -161,13 +174,21 @@ class Checker:
             for index, (job, raw_job) in enumerate(zip(workflow.jobs, raw_jobs, strict=True)):
                 where = f"{display}.{entity_display('jobs', raw_job, index)}"
                 self.job(config, workflow, job, raw_job, where)
-            self.cycles(workflow, data, display)
+            if not duplicate_jobs:  # a cycle through a reused id would only be noise
+                self.cycles(workflow, data, display)
 
     def job(
         self, config: ComposeConfig, workflow: WorkflowConfig, job: Any, raw_job: Any, where: str
     ) -> None:
         ids = self.known_components or [c.id for c in config.components]
-        if job.component is None and len(ids) != 1:
+        if job.component is None and not ids:
+            self.error(
+                "the file has no component for this job to run: add a 'component:' section",
+                raw_job,
+                None,
+                where,
+            )
+        elif job.component is None and len(ids) != 1:
             self.error(
                 f"this job names no component and the file has {len(ids)}; add 'component: <id>'",
                 raw_job,
@@ -232,3 +253,13 @@ class Checker:
                         f"{display}.jobs[{cycle[0]}]",
                     )
                     return
+
+
+def _excerpt(text: str, offset: int, width: int = 60) -> str:
+    """`text` quoted, or the part of it around `offset` when it is long."""
+    if len(text) <= width:
+        return repr(text)
+    start = max(0, min(offset - width // 2, len(text) - width))
+    head = "…" if start > 0 else ""
+    tail = "…" if start + width < len(text) else ""
+    return f"{head}{text[start : start + width]!r}{tail}"

@@ -8,6 +8,7 @@ map back to the YAML line.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import types
 import typing
@@ -43,6 +44,13 @@ def _item_type(tp: Any) -> Any:
     return None
 
 
+@functools.cache
+def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """A Struct's field names and annotations (slow to compute: cached)."""
+    hints = typing.get_type_hints(struct)
+    return {f.name: hints[f.name] for f in msgspec.structs.fields(struct)}
+
+
 class Converter:
     def __init__(self, positions: Positions, problems: list[Problem]) -> None:
         self.positions = positions
@@ -56,8 +64,7 @@ class Converter:
         """Report keys `struct` does not have, recursively. Returns the count."""
         if not isinstance(data, dict):
             return 0
-        hints = typing.get_type_hints(struct)
-        fields = {f.name: hints[f.name] for f in msgspec.structs.fields(struct)}
+        fields = _field_types(struct)
         count = 0
         for key, value in data.items():
             key_path = f"{path}.{key}" if path else str(key)
@@ -76,10 +83,14 @@ class Converter:
                     count += self.unknown_keys(entry, item_members[0], f"{key_path}[{label}]")
         return count
 
-    def convert(self, data: Any, struct: type[S], path: str) -> S | None:
-        """Check keys, then types; None (with problems recorded) when it fails."""
+    def convert(
+        self, data: Any, struct: type[S], path: str, at: tuple[Any, Any] = (None, None)
+    ) -> S | None:
+        """Check keys, then types; None (with problems recorded) when it fails.
+        `at` (container, key) locates `data` when it is not a mapping."""
         if not isinstance(data, dict):
-            self.located(f"expected a mapping, got {_kind(data)}", data, None, path)
+            container, key = at if at[0] is not None else (data, None)
+            self.located(f"expected a mapping, got {kind(data)}", container, key, path)
             return None
         if self.unknown_keys(data, struct, path):
             return None
@@ -90,8 +101,10 @@ class Converter:
             return None
 
     def type_error(self, data: Any, message: str, path: str) -> None:
-        text, _, where = message.partition(" - at `$")
-        parts = re.findall(r"\.([^.\[`]+)|\[(\d+)\]", where.rstrip("`"))
+        text, _, where = message.partition(" - at `")
+        prefix = "a key: " if where.startswith("key` in `") else ""  # a key of the wrong type
+        where = where.removeprefix("key` in `")
+        parts = re.findall(r"\.([^.\[`]+)|\[(\d+)\]", where.removeprefix("$").rstrip("`"))
         container: Any = data
         key: Any = None
         display = path
@@ -105,10 +118,10 @@ class Converter:
                 entry = container[key] if isinstance(container, list) else None
                 label = entry.get("id", key) if isinstance(entry, dict) else key
                 display = f"{display}[{label}]"
-        self.located(_reword(text), container, key, display)
+        self.located(prefix + _reword(text), container, key, display)
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
     return {
         dict: "a mapping",
         list: "a list",
@@ -120,10 +133,34 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+# msgspec's type names, as YAML users know them.
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+    "date": "a date (quote it to keep it as text)",
+    "datetime": "a date and time (quote it to keep it as text)",
+}
+
+
+def _words(types: str) -> str:
+    """`int | str` → "an integer or a string"."""
+    words = [_TYPE_WORDS.get(name.strip(), name.strip()) for name in types.split("|")]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def _reword(msgspec_message: str) -> str:
     """msgspec says "Expected `int`, got `str`"; say it the way YAML users write."""
-    message = msgspec_message.replace("`", "'")
-    message = re.sub(r"Expected '(.*?)', got '(.*?)'", r"expected \1, got \2", message)
+    message = re.sub(
+        r"Expected `(.*?)`, got `(.*?)`",
+        lambda m: f"expected {_words(m[1])}, got {_words(m[2])}",
+        msgspec_message,
+    )
+    message = message.replace("`", "'")
     message = message.replace("Object missing required field", "missing required key")
     message = message.replace("Invalid enum value", "invalid value")
     return message[:1].lower() + message[1:]

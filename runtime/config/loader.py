@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runtime.config.checks import Checker
-from runtime.config.convert import Converter
+from runtime.config.convert import Converter, kind
 from runtime.config.env import build_env, substitute
 from runtime.config.files import deep_merge, find_compose_files
-from runtime.config.normalize import Normalizer
+from runtime.config.normalize import Entity, Normalizer
 from runtime.config.schema import (
     ACTION_FIELDS_BY_TASK,
     ComposeConfig,
@@ -51,8 +49,15 @@ def load_config(
     warnings: list[Problem] = []
     positions = Positions()
     merged: Any = None
-    for path in paths:
-        document = _parse(path, problems)
+    documents = [_parse(path, problems) for path in paths]
+    if all(document is not None and document.empty for document in documents):
+        raise ConfigError(
+            Problem(
+                "the file is empty: a compose file needs at least one component",
+                Location(str(paths[0]), 1),
+            )
+        )
+    for document in documents:
         if document is None:
             continue
         warnings.extend(document.warnings)
@@ -68,16 +73,8 @@ def load_config(
 def _parse(path: Path, problems: list[Problem]) -> Document | None:
     try:
         document = load_yaml(path)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        reason = error.problem or error.context or "invalid YAML"
-        if "\t" in reason or "'\\t'" in reason:
-            reason += " (YAML indentation must use spaces, not tabs)"
-        problems.append(Problem(f"invalid YAML: {reason}", Location(str(path), line)))
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(Problem(f"cannot read the file: {error}", Location(str(path))))
+    except ConfigError as error:
+        problems.extend(error.problems)
         return None
     if not isinstance(document.data, dict):
         problems.append(
@@ -131,11 +128,15 @@ def build_config(
     controller = ControllerConfig()
     if "controller" in data:
         controller = (
-            converter.convert(data["controller"], ControllerConfig, "controller") or controller
+            converter.convert(
+                data["controller"], ControllerConfig, "controller", (data, "controller")
+            )
+            or controller
         )
-    components = [(_component(converter, e.data, e.display), e) for e in normalized.components]
+    components = [(_component(converter, e), e) for e in normalized.components]
     workflows = [
-        (converter.convert(e.data, WorkflowConfig, e.display), e) for e in normalized.workflows
+        (converter.convert(e.data, WorkflowConfig, e.display, e.at), e)
+        for e in normalized.workflows
     ]
     good_components = [(c, e) for c, e in components if c is not None]
     good_workflows = [(w, e) for w, e in workflows if w is not None]
@@ -156,11 +157,13 @@ def build_config(
     checker.components(config, [(e.data, e.display) for _, e in good_components])
     raw_workflows = [(e.data, e.display) for _, e in good_workflows]
     if not normalized.workflows:
-        raw_workflows = [({}, "workflow")]
+        implied: dict[str, Any] = {}
+        positions.adopt(implied, data)  # the workflow the file implies: its line 1
+        raw_workflows = [(implied, "workflow")]
     if good_workflows or not normalized.workflows:
         checker.workflows(config, raw_workflows)
     for entity in [*normalized.components, *normalized.workflows]:
-        checker.bindings(entity.data, path=entity.display)
+        checker.bindings(entity.data, *entity.at, entity.display)
     checker.bindings(data.get("controller"), data, "controller", "controller")
     problems += checker.problems
     if problems:
@@ -178,10 +181,11 @@ def _suggest_top(key: str) -> str:
     return suggest(key, TOP_LEVEL_KEYS)
 
 
-def _component(converter: Converter, data: Any, display: str) -> ModelComponent | None:
+def _component(converter: Converter, entity: Entity) -> ModelComponent | None:
     """Convert a component; its actions take the Struct of its task."""
+    data, display = entity.data, entity.display
     if not isinstance(data, dict):
-        converter.located("expected a mapping", data, None, display)
+        converter.located(f"expected a mapping, got {kind(data)}", *entity.at, display)
         return None
     task = data.get("task")
     action_struct = ACTION_FIELDS_BY_TASK.get(task) if isinstance(task, str) else None
@@ -213,7 +217,7 @@ def _component(converter: Converter, data: Any, display: str) -> ModelComponent 
     for index, action in enumerate(actions):
         label = action.get("id", index) if isinstance(action, dict) else index
         where = f"{display}.action" if len(actions) == 1 else f"{display}.actions[{label}]"
-        converted = converter.convert(action, action_struct, where)
+        converted = converter.convert(action, action_struct, where, (actions, index))
         if converted is None:
             return None
         converted_actions.append(converted)

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from runtime.config.convert import kind
 from runtime.config.schema import (
     ChatCompletionAction,
     ControllerConfig,
@@ -31,6 +32,8 @@ class Entity:
 
     data: dict[str, Any]
     display: str  # e.g. "components[chat]" or "component"
+    # The container and key that hold it: where to point when it is not a mapping.
+    at: tuple[Any, Any] = (None, None)
 
 
 @dataclass
@@ -69,26 +72,36 @@ class Normalizer:
                 f"write either '{singular}' or '{plural}', not both", parent, singular, path
             )
         if singular in parent:
+            file, line = self.positions.locate(parent, singular)
             value = parent.pop(singular)
             items = value if isinstance(value, list) else [value]
-            if not isinstance(value, list):
-                self.positions.adopt(items, value)
+            if items is not value and file is not None and line is not None:
+                self.positions.add_container(items, file, line)
             parent[plural] = items
-            self.positions.entries[(id(parent), plural)] = (
-                self.positions.locate(parent, singular)[1] or 0
-            )
+            self.positions.entries[(id(parent), plural)] = line or 0
             return items
         value = parent.get(plural)
         if value is None:
             parent[plural] = []
         elif isinstance(value, dict):
             items = []
+            self.positions.adopt(items, value)
             for key, item in value.items():
                 if isinstance(item, dict):
                     item.setdefault("id", key)
+                line = self.positions.entries.get((id(value), key))
+                if line is not None:
+                    self.positions.add_entry(items, len(items), line)
                 items.append(item)
-            self.positions.adopt(items, value)
             parent[plural] = items
+        elif not isinstance(value, list):
+            self.problem(
+                f"expected a list of {plural}, or a mapping of them by id, got {kind(value)}",
+                parent,
+                plural,
+                f"{path}.{plural}" if path else plural,
+            )
+            parent[plural] = []
         return parent[plural]
 
     def assign_ids(self, items: list[Any], kind: str, owner: Any, path: str) -> None:
@@ -105,6 +118,12 @@ class Normalizer:
             )
 
     def controller(self, data: dict[str, Any]) -> None:
+        if "controller" in data and data["controller"] is None:
+            # `controller:` with every line under it commented out: the defaults.
+            file, line = self.positions.locate(data, "controller")
+            data["controller"] = {}
+            if file is not None and line is not None:
+                self.positions.add_container(data["controller"], file, line)
         controller = data.get("controller")
         if controller is None:
             return
@@ -180,7 +199,7 @@ class Normalizer:
             display = entity_display("components", component, index)
             if isinstance(component, dict):
                 self.component(component, display)
-            component_entities.append(Entity(component, display))
+            component_entities.append(Entity(component, display, (components, index)))
         workflow_entities = []
         for index, workflow in enumerate(workflows):
             display = entity_display("workflows", workflow, index)
@@ -192,7 +211,7 @@ class Normalizer:
                         component_entities.append(
                             self.lift_component(workflow, job, display, job_index, components)
                         )
-            workflow_entities.append(Entity(workflow, display))
+            workflow_entities.append(Entity(workflow, display, (workflows, index)))
         return Normalized(data, component_entities, workflow_entities, self.problems)
 
     def lift_component(
@@ -211,7 +230,7 @@ class Normalizer:
         job_display = f"{display}.{entity_display('jobs', job, job_index)}.component"
         self.component(inline, job_display)
         components.append(inline)
-        return Entity(inline, job_display)
+        return Entity(inline, job_display, (job, "component"))
 
 
 SINGULAR = {"components": "component", "workflows": "workflow", "jobs": "job"}

@@ -94,7 +94,7 @@ def test_a_wrong_type_names_the_component_by_its_id(tmp_path: Path) -> None:
             model: ./m.gguf
             max_concurrent_count: many
         """,
-    ) == ["6: components[chat].max_concurrent_count: expected int, got str"]
+    ) == ["6: components[chat].max_concurrent_count: expected an integer, got a string"]
 
 
 def test_references_duplicates_and_cycles_are_all_reported_at_once(tmp_path: Path) -> None:
