@@ -25,7 +25,7 @@ from typing import Any
 import gguf
 import llama_cpp
 
-from runtime.errors import ModelLoadError
+from runtime.errors import ModelFileError, ModelLoadError
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -111,24 +111,25 @@ class GGUFInfo:
 
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
-    """The header of the GGUF file at `path`; `ModelLoadError` naming the path
-    if it is missing, not GGUF, corrupt or truncated."""
+    """The header of the GGUF file at `path`; `ModelFileError` naming the path
+    if it is missing, not GGUF, corrupt or truncated (`ModelLoadError` if it
+    cannot be read)."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}")
+        raise ModelFileError(f"model file not found: {path}")
     if not path.is_file():
-        raise ModelLoadError(f"model path is not a file: {path}")
+        raise ModelFileError(f"model path is not a file: {path}")
     try:
         with path.open("rb") as file:
             size = path.stat().st_size
             if size < 4:
-                raise ModelLoadError(f"model file is empty or truncated, not GGUF: {path}")
+                raise ModelFileError(f"model file is empty or truncated, not GGUF: {path}")
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return _Parser(data, size).parse(path)
     except _Truncated:
-        raise ModelLoadError(f"model file is truncated (incomplete download?): {path}") from None
+        raise ModelFileError(f"model file is truncated (incomplete download?): {path}") from None
     except _Corrupt as exc:
-        raise ModelLoadError(f"model file has a corrupt GGUF header ({exc}): {path}") from None
+        raise ModelFileError(f"model file has a corrupt GGUF header ({exc}): {path}") from None
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
 
@@ -156,13 +157,13 @@ class _Parser:
 
     def parse(self, path: Path) -> GGUFInfo:
         if self._data[:4] != GGUF_MAGIC:
-            raise ModelLoadError(
+            raise ModelFileError(
                 f"not a GGUF model file (it does not start with the GGUF magic bytes): {path}"
             )
         self._at = 4
         (version,) = self._unpack("<I")
         if version not in SUPPORTED_VERSIONS:
-            raise ModelLoadError(
+            raise ModelFileError(
                 f"GGUF version {version} is not supported (llama.cpp reads versions 2 and 3): "
                 f"{path}"
             )

@@ -118,6 +118,27 @@ class ModelLoadError(ModelComposeError):
     error_type = "model_error"
 
 
+class ModelFileError(ModelLoadError):
+    """The model file itself is wrong: missing, cut short, not GGUF. The user
+    fixes it (a new download, another path), so the CLI exits 2 as for any
+    wrong file; to an HTTP client it is still the server's problem."""
+
+    exit_code = 2
+
+
+class ComponentUnavailableError(ModelComposeError):
+    """A component's model could not be loaded: what runs on it fails with
+    this (HTTP 503), what does not keeps running. Its message, exit code and
+    type are the load error's own."""
+
+    def __init__(self, component_id: str, cause: ModelComposeError) -> None:
+        super().__init__(str(cause))
+        self.component_id = component_id
+        self.cause = cause
+        self.exit_code = cause.exit_code
+        self.error_type = cause.error_type
+
+
 class ModelUnavailableError(UserError):
     """A model reference cannot be resolved to a GGUF file on this machine."""
 

@@ -25,6 +25,12 @@ from runtime.workflow.tasks import Task, TaskStatus, TaskStore
 logger = logging.getLogger(__name__)
 
 
+# Why in-flight work ends when the shutdown timeout runs out.
+SHUTTING_DOWN = "the server is shutting down"
+# How long `stop` waits, past the shutdown timeout, for cancelled runs to wind up.
+CANCEL_GRACE = 5.0
+
+
 class ServiceState(enum.StrEnum):
     STARTING = "starting"
     READY = "ready"
@@ -50,15 +56,21 @@ class Service:
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
         self.state = ServiceState.STARTING
         self.failure: ModelComposeError | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     @property
     def is_ready(self) -> bool:
         return self.state == ServiceState.READY
 
     async def start(self) -> None:
-        """Load every model marked `preload` (the default)."""
+        """Load every model marked `preload` (the default). When some fail and
+        others load, the service is ready but degraded (see `failed_components`);
+        when every one fails, it fails with the first one's error."""
         try:
-            await self.components.preload()
+            preloaded = await self.components.preload()
+            failures = self.components.failures
+            if preloaded and all(component in failures for component in preloaded):
+                raise failures[preloaded[0]]
         except ModelComposeError as error:
             self.state, self.failure = ServiceState.FAILED, error
             raise
@@ -67,6 +79,11 @@ class Service:
             self.failure = RuntimeFailure(f"cannot start: {error}")
             raise self.failure from error
         self.state = ServiceState.READY
+
+    @property
+    def failed_components(self) -> dict[str, ModelComposeError]:
+        """Components whose model failed to load while the others serve."""
+        return dict(self.components.failures) if self.is_ready else {}
 
     def check_input(self, workflow_id: str | None, input: Any) -> str:
         """Fail before a task exists: unknown workflow, missing required input.
@@ -106,19 +123,38 @@ class Service:
             else:
                 task.finish(TaskStatus.COMPLETED, output=output)
 
+    def begin_stop(self) -> None:
+        """Take no new work; what runs (tasks and /v1 generations) gets the
+        shutdown timeout to finish, then is cancelled, so that every stream
+        still ends with its final event. Idempotent: the first call starts
+        the clock."""
+        if self.state in (ServiceState.READY, ServiceState.STARTING):
+            self.state = ServiceState.STOPPING
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(
+                self.shutdown_timeout, self.cancel_all, SHUTTING_DOWN
+            )
+
+    def cancel_all(self, reason: str) -> None:
+        for task in self.tasks.running():
+            task.cancel(reason)
+        self.components.cancel_generations(reason)
+
     async def stop(self) -> None:
-        """Let running tasks finish within the shutdown timeout, cancel the
-        rest, then free the models."""
+        """Let running tasks finish within the shutdown timeout (counted from
+        `begin_stop`), cancel the rest, then free the models."""
+        self.begin_stop()
         self.state = ServiceState.STOPPING
         running = self.tasks.running()
         if running:
             waiting = [asyncio.ensure_future(t.wait()) for t in running]
-            _, pending = await asyncio.wait(waiting, timeout=self.shutdown_timeout)
+            _, pending = await asyncio.wait(waiting, timeout=self.shutdown_timeout + CANCEL_GRACE)
             for future in pending:
                 future.cancel()
-            for task in self.tasks.running():
-                task.cancel()
-            for task in running:
-                if task.runner is not None:
-                    await asyncio.gather(task.runner, return_exceptions=True)
+        self.cancel_all(SHUTTING_DOWN)
+        for task in running:
+            if task.runner is not None:
+                await asyncio.gather(task.runner, return_exceptions=True)
+        if self._deadline is not None:
+            self._deadline.cancel()
         await self.pool.close()

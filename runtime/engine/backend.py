@@ -22,6 +22,7 @@ import multiprocessing
 import llama_cpp
 
 from convert.metadata import GGUFInfo
+from runtime.engine.abort import AbortFlag
 from runtime.engine.model import (
     DEFAULT_BATCH,
     MAX_DEFAULT_CONTEXT,
@@ -47,6 +48,11 @@ class DecodeError(RuntimeFailure):
             code, "fatal error"
         )
         super().__init__(f"llama_decode failed ({code}: {reason})")
+
+    @property
+    def aborted(self) -> bool:
+        """The abort flag stopped it: not a failure (see `engine.abort`)."""
+        return self.code == 2
 
 
 class Backend(Vocabulary):
@@ -101,6 +107,8 @@ class Backend(Vocabulary):
                 raise RuntimeError("llama_init_from_model failed")
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
+        self.abort = AbortFlag()
+        self.abort.install(ctx)
         # Recurrent state cannot drop a tail: no copies or fillers for those models.
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
@@ -120,7 +128,9 @@ class Backend(Vocabulary):
     # -- one step -------------------------------------------------------------------
 
     def decode(self, batch: Batch) -> None:
-        """Evaluate `batch` in one llama_decode; `DecodeError` if it fails.
+        """Evaluate `batch` in one llama_decode; `DecodeError` if it fails or
+        `abort` stopped it (micro-batches evaluated before then stay in the KV
+        cache: the caller drops them, see `Scheduler.rewind`).
 
         With a KV stream per slot, llama.cpp splits a batch into micro-batches
         of sequences with consecutive ids, in batch order; each is a separate

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from runtime.engine.backend import Backend
+from runtime.engine.backend import Backend, DecodeError
 from runtime.engine.chat import ChatTemplate, prompt_text
 from runtime.engine.generation import StreamingGeneration
 from runtime.engine.request_state import RequestState, token_budget
@@ -111,6 +111,7 @@ class BatchedEngine:
         """Blocking close: cancel what is queued or running, stop the worker,
         free the model. Idempotent."""
         self.scheduler.close()
+        self._backend.abort.set()  # a long prompt chunk need not finish first
         self._thread.join()
 
     async def close(self) -> None:
@@ -126,9 +127,18 @@ class BatchedEngine:
                 self._sample(seq)
 
     def _decode(self, batch: Batch) -> bool:
+        # A prompt chunk takes long enough to be worth interrupting when its
+        # request is cancelled (a one-token step just ends first); closing
+        # interrupts any step.
+        prefilling = [seq.request.cancel for seq, count in batch.chunks if count > 1]
         try:
-            self._backend.decode(batch)
+            with self._backend.abort.armed(prefilling, lambda: self.scheduler.is_closed):
+                self._backend.decode(batch)
         except Exception as error:
+            if isinstance(error, DecodeError) and error.aborted:
+                # Not a failure: the batch runs again without what was cancelled.
+                self.scheduler.rewind(batch_sequences(batch))
+                return False
             # Only this batch's sequences fail; the engine keeps serving.
             logger.exception("llama_decode failed on %s", self.info.name)
             self._fail(batch_sequences(batch), error)

@@ -25,6 +25,7 @@ import llama_cpp.llama
 
 from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import available_memory, check_memory, largest_context, shape_of
+from runtime.engine.abort import AbortFlag
 from runtime.engine.sampling import Sampler
 from runtime.engine.types import AUTO_CONTEXT, ModelInfo, ModelSpec, SamplingParams
 from runtime.engine.vocab import Vocabulary
@@ -272,6 +273,8 @@ class LoadedModel(Vocabulary):
     def __init__(self, llama: llama_cpp.Llama, spec: ModelSpec, header: GGUFInfo) -> None:
         super().__init__(llama.model)
         self._llama = llama
+        self.abort = AbortFlag()
+        self.abort.install(llama.ctx)
         self.info = model_info(spec, header, llama.model, llama.n_ctx(), llama.n_batch)
         self.spec = replace(spec, n_ctx=self.info.context_length)
 
@@ -289,7 +292,8 @@ class LoadedModel(Vocabulary):
         with what the context holds. Returns how many prompt tokens were reused.
 
         A long prompt takes a while on a CPU, so `is_cancelled` is checked
-        between batches; an interrupted prefill leaves a valid (shorter) context.
+        between batches, and a batch stops early when `abort` is set (see
+        `engine.abort`); an interrupted prefill leaves a valid (shorter) context.
         """
         llama = self._llama
         cached = 0
@@ -310,7 +314,12 @@ class LoadedModel(Vocabulary):
         for start in range(cached, len(tokens), llama.n_batch):
             if is_cancelled is not None and is_cancelled():
                 break
-            llama.eval(tokens[start : start + llama.n_batch])
+            try:
+                llama.eval(tokens[start : start + llama.n_batch])
+            except RuntimeError:
+                if not self.abort.is_set:
+                    raise
+                break  # `Llama` counts only whole batches: the context stays valid
         return cached
 
     def sample(self, sampler: Sampler) -> int:

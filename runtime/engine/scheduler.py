@@ -181,11 +181,19 @@ class Scheduler:
             seq.forget_kv()
             seq.fail(error)
 
+    def rewind(self, sequences: Iterable[Sequence]) -> None:
+        """A decode was aborted: drop what it may have left in these slots' KV
+        caches. Each sequence evaluates the same tokens again at the next step
+        (or ends there, if it was cancelled)."""
+        for seq in sequences:
+            if seq.slot is not None and not self._kv.keep_prefix(seq.slot, seq.num_kv):
+                seq.rewind(0)  # the model could not drop a tail: the slot was cleared
+
     def _release(self) -> None:
         still = []
         for seq in self.running:
             if not seq.is_finished and seq.is_cancelled:
-                seq.cancel()  # its KV cache so far stays valid for reuse
+                seq.cancel(seq.request.cancel.reason)  # its KV cache so far stays valid for reuse
             if not seq.is_finished:
                 still.append(seq)
         self.running = still
@@ -195,7 +203,7 @@ class Scheduler:
             with self._lock:
                 seq = self.waiting.popleft()
             if seq.is_cancelled:
-                seq.cancel()
+                seq.cancel(seq.request.cancel.reason)
                 continue
             self._prepare(seq)  # may finish it: an error, or nothing to generate
             if not seq.is_finished:

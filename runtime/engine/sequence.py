@@ -96,11 +96,20 @@ class Sequence:
         if self.status is SequenceStatus.PREFILL and self.num_kv == len(self.tokens):
             self.status = SequenceStatus.DECODE
             assert self.state is not None
-            self.state.start_decoding(cached_tokens=self.num_cached)
+            if self.state.decode_started_at is None:  # not again after a `rewind`
+                self.state.start_decoding(cached_tokens=self.num_cached)
 
     def forget_kv(self) -> None:
         """The slot's KV cache was cleared (after a failed decode)."""
         self.num_kv = 0
+
+    def rewind(self, num_kv: int) -> None:
+        """The slot's KV cache holds only the first `num_kv` tokens again: the
+        rest (generated ones included) are evaluated again before the next
+        token is sampled."""
+        self.num_kv = num_kv
+        if self.status is SequenceStatus.DECODE and self.num_pending > 1:
+            self.status = SequenceStatus.PREFILL
 
     def append(self, token: int, *, is_eog: bool) -> None:
         """Take a sampled token: post the text it completes; finished when the

@@ -163,9 +163,7 @@ class SerialEngine:
         if request.cancel.is_cancelled or self._closed:
             # Cancelled while queued: no model work at all.
             return GenerationResult(
-                text="",
-                finish_reason=FinishReason.CANCELLED,
-                detail="the engine was closed" if self._closed else None,
+                text="", finish_reason=FinishReason.CANCELLED, detail=self._cancel_detail(request)
             )
         model = self._model
         tokens = self.prompt_tokens(request)
@@ -184,13 +182,13 @@ class SerialEngine:
         if state.is_finished:  # a zero budget: nothing to evaluate
             return state.result()
         with model.new_sampler(request.sampling) as sampler:
-            cached = model.prefill(tokens, is_cancelled=lambda: request.cancel.is_cancelled)
+            with model.abort.armed([request.cancel], lambda: self._closed):
+                cached = model.prefill(tokens, is_cancelled=lambda: request.cancel.is_cancelled)
             state.start_decoding(cached_tokens=cached)
             sampler.prime(tokens)
             while not state.is_finished:
                 if request.cancel.is_cancelled:
-                    detail = "the engine was closed" if self._closed else None
-                    generation.post_delta_if_any(state.cancel(detail))
+                    generation.post_delta_if_any(state.cancel(self._cancel_detail(request)))
                     break
                 token = model.sample(sampler)
                 delta = state.append_token(token, is_eog=model.is_eog(token))
@@ -200,6 +198,9 @@ class SerialEngine:
                 if not state.is_finished:
                     model.decode(token)
         return state.result()
+
+    def _cancel_detail(self, request: GenerationRequest) -> str | None:
+        return "the engine was closed" if self._closed else request.cancel.reason
 
 
 def validate_request(request: GenerationRequest) -> None:

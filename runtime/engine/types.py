@@ -4,7 +4,8 @@ result). Every entry point talks to an engine only through these types."""
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,17 +37,42 @@ class ChatMessage:
 
 
 class CancelToken:
-    """Set from any thread; the engine checks it between tokens."""
+    """Set from any thread; the engine checks it between tokens, and a
+    callback lets it interrupt a long llama_decode (see `engine.abort`)."""
 
     def __init__(self) -> None:
         self._cancelled = False
+        # Why, for people to read (e.g. "the server is shutting down"); None: the client left.
+        self.reason: str | None = None
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
-    def cancel(self) -> None:
-        self._cancelled = True
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel (once: a later call changes nothing) and run the callbacks."""
+        with self._lock:
+            if self._cancelled:
+                return
+            self._cancelled, self.reason = True, reason
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
 
     @property
     def is_cancelled(self) -> bool:
         return self._cancelled
+
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the cancelling thread) when cancelled; at once if already."""
+        with self._lock:
+            if not self._cancelled:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def remove_callback(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
 
 @dataclass

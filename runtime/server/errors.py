@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from runtime.errors import (
+    ComponentUnavailableError,
     ModelComposeError,
     NotFoundError,
     PromptTooLongError,
@@ -34,6 +35,8 @@ def status_for(error: ModelComposeError) -> int:
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, TooManyTasksError | ServiceUnavailable | QueueFullError):
+        return 503
+    if isinstance(error, ComponentUnavailableError):  # its model failed to load
         return 503
     if isinstance(error, UserError):
         return 400

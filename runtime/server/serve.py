@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import signal
 import socket
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from runtime.config import ComposeConfig
 from runtime.config.schema import HttpServerAdapter
 from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.server.app import create_app, normal_base_path
-from runtime.service import Service, ServiceState
+from runtime.service import CANCEL_GRACE, Service, ServiceState
 
 Say = Callable[[str], None]
 
@@ -45,6 +46,14 @@ class _Server(uvicorn.Server):
         self.service = service
         self.group = group
         group.append(self)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for open responses, then cuts them at its own timeout
+        # and only then runs the app's shutdown: start the service's clock
+        # first, so in-flight runs are cancelled in time to end their streams
+        # with a final event instead of being cut.
+        self.service.begin_stop()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.service.state in (ServiceState.READY, ServiceState.STARTING):
@@ -94,7 +103,8 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
     service = Service(config, status=lambda message: say(f"{message}…"))
     app = create_app(service)
     group: list[_Server] = []
-    timeout = max(1, int(service.shutdown_timeout))
+    # uvicorn's own cut comes only after the service cancelled what still runs.
+    timeout = math.ceil(service.shutdown_timeout + CANCEL_GRACE)
     server = _Server(
         uvicorn.Config(
             app,
@@ -144,12 +154,22 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
             await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
             if starting.done() and not starting.cancelled() and starting.exception():
                 error = starting.exception()
-                say(f"error: {error}")
+                failures = service.components.failures
+                if len(failures) > 1:  # no model loaded: say which failed how
+                    for component_id, failure in failures.items():
+                        say(f"error: component '{component_id}' is unavailable: {failure}")
+                else:
+                    say(f"error: {error}")
                 for each in group:
                     each.should_exit = True
                 await asyncio.gather(serving, *([ui_serving] if ui_serving else []))
                 return error.exit_code if isinstance(error, ModelComposeError) else 1
             if starting.done() and not serving.done():
+                for component_id, failure in service.failed_components.items():
+                    say(
+                        f"warning: component '{component_id}' is unavailable: {failure} (its "
+                        "requests answer 503 until the server restarts; the others serve)"
+                    )
                 ui = f", Web UI at http://{webui.host}:{webui.port}" if webui else ""
                 say(
                     f"ready: model-compose API at {url}{base_path}, "

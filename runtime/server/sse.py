@@ -1,8 +1,9 @@
 """Server-Sent Events for a workflow run: one JSON event per text delta,
 then a `done` event with the output, finish reason and usage, or an `error`
 event. A slow reader slows the run (a small bounded queue), and a client
-that goes away cancels it. A run refused before its first delta (the model's
-queue is full) is a plain 503 with Retry-After, not a stream."""
+that goes away cancels it. A run that fails before its first delta (the
+model's queue is full, the prompt does not fit) is a plain JSON error with
+its status (503 with Retry-After, 400...), not a stream."""
 
 from __future__ import annotations
 
@@ -127,10 +128,11 @@ async def first_delta(
 
 
 def refusal_status(task: Task) -> int | None:
-    """503 for a run that failed because the server had no room for it."""
+    """The status of a run that failed before its first delta (503: the
+    server had no room for it; 400: a prompt that does not fit the context),
+    as a client that waits for the run gets it."""
     if task.status == TaskStatus.FAILED and task.error is not None:
-        status = status_for(task.error)
-        return status if status == 503 else None
+        return status_for(task.error)
     return None
 
 

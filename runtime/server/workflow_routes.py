@@ -49,6 +49,13 @@ def ready_service(request: Request) -> Service:
 async def health(request: Request) -> JSONResponse:
     service = service_of(request)
     if service.is_ready:
+        failed = service.failed_components
+        if failed:  # serving, but not every workflow can run: still 200
+            first = next(iter(failed.values()))
+            message = "; ".join(f"component '{c}' is unavailable: {e}" for c, e in failed.items())
+            return JSONResponse(
+                {"status": "degraded", "error": {"type": first.error_type, "message": message}}
+            )
         return JSONResponse({"status": "ok"})
     body: dict[str, Any] = {"status": str(service.state)}
     if service.failure is not None:

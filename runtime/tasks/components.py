@@ -24,12 +24,13 @@ from runtime.config.schema import (
 from runtime.engine import ModelPool
 from runtime.engine.types import (
     AUTO_CONTEXT,
+    CancelToken,
     Engine,
     GenerationRequest,
     GenerationResult,
     ModelSpec,
 )
-from runtime.errors import NotFoundError
+from runtime.errors import ComponentUnavailableError, ModelComposeError, NotFoundError
 from runtime.tasks.chat_completion import run_chat_completion
 from runtime.tasks.common import generate
 from runtime.tasks.text_generation import run_text_generation
@@ -77,6 +78,11 @@ class ModelComponents:
             for c in config.components
             if c.max_concurrent_count > 0
         }
+        # Preloaded components whose model failed to load: each answers with
+        # its error until the server restarts; the others keep serving.
+        self.failures: dict[str, ComponentUnavailableError] = {}
+        # Generations running through `generate` (no task holds them).
+        self._generating: list[CancelToken] = []
 
     def component(self, component_id: str) -> ModelComponent:
         try:
@@ -85,17 +91,27 @@ class ModelComponents:
             raise NotFoundError(f"unknown component '{component_id}'") from None
 
     async def engine(self, component_id: str) -> Engine:
+        """The component's engine, loading its model on first use;
+        `ComponentUnavailableError` when the model cannot be loaded."""
         if component_id in self._engines:
             return self._engines[component_id]
+        failure = self.failures.get(component_id)
+        if failure is not None:  # a fresh error: re-raising one object grows its traceback
+            raise ComponentUnavailableError(component_id, failure.cause)
         lock = self._locks.setdefault(component_id, asyncio.Lock())
         async with lock:
             if component_id not in self._engines:
                 component = self.component(component_id)
-                # In a worker thread: it may download a model (never on the event loop).
-                spec = await asyncio.to_thread(model_spec, component, Path(self.config.base_dir))
-                if self.status:
-                    self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
-                self._engines[component_id] = await self.pool.acquire(spec)
+                try:
+                    # In a worker thread: it may download a model (never on the event loop).
+                    spec = await asyncio.to_thread(
+                        model_spec, component, Path(self.config.base_dir)
+                    )
+                    if self.status:
+                        self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
+                    self._engines[component_id] = await self.pool.acquire(spec)
+                except ModelComposeError as error:
+                    raise ComponentUnavailableError(component_id, error) from error
         return self._engines[component_id]
 
     def loaded(self, component_id: str) -> Engine | None:
@@ -103,20 +119,35 @@ class ModelComponents:
         (the Web UI's model panel must not trigger a load)."""
         return self._engines.get(component_id)
 
-    async def preload(self) -> None:
-        for component in self.config.components:
-            if component.preload:
-                await self.engine(component.id)
+    async def preload(self) -> list[str]:
+        """Load the model of every component marked `preload` (the default);
+        the ids of those components. One that fails goes in `failures`."""
+        preloaded = [c.id for c in self.config.components if c.preload]
+        for component_id in preloaded:
+            try:
+                await self.engine(component_id)
+            except ComponentUnavailableError as error:
+                self.failures[component_id] = error
+        return preloaded
+
+    def cancel_generations(self, reason: str) -> None:
+        """Cancel every generation running through `generate` (the server is stopping)."""
+        for token in list(self._generating):
+            token.cancel(reason)
 
     async def generate(
         self, component_id: str, request: GenerationRequest, context: RunContext
     ) -> GenerationResult:
         """One generation on a component's model, outside any workflow (the
         OpenAI routes), under the same concurrency limit as its actions."""
-        engine = await self.engine(component_id)
-        limit = self._limits.get(component_id)
-        async with limit if limit is not None else contextlib.nullcontext():
-            return await generate(engine, request, context, component_id, streaming=True)
+        self._generating.append(context.cancel)
+        try:
+            engine = await self.engine(component_id)
+            limit = self._limits.get(component_id)
+            async with limit if limit is not None else contextlib.nullcontext():
+                return await generate(engine, request, context, component_id, streaming=True)
+        finally:
+            self._generating.remove(context.cancel)
 
     async def run_action(
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str

@@ -66,9 +66,9 @@ class Task:
         self.finished_at = time.monotonic() if now is None else now
         self._done.set()
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str | None = None) -> None:
         """Ask the run to stop; the runner marks the task cancelled."""
-        self.context.cancel.cancel()
+        self.context.cancel.cancel(reason)
         if self.runner is not None and not self.runner.done():
             self.runner.cancel()
 

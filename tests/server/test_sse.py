@@ -83,24 +83,24 @@ def test_output_only_on_a_streaming_workflow_streams(client_for: Client) -> None
     assert plain.json()["status"] == "completed"
 
 
-def test_a_prompt_longer_than_the_context_ends_the_stream_with_an_error_event(
+def test_a_prompt_longer_than_the_context_is_a_400_before_the_stream_starts(
     client_for: Client,
 ) -> None:
     client = client_for(writer_compose(tiny=True))
     response = client.post(
         "/api/workflows/tiny/runs", json={"input": {"prompt": LONG_PROMPT}}, headers=EVENTS
     )
-    assert response.status_code == 200  # the stream had started
-    [event] = sse_events(response.text)
-    assert set(event) == {"type", "task_id", "workflow_id", "error"}
-    assert event["type"] == "error"
-    assert event["workflow_id"] == "tiny"
-    assert event["error"]["type"] == "context_length_exceeded"
+    assert response.status_code == 400  # as for a client that waits for the run
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"task_id", "status", "workflow_id", "error"}
+    assert (body["status"], body["workflow_id"]) == ("failed", "tiny")
+    assert body["error"]["type"] == "context_length_exceeded"
     assert re.fullmatch(
         r"the prompt is \d+ tokens long, but the model's context holds 64 tokens",
-        event["error"]["message"],
+        body["error"]["message"],
     )
-    assert client.get(f"/api/tasks/{event['task_id']}").json()["status"] == "failed"
+    assert client.get(f"/api/tasks/{body['task_id']}").json()["status"] == "failed"
 
 
 def test_a_request_error_is_json_even_when_events_were_asked_for(client_for: Client) -> None:
