@@ -54,7 +54,10 @@ def describe(value: Any) -> str:
 def _as_number(value: Any) -> float:
     # bool is an int subclass, but `true` as a temperature is a mistake.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float (JSON allows it)
+            raise CastError("a number", value) from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())

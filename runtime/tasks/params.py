@@ -102,7 +102,7 @@ def _float(name: str, value: Any) -> float:
         raise InputError(f"{name} must be a number, got {value!r}", _input_name(name))
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         raise InputError(f"{name} must be a number, got {value!r}", _input_name(name)) from None
     if not math.isfinite(number):
         # float() accepts "inf" and "nan"; int() of them raises a non-user error.
@@ -111,6 +111,8 @@ def _float(name: str, value: Any) -> float:
 
 
 def _int(name: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # exact at any size: a huge max_output_length is clamped, not refused
     number = _float(name, value)
     if number != int(number):
         raise InputError(f"{name} must be a whole number, got {value!r}", _input_name(name))

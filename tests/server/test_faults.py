@@ -388,3 +388,17 @@ def test_a_request_for_a_huge_number_of_tokens_stops_at_the_end_of_the_context(
     assert (events[-1]["status"], events[-1]["finish_reason"]) == ("completed", "length")
     assert events[-1]["usage"]["total_tokens"] == 64
     wait_idle(server)
+
+
+def test_a_token_count_beyond_any_number_is_a_400_naming_the_input(server: LiveServer) -> None:
+    huge = "1" + "0" * 400  # valid JSON, but no float holds it
+    response = httpx.post(
+        f"{server.url}/api/workflows/tiny/runs",
+        content=f'{{"input": {{"prompt": "Once upon a time", "max_tokens": {huge}}}}}',
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_input"
+    assert "max_tokens" in response.json()["error"]["message"]
+    wait_idle(server)
