@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from runtime.config.limits import read_text
 from runtime.errors import UserError
 
 # `${env.NAME}` or `${env.NAME | default}`; a quoted default may hold `}`.
@@ -27,9 +28,9 @@ class EnvError(UserError):
 
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse a dotenv file: `KEY=VALUE` lines, `#` comments, optional quotes
-    and a leading `export`."""
+    and a leading `export`. Raises ConfigError when it is not UTF-8 text."""
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(read_text(str(path)).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

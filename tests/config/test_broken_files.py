@@ -99,3 +99,26 @@ def test_a_large_file_under_the_size_limit_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "model-compose.yml"
     path.write_text(many_workflows(1_000))
     assert len(load_config([path], env={}).config.workflows) == 1_000
+
+
+def test_an_env_file_that_is_not_text_fails_validation_with_its_location(tmp_path: Path) -> None:
+    (tmp_path / "model-compose.yml").write_text(TEXT_GENERATOR)
+    env_file = tmp_path / "secrets.env"
+    env_file.write_bytes(b"API_KEY=\xff\xfe\n")
+    result = subprocess.run(
+        [COMMAND, "validate", "--env-file", str(env_file)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr.splitlines()) == (
+        2,
+        "",
+        [
+            f"error: {env_file}:1: the file is not UTF-8 text: byte 0xff at column 9 "
+            "cannot be decoded",
+            "1 problem found",
+        ],
+    )
