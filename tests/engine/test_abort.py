@@ -12,6 +12,7 @@ from typing import Any
 
 from runtime.engine.abort import AbortFlag
 from runtime.engine.batched import BatchedEngine
+from runtime.engine.sequence import SequenceStatus
 from runtime.engine.serial import SerialEngine
 from runtime.engine.types import (
     CancelToken,
@@ -21,6 +22,7 @@ from runtime.engine.types import (
     ModelSpec,
     SamplingParams,
 )
+from tests.engine.test_scheduler import FakeKV, make, numbers, step, submit
 
 GREEDY = SamplingParams(greedy=True)
 # About 1,500 tokens, evaluated as one chunk (n_batch 2048): seconds of work.
@@ -51,6 +53,40 @@ def test_the_flag_is_set_by_a_cancelled_token_or_closing_only_while_armed() -> N
     closing = True
     with flag.armed([], lambda: closing):
         assert flag.is_set
+
+
+def test_an_aborted_batch_leaves_nothing_in_the_kv_cache_and_is_planned_again() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, batch=8, kv=kv)
+    decoding = submit(scheduler, "1 2", max_tokens=5)
+    step(scheduler)
+    prefilling = submit(scheduler, numbers(20))
+    aborted = scheduler.schedule()  # llama_decode returns 2: nothing is committed
+    kv.calls.clear()
+    scheduler.rewind([seq for seq, _ in aborted.chunks])
+    assert kv.calls == [("keep", 0, decoding.num_kv), ("keep", 1, 0)]
+    assert plan_of(scheduler.schedule()) == plan_of(aborted) == [(decoding, 1), (prefilling, 7)]
+
+
+def test_a_model_that_cannot_drop_a_tail_evaluates_the_whole_sequence_again_after_an_abort() -> (
+    None
+):
+    scheduler = make(slots=1, batch=16, kv=FakeKV(can_drop_tails=False))
+    seq = submit(scheduler, "1 2 3", max_tokens=5)
+    step(scheduler)
+    step(scheduler)
+    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7]
+    assert seq.state is not None
+    started = seq.state.decode_started_at
+    scheduler.rewind([seq for seq, _ in scheduler.schedule().chunks])  # aborted
+    assert (seq.status, seq.num_kv) == (SequenceStatus.PREFILL, 0)
+    step(scheduler)  # the whole sequence in one chunk, then the next token
+    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7, 7]
+    assert seq.state.decode_started_at == started
+
+
+def plan_of(batch: Any) -> list[tuple[Any, int]]:
+    return list(batch.chunks)
 
 
 class DecodeSpy:

@@ -402,3 +402,99 @@ def test_a_token_count_beyond_any_number_is_a_400_naming_the_input(server: LiveS
     assert response.json()["error"]["type"] == "invalid_input"
     assert "max_tokens" in response.json()["error"]["message"]
     wait_idle(server)
+
+
+# -- 5. One model fails to load while another serves --------------------------------
+
+TWO_MODELS = f"""
+controller:
+  base_path: /api
+workflows:
+  - id: good
+    job: {{component: good}}
+  - id: broken
+    job: {{component: broken}}
+  - id: lazy
+    job: {{component: lazy}}
+components:
+  - id: good
+    type: model
+    task: text-generation
+    model: {MODEL}
+    text: ${{input.prompt as text}}
+    max_output_length: 16
+    params: {{do_sample: false}}
+  - id: broken
+    type: model
+    task: text-generation
+    model: ./truncated.gguf
+    text: ${{input.prompt as text}}
+  - id: lazy
+    type: model
+    task: text-generation
+    model: ./notes.gguf
+    preload: false
+    text: ${{input.prompt as text}}
+"""
+
+
+def test_a_model_that_fails_to_load_makes_its_requests_503_while_the_others_serve(
+    live_server: Callable[..., LiveServer], tmp_path: Path, embedded_model_path: Path
+) -> None:
+    with embedded_model_path.open("rb") as model:
+        (tmp_path / "truncated.gguf").write_bytes(model.read(1_000_000))
+    (tmp_path / "notes.gguf").write_text("not a model\n")
+    truncated = f"model file is truncated (incomplete download?): {tmp_path / 'truncated.gguf'}"
+    not_gguf = (
+        "not a GGUF model file (it does not start with the GGUF magic bytes): "
+        f"{tmp_path / 'notes.gguf'}"
+    )
+    server = live_server(TWO_MODELS)
+    health = httpx.get(f"{server.url}/api/health")
+    assert (health.status_code, health.json()) == (
+        200,
+        {
+            "status": "degraded",
+            "error": {
+                "type": "model_error",
+                "message": f"component 'broken' is unavailable: {truncated}",
+            },
+        },
+    )
+    prompt = {"input": {"prompt": "Once upon a time"}}
+    good_alone = httpx.post(f"{server.url}/api/workflows/good/runs", json=prompt, timeout=60)
+
+    def run(workflow: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        url = f"{server.url}/api/workflows/{workflow}/runs"
+        return httpx.post(url, json=prompt, headers=headers, timeout=60)
+
+    def v1(model: str) -> httpx.Response:
+        body = {"model": model, "prompt": "Once upon a time", "max_tokens": 16, "temperature": 0}
+        return httpx.post(f"{server.url}/v1/completions", json=body, timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:
+        good = [pool.submit(run, "good"), pool.submit(run, "good", EVENTS), pool.submit(v1, "good")]
+        bad = {
+            "broken": [pool.submit(run, "broken"), pool.submit(run, "broken", EVENTS)],
+            "lazy": [pool.submit(run, "lazy"), pool.submit(run, "lazy")],
+        }
+        bad_v1 = {"broken": pool.submit(v1, "broken"), "lazy": pool.submit(v1, "lazy")}
+    assert good[0].result().json()["output"] == good_alone.json()["output"]
+    assert sse_events(good[1].result().text)[-1]["output"] == good_alone.json()["output"]
+    assert good_alone.json()["output"].endswith(good[2].result().json()["choices"][0]["text"])
+    for component, reason in (("broken", truncated), ("lazy", not_gguf)):
+        for future in bad[component]:
+            answer = future.result()
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.json()["error"] == {"type": "model_error", "message": reason}
+        refused = bad_v1[component].result()
+        assert refused.status_code == 503
+        assert refused.json() == {
+            "error": {
+                "message": reason,
+                "type": "server_error",
+                "param": None,
+                "code": "model_error",
+            }
+        }
