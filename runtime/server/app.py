@@ -15,6 +15,7 @@ from runtime.config.units import parse_size
 from runtime.server import model_routes, openai_routes, workflow_routes
 from runtime.server.errors import install_error_handlers
 from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
+from runtime.server.openapi import Served, document
 from runtime.service import Service, ServiceState
 
 logger = logging.getLogger(__name__)
@@ -63,12 +64,20 @@ def create_app(service: Service) -> FastAPI:
             "/health", workflow_routes.health, methods=["GET"], include_in_schema=False
         )
     app.include_router(openai_routes.router)
+    open_paths = ("/health", f"{base_path}/health")
+    served = Served(
+        workflows=[w.id for w in service.config.workflows] + ["__default__"],
+        models=list(openai_routes.served_models(service.config)),
+        api_key=bool(controller.api_key),
+        open_paths=open_paths,
+    )
+    app.openapi = lambda: document(app, served)  # type: ignore[method-assign]
     # Added last = outermost: CORS answers preflights before the key check.
     if controller.api_key:
         app.add_middleware(
             ApiKeyMiddleware,
             api_key=controller.api_key,
-            open_paths=("/health", f"{base_path}/health"),
+            open_paths=open_paths,
         )
     app.add_middleware(BodyLimitMiddleware, limit=parse_size(controller.max_request_size))
     origins = origins_list(adapter.origins if adapter else "*")

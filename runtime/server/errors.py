@@ -71,6 +71,19 @@ def json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
+# Pydantic's type errors → what the field must be, in JSON's words. The
+# request models are strict: `"output_only": 0` is refused, not read as false.
+EXPECTED = {
+    "dict_type": "a JSON object",
+    "model_attributes_type": "a JSON object",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "list_type": "an array",
+}
+
+
 def describe_body(item: dict[str, Any]) -> str:
     """The body as a whole is not a JSON object."""
     value = item.get("input")
@@ -96,13 +109,37 @@ def describe_validation(error: RequestValidationError) -> str:
             message = "unknown field"
         elif item.get("type") == "missing":
             message = "is required"
-        elif item.get("type") in ("dict_type", "model_attributes_type"):
-            message = f"must be a JSON object, got {json_kind(item.get('input'))}"
+        elif item.get("type") in EXPECTED:
+            message = f"must be {EXPECTED[item['type']]}, got {json_kind(item.get('input'))}"
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems) or "the request is invalid"
 
 
+def unreadable_body(error: HTTPException) -> str | None:
+    """What was wrong with a JSON body FastAPI could not even parse (it
+    says only "There was an error parsing the body"), from the cause."""
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the request body is not valid JSON: it is not UTF-8 text "
+            f"(byte {cause.start} is {cause.object[cause.start : cause.start + 1]!r})"
+        )
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON: it is nested too deeply"
+    return None
+
+
+OPENAI_PREFIX = "/v1"
+
+
+def is_openai_path(path: str) -> bool:
+    return path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # Imported here: openai_errors builds on this module's status_for.
+    from runtime.server import openai_errors
+
     @app.exception_handler(ModelComposeError)
     async def known_error(request: Request, error: ModelComposeError) -> JSONResponse:
         extra: dict[str, Any] = {}
@@ -120,7 +157,16 @@ def install_error_handlers(app: FastAPI) -> None:
             404: f"no route {request.method} {request.url.path}",
             405: f"method {request.method} is not allowed on {request.url.path}",
         }
-        message = messages.get(error.status_code, str(error.detail))
+        message = messages.get(error.status_code) or unreadable_body(error) or str(error.detail)
+        if is_openai_path(request.url.path):
+            # A /v1 path no /v1 route matched (one with a newline, which no
+            # route pattern matches): still an error in OpenAI's shape.
+            message = message[:1].upper() + message[1:] + "."
+            return openai_errors.error_response(
+                openai_errors.OpenAIRequestError(
+                    message, status=error.status_code, headers=dict(error.headers or {})
+                )
+            )
         type_ = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "invalid_request"
         )

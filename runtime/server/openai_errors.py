@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from runtime.errors import InputError, ModelComposeError, PromptTooLongError
-from runtime.server.errors import retry_headers, status_for
+from runtime.server.errors import retry_headers, status_for, unreadable_body
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +28,18 @@ class OpenAIRequestError(ModelComposeError):
     """A request the /v1 API refuses, with OpenAI's `param` and `code`."""
 
     def __init__(
-        self, message: str, param: str | None = None, code: str | None = None, status: int = 400
+        self,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.param = param
         self.code = code
         self.status = status
+        self.headers = headers or {}
 
 
 def unsupported(param: str, value: str | None = None) -> OpenAIRequestError:
@@ -88,6 +94,9 @@ def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
             param = error.name
     elif isinstance(error, HTTPException):
         status, message = error.status_code, str(error.detail)
+        unreadable = unreadable_body(error)
+        if unreadable is not None:
+            message = unreadable[:1].upper() + unreadable[1:] + "."
     else:
         logger.error("unhandled error on /v1", exc_info=error)
         status, message = 500, "The server failed on this request (see its log)."
@@ -97,7 +106,9 @@ def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
 
 def error_response(error: BaseException) -> JSONResponse:
     status, body = error_body(error)
-    headers = retry_headers(status)
+    headers = retry_headers(status) or {}
+    if isinstance(error, OpenAIRequestError):
+        headers.update(error.headers)  # e.g. Allow on a 405
     return JSONResponse(body, status, headers=headers)
 
 

@@ -2,17 +2,19 @@
 engine requests.
 
 Unknown fields are ignored (OpenAI clients send extras such as `user` or
-`metadata`); known fields with the wrong type are 400s naming the field; known
-features this server does not implement (tools, logprobs, n > 1, penalties...)
-are 400s saying so, never silently dropped.
+`metadata`); known fields with the wrong type are 400s naming the field (no
+coercion: `"max_tokens": 5.0` or `"stream": 0` is refused, not guessed at);
+known features this server does not implement (tools, logprobs, n > 1,
+penalties...) are 400s saying so, never silently dropped. The OpenAPI
+document says which values of those fields are accepted (`only`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
@@ -23,18 +25,72 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees),
+    5.5 is not an integer and stays a float for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a JSON body: strict (no "5", no true), but 5.0 is 5.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+# A token count: the bound inside the type, so the document says `minimum`.
+Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+
+
+def only(*values: Any) -> Any:
+    """Document that a field accepts just `values`: the others are refused
+    with a 400 by `check_supported` (in words), not by pydantic."""
+    return Field(None, json_schema_extra={"enum": list(values)})
+
+
+def documented(schema: dict[str, Any], default: Any = None) -> Any:
+    """A field validated by hand (a validator or `check_supported`), with the
+    JSON schema of the values accepted."""
+    return Field(default, validate_default=True, json_schema_extra=_replace_with(schema))
+
+
+def _replace_with(schema: dict[str, Any]) -> Any:
+    def replace(field_schema: dict[str, Any]) -> None:
+        field_schema.clear()
+        field_schema.update(schema)
+
+    return replace
+
+
+STRINGS = {"type": "array", "items": {"type": "string"}}
+PROMPT = {"type": "string", "minLength": 1}
+TEXT_PART = {
+    "type": "object",
+    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+    "required": ["type", "text"],
+}
+
+
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     include_usage: bool = False
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # name, refusal, audio...
+    # Extra fields (name, refusal, audio...) are ignored. Content may be null
+    # (or absent) only in an assistant message.
+    model_config = ConfigDict(
+        extra="ignore",
+        strict=True,
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "assistant"}}},
+            "else": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+        },
+    )
 
-    role: str
-    content: Any = None
-    tool_calls: list[Any] | None = None
+    role: str = Field(json_schema_extra={"enum": list(CHAT_ROLES)})
+    content: Any = documented(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART}, {"type": "null"}]}
+    )
+    tool_calls: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
 
     @field_validator("content")
     @classmethod
@@ -62,22 +118,22 @@ class Message(BaseModel):
 class GenerationBody(BaseModel):
     """The fields both endpoints share."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=0)
+    max_tokens: Count | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    seed: int | None = None
-    stop: Any = Field(None, validate_default=True)
-    n: int | None = None
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    seed: JsonInt | None = None
+    stop: Any = documented({"anyOf": [{"type": "string"}, STRINGS, {"type": "null"}]})
+    n: JsonInt | None = only(1, None)
+    frequency_penalty: float | None = only(0, None)
+    presence_penalty: float | None = only(0, None)
+    logit_bias: dict[str, float] | None = Field(None, json_schema_extra={"maxProperties": 0})
     # llama.cpp's own samplers, as its server and vLLM accept them
-    top_k: int | None = Field(None, ge=0)
+    top_k: Count | None = None
     min_p: float | None = Field(None, ge=0, le=1)
     repeat_penalty: float | None = Field(None, gt=0)
 
@@ -116,14 +172,21 @@ class GenerationBody(BaseModel):
 
 class ChatCompletionBody(GenerationBody):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=0)
-    response_format: dict[str, Any] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    tools: list[Any] | None = None
-    tool_choice: Any = None
-    functions: list[Any] | None = None
-    function_call: Any = None
+    max_completion_tokens: Count | None = None
+    response_format: dict[str, Any] | None = documented(
+        {
+            "anyOf": [
+                {"type": "object", "properties": {"type": {"const": "text"}}, "required": ["type"]},
+                {"type": "null"},
+            ]
+        }
+    )
+    logprobs: bool | None = only(False, None)
+    top_logprobs: JsonInt | None = only(0, None)
+    tools: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
+    tool_choice: Any = only("none", "auto", None)
+    functions: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
+    function_call: Any = only("none", "auto", None)
 
     def check_supported(self) -> None:
         super().check_supported()
@@ -167,11 +230,15 @@ class ChatCompletionBody(GenerationBody):
 
 
 class CompletionBody(GenerationBody):
-    prompt: Any
+    # An empty prompt has no token to start from: refused by the engine.
+    prompt: Any = documented(
+        {"anyOf": [PROMPT, {"type": "array", "items": PROMPT, "minItems": 1, "maxItems": 1}]},
+        default=...,
+    )
     echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = None
-    suffix: str | None = None
+    logprobs: JsonInt | None = only(0, None)
+    best_of: JsonInt | None = only(1, None)
+    suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
     @field_validator("prompt")
     @classmethod

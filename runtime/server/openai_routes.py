@@ -16,15 +16,28 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
 from runtime.config.schema import ComposeConfig, ModelComponent
 from runtime.engine.types import GenerationRequest, GenerationResult, Usage
 from runtime.errors import PromptTooLongError
+from runtime.server.api_models import ErrorResponse
 from runtime.server.openai_errors import (
     OpenAIRequestError,
     OpenAIRoute,
     context_length_exceeded,
     model_not_found,
+)
+from runtime.server.openai_models import (
+    DONE,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Model,
+    ModelList,
+    OpenAIError,
+    TextCompletion,
+    TextCompletionChunk,
 )
 from runtime.server.openai_requests import ChatCompletionBody, CompletionBody, GenerationBody
 from runtime.server.openai_stream import (
@@ -33,11 +46,27 @@ from runtime.server.openai_stream import (
     GenerationStream,
     unfinished_error,
 )
+from runtime.server.openapi import error_responses, event_stream
 from runtime.server.workflow_routes import ready_service, service_of
 
 router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
 
 CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
+
+
+def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, Any]]:
+    """A completion answers JSON, or with `stream: true` its chunks, then an
+    error event if it failed midway, then `[DONE]`. A body over the size
+    limit is refused by the middleware, in the model-compose API's shape."""
+    return {
+        200: {
+            "model": answer,
+            "description": "The completion, or with stream: true its chunks.",
+            "content": {"text/event-stream": event_stream(chunk | OpenAIError, final=DONE)},
+        },
+        **error_responses(OpenAIError, 400, 404, 500, 503),
+        **error_responses(ErrorResponse, 413),
+    }
 
 
 # -- models ------------------------------------------------------------------------
@@ -79,14 +108,18 @@ def model_entry(name: str, created: int) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": created, "owned_by": "model-compose"}
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList)
 async def list_models(request: Request) -> dict[str, Any]:
     created = created_at(request)
     names = served_models(service_of(request).config)
     return {"object": "list", "data": [model_entry(name, created) for name in names]}
 
 
-@router.get("/models/{model_id:path}")
+@router.get(
+    "/models/{model_id:path}",
+    response_model=Model,
+    responses=error_responses(OpenAIError, 404),
+)
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     component_for(service_of(request).config, model_id)
     return model_entry(model_id, created_at(request))
@@ -184,12 +217,20 @@ def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str,
     )
 
 
-@router.post("/chat/completions")
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses=generation_responses(ChatCompletion, ChatCompletionChunk),
+)
 async def chat_completions(body: ChatCompletionBody, request: Request) -> Response:
     return await respond(request, body, "messages", chat_chunks, chat_completion)
 
 
-@router.post("/completions")
+@router.post(
+    "/completions",
+    response_model=None,
+    responses=generation_responses(TextCompletion, TextCompletionChunk),
+)
 async def completions(body: CompletionBody, request: Request) -> Response:
     return await respond(request, body, "prompt", text_chunks, text_completion)
 
@@ -256,4 +297,26 @@ def finished(event: str | GenerationResult) -> GenerationResult:
     "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
 )
 async def unknown_route(path: str, request: Request) -> Response:
+    """OpenAI's 404 for a path it does not serve; a 405 naming the methods
+    allowed for a path served with other methods (HTTP's rule, which OpenAI
+    clients handle the same way)."""
+    allowed = allowed_methods(request)
+    if allowed:
+        raise OpenAIRequestError(
+            f"Method {request.method} is not allowed on {request.url.path} "
+            f"(allowed: {', '.join(allowed)})",
+            status=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
     raise OpenAIRequestError(f"Invalid URL ({request.method} {request.url.path})", status=404)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the other /v1 routes whose path matches the request's."""
+    methods: set[str] = set()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is not unknown_route:
+            match, _ = route.matches(request.scope)
+            if match == Match.PARTIAL:
+                methods |= route.methods
+    return sorted(methods)

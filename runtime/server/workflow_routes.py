@@ -8,10 +8,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.errors import InputError
+from runtime.server import api_models
+from runtime.server.api_models import (
+    ErrorResponse,
+    Health,
+    RunEvent,
+    RunRequest,
+    WorkflowSchema,
+    WorkflowSummary,
+)
 from runtime.server.errors import ServiceUnavailable, retry_headers, status_for
+from runtime.server.openapi import error_responses, event_stream
 from runtime.server.sse import StreamListener, stream_response
 from runtime.service import Service, ServiceState
 from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
@@ -20,13 +29,17 @@ from runtime.workflow.tasks import Task, TaskStatus
 router = APIRouter()
 
 
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    workflow_id: str | None = None
-    input: dict[str, Any] = Field(default_factory=dict)
-    wait_for_completion: bool = True
-    output_only: bool = False
+# A run answers its task, or with `output_only` its bare output (any JSON), or
+# with `Accept: text/event-stream` (or `output_only` on a streaming workflow)
+# its events. A run that failed answers its task with the error's status.
+RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": api_models.Task | Any,
+        "description": "The task (the bare output with output_only), or its events.",
+        "content": {"text/event-stream": event_stream(RunEvent)},
+    },
+    **error_responses(ErrorResponse | api_models.Task, 400, 404, 413, 500, 503),
+}
 
 
 def service_of(request: Request) -> Service:
@@ -45,7 +58,7 @@ def ready_service(request: Request) -> Service:
     return service
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health, responses=error_responses(Health, 503))
 async def health(request: Request) -> JSONResponse:
     service = service_of(request)
     if service.is_ready:
@@ -63,7 +76,7 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
 
-@router.get("/workflows")
+@router.get("/workflows", response_model=list[WorkflowSummary])
 async def list_workflows(request: Request) -> list[dict[str, Any]]:
     config = service_of(request).config
     default = config.workflow(None).id
@@ -78,7 +91,12 @@ async def list_workflows(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/workflows/{workflow_id}/schema")
+@router.get(
+    "/workflows/{workflow_id}/schema",
+    response_model=WorkflowSchema,
+    response_model_exclude_unset=True,
+    responses=error_responses(ErrorResponse, 404),
+)
 async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
     service = service_of(request)
     workflow = service.runner.workflow(workflow_id)
@@ -104,12 +122,12 @@ async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/workflows/runs")
+@router.post("/workflows/runs", response_model=None, responses=RUN_RESPONSES)
 async def run_workflow(body: RunRequest, request: Request) -> Any:
     return await _run(request, body.workflow_id, body)
 
 
-@router.post("/workflows/{workflow_id}/runs")
+@router.post("/workflows/{workflow_id}/runs", response_model=None, responses=RUN_RESPONSES)
 async def run_named_workflow(workflow_id: str, body: RunRequest, request: Request) -> Any:
     runner = service_of(request).runner
     if body.workflow_id not in (None, workflow_id) and (
@@ -151,12 +169,22 @@ async def _wait_unless_disconnected(task: Task, request: Request) -> None:
             await finished
 
 
-@router.get("/tasks/{task_id}")
+@router.get(
+    "/tasks/{task_id}",
+    response_model=api_models.Task,
+    response_model_exclude_unset=True,
+    responses=error_responses(ErrorResponse, 404),
+)
 async def get_task(task_id: str, request: Request) -> dict[str, Any]:
     return service_of(request).tasks.get(task_id).to_json()
 
 
-@router.post("/tasks/{task_id}/cancel")
+@router.post(
+    "/tasks/{task_id}/cancel",
+    response_model=api_models.Task,
+    response_model_exclude_unset=True,
+    responses=error_responses(ErrorResponse, 404),
+)
 async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
     task = service_of(request).tasks.get(task_id)
     if not task.is_finished:

@@ -43,8 +43,11 @@ def client(client_for: Client) -> TestClient:
         (b'{"input": ["Hi"]}', "input: must be a JSON object, got an array"),
         (
             b'{"input": {"prompt": "Hi"}, "wait_for_completion": "soon"}',
-            "wait_for_completion: Input should be a valid boolean, unable to interpret input",
+            "wait_for_completion: must be true or false, got a string",
         ),
+        # No guessing at types: 0 is not false, 5 is not a workflow id.
+        (b'{"output_only": 0}', "output_only: must be true or false, got a number"),
+        (b'{"workflow_id": 5}', "workflow_id: must be a string, got a number"),
     ],
 )
 def test_a_malformed_request_body_is_a_400_that_says_what_is_wrong(

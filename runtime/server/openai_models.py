@@ -1,0 +1,131 @@
+"""What the OpenAI-compatible API answers, as pydantic models: the /v1 part
+of the OpenAPI document. The routes build these objects as dicts (see
+openai_routes.py); the schema fuzz test holds the two together."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A generation that was cancelled or failed is an error, never a finish reason.
+FinishReason = Literal["stop", "length"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenAIErrorDetail(Strict):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error or server_error")
+    param: str | None = Field(description="the request field at fault, when there is one")
+    code: str | None = Field(description="e.g. model_not_found, context_length_exceeded")
+
+
+class OpenAIError(Strict):
+    """Every /v1 error, in OpenAI's shape (OpenAI clients raise it)."""
+
+    error: OpenAIErrorDetail
+
+
+class Model(Strict):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(Strict):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class PromptTokensDetails(Strict):
+    cached_tokens: int
+
+
+class Usage(Strict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class Reply(Strict):
+    """What every object of one response shares."""
+
+    id: str
+    created: int
+    model: str = Field(description="the model name as the request gave it")
+
+
+class AssistantMessage(Strict):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(Strict):
+    index: int
+    message: AssistantMessage
+    logprobs: None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(Reply):
+    object: Literal["chat.completion"]
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(Strict):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(Strict):
+    index: int
+    delta: ChatDelta
+    logprobs: None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(Reply):
+    """One streamed event. With `stream_options.include_usage`, every chunk
+    has `usage: null` but the last, which has no choices and the usage."""
+
+    object: Literal["chat.completion.chunk"]
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class TextChoice(Strict):
+    text: str
+    index: int
+    logprobs: None
+    finish_reason: FinishReason
+
+
+class TextCompletion(Reply):
+    object: Literal["text_completion"]
+    choices: list[TextChoice]
+    usage: Usage
+
+
+class TextChunkChoice(Strict):
+    text: str
+    index: int
+    logprobs: None
+    finish_reason: FinishReason | None = Field(description="null in every chunk but the last")
+
+
+class TextCompletionChunk(Reply):
+    """One streamed event (the usage as for chat chunks)."""
+
+    object: Literal["text_completion"]
+    choices: list[TextChunkChoice]
+    usage: Usage | None = None
+
+
+# The event that ends every /v1 stream (it is not JSON).
+DONE = "[DONE]"
