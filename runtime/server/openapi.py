@@ -105,6 +105,7 @@ def document(app: FastAPI, served: Served) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     name_the_choices(doc, served)
+    link_runs_to_their_tasks(doc)
     if served.api_key:
         require_key(doc, served.open_paths)
     app.openapi_schema = doc
@@ -144,6 +145,41 @@ def name_the_choices(doc: dict[str, Any], served: Served) -> None:
     for body in ("ChatCompletionBody", "CompletionBody"):
         if body in schemas:
             schemas[body]["properties"]["model"]["enum"] = served.models
+
+
+def link_runs_to_their_tasks(doc: dict[str, Any]) -> None:
+    """OpenAPI links from a run's answer to polling and cancelling its task
+    (for clients that follow links, and schemathesis's stateful tests)."""
+    by_path = {
+        (method, path): operation
+        for path, methods in doc.get("paths", {}).items()
+        for method, operation in methods.items()
+    }
+    follow = {
+        "GetTask": next(
+            (op for (m, p), op in by_path.items() if m == "get" and p.endswith("/tasks/{task_id}")),
+            None,
+        ),
+        "CancelTask": next(
+            (
+                op
+                for (m, p), op in by_path.items()
+                if m == "post" and p.endswith("/tasks/{task_id}/cancel")
+            ),
+            None,
+        ),
+    }
+    links = {
+        name: {
+            "operationId": operation["operationId"],
+            "parameters": {"task_id": "$response.body#/task_id"},
+        }
+        for name, operation in follow.items()
+        if operation is not None
+    }
+    for (method, path), operation in by_path.items():
+        if method == "post" and path.endswith("/runs") and links:
+            operation["responses"]["200"]["links"] = links
 
 
 def require_key(doc: dict[str, Any], open_paths: tuple[str, ...]) -> None:
