@@ -15,9 +15,11 @@ from runtime.config.limits import read_text
 from runtime.errors import UserError
 
 # `${env.NAME}` or `${env.NAME | default}`; a quoted default may hold `}`.
+# Written so that a failed match costs time linear in what it scanned: no two
+# quantifiers compete for the same spaces (the default is stripped in code).
 _ENV_BINDING = re.compile(
     r"""\$\{\s*env\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*
-        (?:\|\s*(?P<default>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^}]*?)\s*)?\}""",
+        (?:\|(?P<default>\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*(?=\})|[^}]*))?\}""",
     re.VERBOSE,
 )
 
@@ -82,12 +84,16 @@ def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         if name in env:
             return env[name]
         if default is not None:
-            return _unquote(default)
+            return _unquote(default.strip())
         missing.append(name)
         return ""
 
-    return _ENV_BINDING.sub(replace, text), missing
+    # A binding ends with `}`: past the last one, every match attempt would
+    # scan to the end of the text and fail, which is quadratic in long text.
+    end = text.rfind("}") + 1
+    return _ENV_BINDING.sub(replace, text[:end]) + text[end:], missing
 
 
 def has_env_binding(text: str) -> bool:
-    return "${" in text and _ENV_BINDING.search(text) is not None
+    end = text.rfind("}") + 1
+    return "${" in text and _ENV_BINDING.search(text, 0, end) is not None

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+# Matched against stripped text: a `\s*` at each end would compete with the
+# one before the unit, which is quadratic on long runs of spaces.
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _BYTES = {
     "b": 1,
@@ -31,7 +33,7 @@ def parse_duration(value: str | int | float) -> float:
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value}")
         return float(value)
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(value.strip())
     if not match:
         raise ValueError(f"expected a duration like 30s, 10m or 1h, got {value!r}")
     return float(match[1]) * _SECONDS[match[2]]
@@ -45,7 +47,7 @@ def parse_size(value: str | int) -> int:
         if value < 1:
             raise ValueError(f"a size must be at least 1 byte, got {value}")
         return value
-    match = _SIZE.match(value)
+    match = _SIZE.fullmatch(value.strip())
     if not match:
         raise ValueError(f"expected a size like 1MB or 512KB, got {value!r}")
     unit = match[2].lower() if match[2] else None

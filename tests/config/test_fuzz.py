@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.config import load_config
@@ -404,4 +404,42 @@ def test_edited_example_files_load_or_fail_with_a_location(
     compose_file: Path, original: Path, changes: list[Edit]
 ) -> None:
     compose_file.write_text(edited(original.read_text(), changes), encoding="utf-8")
+    loads_or_fails_with_locations(compose_file)
+
+
+# -- long runs of one fragment ---------------------------------------------------
+# Backtracking regexes and recursive parsers are fast on short input and
+# quadratic (or worse) on long runs of the same characters: these catch that.
+
+RUNS = [" ", "${", "${env.A | ", '${env.A | "', "${input.a | ", "- ", "[", "{", "a: ", "\\", "'"]
+runs = st.tuples(st.sampled_from(RUNS), st.integers(1_000, 40_000), st.sampled_from(["", "}"]))
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 5))
+@given(st.sampled_from(REAL_FILES), st.floats(0, 1), runs)
+def test_a_long_run_of_one_fragment_loads_or_fails_in_time(
+    compose_file: Path, original: Path, where: float, run: tuple[str, int, str]
+) -> None:
+    fragment, count, end = run
+    text = original.read_text()
+    at = int(where * len(text))
+    compose_file.write_text(text[:at] + fragment * count + end + text[at:], encoding="utf-8")
+    loads_or_fails_with_locations(compose_file)
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 5))
+@given(runs, st.sampled_from(["prompt", "model", "shutdown_timeout", "max_request_size"]))
+def test_a_long_value_loads_or_fails_in_time(
+    compose_file: Path, run: tuple[str, int, str], key: str
+) -> None:
+    fragment, count, end = run
+    value = "1" + fragment * count + end
+    document: dict[str, Any] = {
+        "component": {"task": "text-generation", "model": "./m.gguf", "prompt": "${input.p}"}
+    }
+    if key in ("prompt", "model"):
+        document["component"][key] = value
+    else:
+        document["controller"] = {key: value}
+    compose_file.write_text(yaml.safe_dump(document, width=2**20))
     loads_or_fails_with_locations(compose_file)
