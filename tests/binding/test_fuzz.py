@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.binding import (
@@ -215,3 +215,19 @@ def test_rendering_a_yaml_value_gives_a_value_or_a_typed_error(value: Any, scope
         return
     # What renders can be sent as JSON: the HTTP layer and the CLI print it.
     json.dumps(rendered, default=str)
+
+
+# Backtracking and recursion are fast on short input and quadratic (or worse)
+# on long runs of the same characters.
+RUNS = ["${", "${input", "${input.a", "${input.a | ", '${input.a | "', "[", "${input[", "\\", " "]
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 5))
+@given(st.sampled_from(RUNS), st.integers(1_000, 40_000), st.sampled_from(["", "}", '"}']))
+def test_a_long_run_of_one_fragment_compiles_or_fails_in_time(
+    fragment: str, count: int, end: str
+) -> None:
+    template = compiled_or_error("x" + fragment * count + end)
+    if template is not None:
+        with time_limit(20):
+            template.render({"input": {"a": "b"}})
