@@ -46,8 +46,6 @@ def deep_merge(base: Any, override: Any, positions: Positions) -> Any:
                 base[key] = deep_merge(base[key], value, positions)
             else:
                 base[key] = value
-            _, line = positions.locate(override, key)
-            if line is not None:
-                positions.add_entry(base, key, line)
+            positions.copy_entry(base, key, override, key)
         return base
     return override

@@ -78,7 +78,7 @@ class Normalizer:
             if items is not value and file is not None and line is not None:
                 self.positions.add_container(items, file, line)
             parent[plural] = items
-            self.positions.entries[(id(parent), plural)] = line or 0
+            self.positions.copy_entry(parent, plural, parent, singular)
             return items
         value = parent.get(plural)
         if value is None:
@@ -89,9 +89,7 @@ class Normalizer:
             for key, item in value.items():
                 if isinstance(item, dict):
                     item.setdefault("id", key)
-                line = self.positions.entries.get((id(value), key))
-                if line is not None:
-                    self.positions.add_entry(items, len(items), line)
+                self.positions.copy_entry(items, len(items), value, key)
                 items.append(item)
             parent[plural] = items
         elif not isinstance(value, list):
@@ -164,9 +162,7 @@ class Normalizer:
             action = {k: component.pop(k) for k in inline}
             self.positions.adopt(action, component)
             for key in inline:
-                self.positions.entries[(id(action), key)] = (
-                    self.positions.locate(component, key)[1] or 0
-                )
+                self.positions.copy_entry(action, key, component, key)
             actions.append(action)
         if not actions:
             task = component.get("task")

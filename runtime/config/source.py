@@ -26,6 +26,9 @@ class Positions:
     files: dict[int, str] = field(default_factory=dict)
     starts: dict[int, int] = field(default_factory=dict)
     entries: dict[tuple[int, Any], int] = field(default_factory=dict)
+    # An entry written in another file than its container: a key that a later
+    # `-f` file merged into a mapping of an earlier one.
+    entry_files: dict[tuple[int, Any], str] = field(default_factory=dict)
     # Keeps every container alive so that `id()` keys stay unique.
     _alive: list[Any] = field(default_factory=list)
 
@@ -34,13 +37,25 @@ class Positions:
         self.files[id(container)] = file
         self.starts[id(container)] = line
 
-    def add_entry(self, container: Any, key: Any, line: int) -> None:
+    def add_entry(self, container: Any, key: Any, line: int, file: str | None = None) -> None:
         self.entries[(id(container), key)] = line
+        if file is not None and file != self.files.get(id(container)):
+            self.entry_files[(id(container), key)] = file
+        else:
+            self.entry_files.pop((id(container), key), None)
+
+    def copy_entry(self, new: Any, new_key: Any, old: Any, old_key: Any) -> None:
+        """Give `new[new_key]` the position of `old[old_key]`, if it has one."""
+        line = self.entries.get((id(old), old_key))
+        if line is not None:
+            self.add_entry(new, new_key, line, self.locate(old, old_key)[0])
 
     def locate(self, container: Any, key: Any = None) -> tuple[str | None, int | None]:
         file = self.files.get(id(container))
         line = self.entries.get((id(container), key)) if key is not None else None
-        return file, line if line is not None else self.starts.get(id(container))
+        if line is None:
+            return file, self.starts.get(id(container))
+        return self.entry_files.get((id(container), key), file), line
 
     def adopt(self, new: Any, like: Any) -> None:
         """Give a container the loader made the position of an existing one."""
@@ -52,14 +67,13 @@ class Positions:
         """Give a filtered copy of a mapping the positions of the original."""
         self.adopt(new, like)
         for key in new:
-            line = self.entries.get((id(like), key))
-            if line is not None:
-                self.entries[(id(new), key)] = line
+            self.copy_entry(new, key, like, key)
 
     def merge(self, other: Positions) -> None:
         self.files.update(other.files)
         self.starts.update(other.starts)
         self.entries.update(other.entries)
+        self.entry_files.update(other.entry_files)
         self._alive.extend(other._alive)
 
 

@@ -122,3 +122,23 @@ def test_an_env_file_that_is_not_text_fails_validation_with_its_location(tmp_pat
             "1 problem found",
         ],
     )
+
+
+def test_a_mistake_in_an_override_file_names_that_file_and_its_line() -> None:
+    base, override = BROKEN / "merge" / "model-compose.yml", BROKEN / "merge" / "override.yml"
+    result = subprocess.run(
+        [COMMAND, "validate", "-f", str(base), "-f", str(override)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr.splitlines()) == (
+        2,
+        "",
+        [
+            f"error: {override.resolve()}:4: component.action: unknown key 'max_output_lenght'"
+            " (did you mean 'max_output_length'?)",
+            "1 problem found",
+        ],
+    )

@@ -31,6 +31,7 @@ from runtime.config.schema import (
     WorkflowConfig,
 )
 from runtime.errors import ConfigError
+from runtime.workflow.inputs import workflow_inputs, workflow_outputs
 from tests.conftest import EXAMPLES, time_limit
 
 pytestmark = pytest.mark.fuzz
@@ -46,24 +47,36 @@ def compose_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz") / "model-compose.yml"
 
 
-def loads_or_fails_with_locations(path: Path) -> None:
-    """The property itself: a config, or a ConfigError located in `path`."""
+def line_count(path: Path) -> int:
     data = path.read_bytes()
     try:
         # YAML's line breaks: an error in the text points at one of these lines.
-        lines = len(re.split("\r\n|[\r\n\x85\u2028\u2029]", data.decode("utf-8")))
+        return len(re.split("\r\n|[\r\n\x85\u2028\u2029]", data.decode("utf-8")))
     except UnicodeDecodeError:
-        lines = data.count(b"\n") + 1
+        return data.count(b"\n") + 1
+
+
+def loads_or_fails_with_locations(*paths: Path) -> None:
+    """The property itself: a config, or a ConfigError whose every problem
+    is located on a line of one of `paths`."""
+    lines = {str(path): line_count(path) for path in paths}
     try:
         with time_limit(20):
-            load_config([path], env={"SET": "1"})
+            config = load_config(paths, env={"SET": "1"}).config
     except ConfigError as error:
         assert error.problems
         for problem in error.problems:
-            assert problem.location.file == str(path), str(problem)
+            assert problem.location.file in lines, str(problem)
             assert problem.location.line is not None, str(problem)
-            assert 1 <= problem.location.line <= lines, str(problem)
+            assert 1 <= problem.location.line <= lines[problem.location.file], str(problem)
             assert problem.message, str(problem)
+        return
+    # What `validate`, the Web UI and `GET …/schema` compute from any file that loads.
+    with time_limit(20):
+        for workflow in config.workflows:
+            workflow_inputs(config, workflow)
+            workflow_outputs(config, workflow)
+        config.workflow(None)
 
 
 # -- random text -------------------------------------------------------------
@@ -321,6 +334,16 @@ def test_compose_shaped_yaml_loads_or_fails_with_a_location(
         yaml.safe_dump(document, sort_keys=False, default_flow_style=flow_style, width=60)
     )
     loads_or_fails_with_locations(compose_file)
+
+
+@given(near_valid_documents() | documents, near_valid_documents() | documents)
+def test_two_merged_files_load_or_fail_with_a_location(
+    compose_file: Path, first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    override = compose_file.with_name("override.yml")
+    compose_file.write_text(yaml.safe_dump(first, sort_keys=False))
+    override.write_text(yaml.safe_dump(second, sort_keys=False))
+    loads_or_fails_with_locations(compose_file, override)
 
 
 # -- edits of real files -------------------------------------------------------
