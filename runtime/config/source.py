@@ -120,12 +120,12 @@ def _compose(text: str, file: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as error:
         raise ConfigError(_yaml_problem(error, file)) from None
     except yaml.reader.ReaderError as error:
-        # Only text reaches the reader, so this is a control character.
+        # Text was decoded already: the reader refused a control character.
         line = text.count("\n", 0, error.position) + 1
         raise ConfigError(
             Problem(
-                f"invalid YAML: the control character U+{error.character:04X} is not "
-                "allowed in a YAML file (is this a text file?)",
+                f"invalid YAML: the character U+{error.character:04X} is not allowed "
+                "in YAML (is this a text file?)",
                 Location(file, line),
             )
         ) from None
