@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,6 +87,18 @@ class FuzzedServer:
         self.server.should_exit = True
         self.thread.join(timeout=60)
 
+    def call(self, case: schemathesis.Case) -> schemathesis.Response:
+        """Send a case, and count its answer."""
+        started = time.monotonic()
+        response = case.call(base_url=self.url)
+        self.operations.record(
+            case.operation.label,
+            response.status_code,
+            response.headers.get("content-type", [""])[0],
+            time.monotonic() - started,
+        )
+        return response
+
     def summary(self) -> str:
         tally = self.tally
         seconds = time.monotonic() - self.operations.started
@@ -145,6 +158,17 @@ def excluded_checks(
     return []
 
 
+def check(
+    fuzzed_server: FuzzedServer, case: schemathesis.Case, response: schemathesis.Response
+) -> None:
+    """Every check on an answer (see `excluded_checks` for the one exception)."""
+    case.validate_response(
+        response,
+        excluded_checks=excluded_checks(case, response),
+        transport_kwargs={"base_url": fuzzed_server.url},
+    )
+
+
 @settings(
     max_examples=PROFILE.max_examples,
     deadline=None,  # a request runs the model: its time is not the property under test
@@ -161,16 +185,40 @@ def test_every_operation_answers_as_documented_and_never_5xx(
     # the document can declare, so no generated case would send it.
     if case.operation.path.endswith("/runs") and next(fuzzed_server.runs) % 2:
         case.headers = {**(case.headers or {}), "Accept": "text/event-stream"}
-    started = time.monotonic()
-    response = case.call(base_url=fuzzed_server.url)
-    fuzzed_server.operations.record(
-        case.operation.label,
-        response.status_code,
-        response.headers.get("content-type", [""])[0],
-        time.monotonic() - started,
-    )
-    case.validate_response(
-        response,
-        excluded_checks=excluded_checks(case, response),
-        transport_kwargs={"base_url": fuzzed_server.url},
+    response = fuzzed_server.call(case)
+    check(fuzzed_server, case, response)
+
+
+def test_chains_of_calls_answer_as_documented(fuzzed_server: FuzzedServer) -> None:
+    """Stateful: sequences that follow the document's links with real ids
+    (a run, then polling or cancelling its task while it may still run; the
+    workflow list, then a workflow's schema or a run of it; the models,
+    then one of them), every step checked like the cases above."""
+
+    class Chains(schema.as_state_machine()):  # type: ignore[misc]
+        def step(self, input: Any) -> Any:
+            clamp_tokens(input.case.body)
+            return super().step(input)
+
+        def call(self, case: schemathesis.Case, **kwargs: Any) -> schemathesis.Response:
+            return fuzzed_server.call(case)
+
+        def validate_response(
+            self,
+            response: schemathesis.Response,
+            case: schemathesis.Case,
+            *args: Any,
+            **kwargs: Any,
+        ) -> None:
+            check(fuzzed_server, case, response)
+
+    Chains.run(
+        settings=settings(
+            max_examples=PROFILE.max_examples * 2,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=PROFILE.derandomize,
+            suppress_health_check=list(HealthCheck),
+        )
     )
