@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
@@ -23,14 +22,9 @@ import llama_cpp
 
 from runtime.engine.types import CancelToken
 
-
-def _strlen() -> ctypes._CFuncPtr:
-    libc = ctypes.CDLL(ctypes.util.find_msvcrt() if sys.platform == "win32" else None)
-    return libc.strlen
-
-
+_LIBC = ctypes.CDLL("ucrtbase" if sys.platform == "win32" else None)
 # The callback as llama.cpp's function-pointer type: a plain C address, no Python thunk.
-_CALLBACK = llama_cpp.ggml_abort_callback(ctypes.cast(_strlen(), ctypes.c_void_p).value)
+_CALLBACK = llama_cpp.ggml_abort_callback(ctypes.cast(_LIBC.strlen, ctypes.c_void_p).value)
 
 
 class AbortFlag:
