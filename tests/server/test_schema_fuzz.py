@@ -67,7 +67,7 @@ class FuzzedServer:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.runs = itertools.count()
+        self.cases = itertools.count()
 
     def start(self) -> None:
         self.thread.start()
@@ -158,6 +158,23 @@ def excluded_checks(
     return []
 
 
+def ask_for_streams(case: schemathesis.Case, number: int) -> None:
+    """Make a third of the cases that could stream ask for it, so that the
+    streams are checked as often as the plain answers: a workflow run with
+    `Accept: text/event-stream` (no parameter the document can declare, so
+    no generated case sends it), and a /v1 body that leaves `stream` out
+    (random bodies rarely set it), every other time with the usage chunk.
+    Both ways a valid request stays valid; schemathesis re-checks anyway."""
+    if number % 3 == 0:
+        return
+    if case.operation.path.endswith("/runs"):
+        case.headers = {**(case.headers or {}), "Accept": "text/event-stream"}
+    elif isinstance(case.body, dict) and "model" in case.body and "stream" not in case.body:
+        case.body["stream"] = True
+        if number % 3 == 2 and "stream_options" not in case.body:
+            case.body["stream_options"] = {"include_usage": True}
+
+
 def check(
     fuzzed_server: FuzzedServer, case: schemathesis.Case, response: schemathesis.Response
 ) -> None:
@@ -181,10 +198,7 @@ def test_every_operation_answers_as_documented_and_never_5xx(
     case: schemathesis.Case, fuzzed_server: FuzzedServer
 ) -> None:
     clamp_tokens(case.body)
-    # Every other workflow run asks for its events: `Accept` is no parameter
-    # the document can declare, so no generated case would send it.
-    if case.operation.path.endswith("/runs") and next(fuzzed_server.runs) % 2:
-        case.headers = {**(case.headers or {}), "Accept": "text/event-stream"}
+    ask_for_streams(case, next(fuzzed_server.cases))
     response = fuzzed_server.call(case)
     check(fuzzed_server, case, response)
 
