@@ -29,8 +29,7 @@ _CALLBACK = llama_cpp.ggml_abort_callback(ctypes.cast(_LIBC.strlen, ctypes.c_voi
 
 class AbortFlag:
     """One context's abort switch. `set` from any thread makes the running
-    decode (if any) return code 2 within one graph node; the next decode
-    runs normally once the owner `clear`s it."""
+    decode (if any) return code 2 within one graph node, until `clear`."""
 
     def __init__(self) -> None:
         self._buffer = ctypes.create_string_buffer(2)  # [flag, NUL]
@@ -67,3 +66,4 @@ class AbortFlag:
         finally:
             for token in tokens:
                 token.remove_callback(self.set)
+            self.clear()  # a llama.cpp call made outside such a block is never aborted
