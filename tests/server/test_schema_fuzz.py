@@ -21,8 +21,10 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
+from pydantic import ValidationError
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from runtime.server.api_models import Task
 from tests.server.conftest import free_port, make_app
 from tests.server.schema_fuzz import (
     COMPOSE_FILE,
@@ -175,12 +177,33 @@ def ask_for_streams(case: schemathesis.Case, number: int) -> None:
             case.body["stream_options"] = {"include_usage": True}
 
 
+def a_run_answers_its_task(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """The document gives a run's JSON answer as "the task, or with
+    output_only the bare output" (any JSON), which validates anything: so
+    check here that a run without output_only answers a task."""
+    if not case.operation.path.endswith("/runs") or response.status_code != 200:
+        return None
+    content_type = response.headers.get("content-type", [""])[0]
+    if not content_type.startswith("application/json"):
+        return None
+    if isinstance(case.body, dict) and case.body.get("output_only") is True:
+        return None
+    try:
+        Task.model_validate_json(response.content)
+    except ValidationError as error:
+        raise AssertionError(f"a run answered something other than its task: {error}") from None
+    return True
+
+
 def check(
     fuzzed_server: FuzzedServer, case: schemathesis.Case, response: schemathesis.Response
 ) -> None:
     """Every check on an answer (see `excluded_checks` for the one exception)."""
     case.validate_response(
         response,
+        additional_checks=[a_run_answers_its_task],
         excluded_checks=excluded_checks(case, response),
         transport_kwargs={"base_url": fuzzed_server.url},
     )
