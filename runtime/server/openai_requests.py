@@ -3,7 +3,8 @@ engine requests.
 
 Unknown fields are ignored (OpenAI clients send extras such as `user` or
 `metadata`); known fields with the wrong type are 400s naming the field (no
-coercion: `"max_tokens": 5.0` or `"stream": 0` is refused, not guessed at);
+coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
+`5.0` is the integer 5, as JSON has one number type);
 known features this server does not implement (tools, logprobs, n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
