@@ -27,6 +27,11 @@ DISCONNECT = "disconnect"
 DISCONNECT_TIMER = "disconnect-timer"
 CANCEL_ROUTE = "cancel-route"
 
+FINISHED = ("stop", "length")  # the finish reasons of a whole answer
+# Longest a request may take, queueing and retries included: generous, since
+# on a busy machine 64 clients sharing 4 slots wait for each other for minutes.
+REQUEST_TIMEOUT_S = 1800.0
+
 
 @dataclass(frozen=True)
 class Cancel:
@@ -54,15 +59,7 @@ class Outcome:
     @property
     def answered(self) -> bool:
         """Finished normally with its whole answer."""
-        return (
-            self.problem is None
-            and self.cancel is None
-            and self.finish_reason
-            in (
-                "stop",
-                "length",
-            )
-        )
+        return self.problem is None and self.cancel is None and self.finish_reason in FINISHED
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +80,7 @@ async def stream_request(
     prompt_index: int,
     max_tokens: int,
     cancel: Cancel | None = None,
-    timeout_s: float = 600.0,
+    timeout_s: float = REQUEST_TIMEOUT_S,
     max_refusals: int = 1000,
 ) -> Outcome:
     """One request until it is answered, fails, or is cancelled as `cancel` says."""

@@ -35,7 +35,7 @@ class LoadSettings:
     max_queue: int = 64
     n_ctx: int = 1024
     n_threads: int | None = None
-    timeout_s: float = 3600.0
+    timeout_s: float = 7200.0
 
     def server(self) -> ServerSettings:
         return ServerSettings(
@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout_s=args.timeout,
     )
 
-    results = run_load(settings, say)
+    try:
+        results = run_load(settings, say)
+    except RuntimeError as error:  # the server did not start, or a run could not go on
+        say(f"scripts/load: {error}")
+        return 2
     print(report.markdown(results))
     for path in report.write(results, args.out, "load"):
         say(f"wrote {path}")

@@ -35,7 +35,7 @@ def add_server_options(p: argparse.ArgumentParser, name: str) -> None:
         default=RESULTS,
         help=f"folder for {name}.json and {name}.md (reliability-results/)",
     )
-    p.add_argument("--timeout", type=float, default=3600.0, help="give up after SECONDS (3600)")
+    p.add_argument("--timeout", type=float, default=7200.0, help="give up after SECONDS (7200)")
 
 
 def model_path(given: str | None) -> str:

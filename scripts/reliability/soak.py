@@ -58,7 +58,7 @@ class SoakSettings:
     max_queue: int = 64
     n_ctx: int = 1024
     n_threads: int | None = None
-    timeout_s: float = 3600.0
+    timeout_s: float = 7200.0
 
     def server(self) -> ServerSettings:
         return ServerSettings(
@@ -242,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         n_threads=args.n_threads,
         timeout_s=args.timeout,
     )
-    results = run_soak(settings, say)
+    try:
+        results = run_soak(settings, say)
+    except RuntimeError as error:  # the server did not start, or a run could not go on
+        say(f"scripts/soak: {error}")
+        return 2
     print(report.markdown(results))
     for path in report.write(results, args.out, "soak"):
         say(f"wrote {path}")
