@@ -175,48 +175,63 @@ async def _runs_attempt(
 ) -> None:
     body = {"workflow_id": WORKFLOW, "input": {"prompt": prompt, "max_tokens": outcome.max_tokens}}
     headers = {"Accept": "text/event-stream"}
-    cancelling: asyncio.Task[httpx.Response] | None = None
-    async with client.stream(
-        "POST", f"{BASE_PATH}/workflows/runs", json=body, headers=headers
-    ) as response:
-        if not await _accepted(response, outcome):
-            return
-        deltas = 0
-        async for data in _sse_data(response):
-            event = json.loads(data)
-            outcome.task_id = event.get("task_id", outcome.task_id)
-            kind = event.get("type")
-            if kind == "delta":
-                if event.get("text"):
-                    _received(outcome, event["text"], started)
-                    deltas += 1
-                if cancel is not None and deltas >= cancel.after_deltas and cancelling is None:
-                    if cancel.how == DISCONNECT:
-                        outcome.cancel = DISCONNECT
-                        return
-                    if cancel.how == CANCEL_ROUTE and outcome.task_id:
-                        # Keep reading while the cancel goes out: the run only
-                        # ends once its deltas are taken.
-                        outcome.cancel = CANCEL_ROUTE
-                        cancelling = asyncio.ensure_future(
-                            client.post(f"{BASE_PATH}/tasks/{outcome.task_id}/cancel")
-                        )
-            elif kind == "done":
-                _finished_run(outcome, event)
-                break
-            elif kind == "error":
-                outcome.problem = f"error event: {event.get('error')}"
-                break
-            else:
-                outcome.problem = f"unknown event: {data[:200]}"
-                break
-        else:
-            outcome.problem = "the stream ended without a done or error event"
-    if cancelling is not None:
-        answer = await cancelling
+    cancelling: list[asyncio.Task[httpx.Response]] = []  # the cancel request, once sent
+    try:
+        async with client.stream(
+            "POST", f"{BASE_PATH}/workflows/runs", json=body, headers=headers
+        ) as response:
+            if await _accepted(response, outcome):
+                await _read_run(client, response, outcome, started, cancel, cancelling)
+    except BaseException:
+        for request in cancelling:
+            request.cancel()
+        raise
+    for request in cancelling:
+        answer = await request
         state = answer.json().get("status") if answer.status_code == 200 else None
         if state not in ("cancelled", "completed"):
             outcome.problem = f"the cancel route answered {answer.status_code}: {answer.text[:200]}"
+
+
+async def _read_run(
+    client: httpx.AsyncClient,
+    response: httpx.Response,
+    outcome: Outcome,
+    started: float,
+    cancel: Cancel | None,
+    cancelling: list[asyncio.Task[httpx.Response]],
+) -> None:
+    """A run's events up to `done` or `error`; hangs up, or sends the cancel
+    request, when `cancel` says."""
+    deltas = 0
+    async for data in _sse_data(response):
+        event = json.loads(data)
+        outcome.task_id = event.get("task_id", outcome.task_id)
+        kind = event.get("type")
+        if kind == "done":
+            _finished_run(outcome, event)
+            return
+        if kind == "error":
+            outcome.problem = f"error event: {event.get('error')}"
+            return
+        if kind != "delta":
+            outcome.problem = f"unknown event: {data[:200]}"
+            return
+        if event.get("text"):
+            _received(outcome, event["text"], started)
+            deltas += 1
+        if cancel is None or deltas < cancel.after_deltas or cancelling:
+            continue
+        if cancel.how == DISCONNECT:
+            outcome.cancel = DISCONNECT
+            return  # leaving the stream's block closes the connection
+        if cancel.how == CANCEL_ROUTE and outcome.task_id:
+            # Keep reading while the cancel goes out: the run ends only once
+            # its deltas are taken.
+            outcome.cancel = CANCEL_ROUTE
+            cancel_path = f"{BASE_PATH}/tasks/{outcome.task_id}/cancel"
+            cancelling.append(asyncio.ensure_future(client.post(cancel_path)))
+    outcome.problem = "the stream ended without a done or error event"
 
 
 def _finished_run(outcome: Outcome, event: dict[str, Any]) -> None:
