@@ -129,4 +129,4 @@ def profile() -> Profile:
     examples = os.environ.get("MODEL_COMPOSE_FUZZ_EXAMPLES")
     if examples:
         return Profile("long", int(examples), derandomize=False)
-    return Profile("fast", 5, derandomize=True)
+    return Profile("fast", 20, derandomize=True)
