@@ -34,6 +34,7 @@ from runtime.engine.model import (
 from runtime.engine.sampling import Sampler
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
+from runtime.engine.threadpool import ThreadPools
 from runtime.engine.types import ModelSpec, SamplingParams
 from runtime.engine.vocab import Vocabulary
 from runtime.errors import RuntimeFailure
@@ -109,6 +110,7 @@ class Backend(Vocabulary):
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.abort = AbortFlag()
         self.abort.install(ctx)
+        self._threads = ThreadPools(ctx, params.n_threads, params.n_threads_batch)
         # Recurrent state cannot drop a tail: no copies or fillers for those models.
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
@@ -203,6 +205,7 @@ class Backend(Vocabulary):
 
     def close(self) -> None:
         if self._ctx is not None:
+            self._threads.close()
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
         if self._model is not None:

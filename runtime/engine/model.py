@@ -27,6 +27,7 @@ from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import available_memory, check_memory, largest_context, shape_of
 from runtime.engine.abort import AbortFlag
 from runtime.engine.sampling import Sampler
+from runtime.engine.threadpool import ThreadPools
 from runtime.engine.types import AUTO_CONTEXT, ModelInfo, ModelSpec, SamplingParams
 from runtime.engine.vocab import Vocabulary
 from runtime.errors import ModelLoadError
@@ -275,6 +276,8 @@ class LoadedModel(Vocabulary):
         self._llama = llama
         self.abort = AbortFlag()
         self.abort.install(llama.ctx)
+        params = llama.context_params
+        self._threads = ThreadPools(llama.ctx, params.n_threads, params.n_threads_batch)
         self.info = model_info(spec, header, llama.model, llama.n_ctx(), llama.n_batch)
         self.spec = replace(spec, n_ctx=self.info.context_length)
 
@@ -337,4 +340,5 @@ class LoadedModel(Vocabulary):
             llama_cpp.llama_memory_clear(memory, True)
 
     def close(self) -> None:
+        self._threads.close()
         self._llama.close()
