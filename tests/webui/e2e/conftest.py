@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,25 +73,29 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`model-compose up -f <a copy of examples/quickstart>` on free ports,
-    ready (model loaded, UI answering); stopped with SIGTERM, exiting 0."""
-    folder = tmp_path_factory.mktemp("quickstart")
+@contextmanager
+def quickstart_up(
+    folder: Path, ready_page: str = "/", api_key_line: str = "", env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`model-compose up` of a copy of examples/quickstart in `folder`, on free
+    ports (plus `api_key_line` under `controller:`), ready when the API's
+    health and the UI's `ready_page` answer; stopped with SIGTERM, exiting 0."""
     api_port, ui_port = free_port(), free_port()
     text = (EXAMPLES / "quickstart" / "model-compose.yml").read_text()
     assert "port: 8080" in text and "port: 8081" in text
     text = text.replace("port: 8080", f"port: {api_port}").replace("port: 8081", f"port: {ui_port}")
+    if api_key_line:
+        text = text.replace("controller:\n", f"controller:\n  {api_key_line}\n", 1)
     (folder / "model-compose.yml").write_text(text)
     log = folder / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(COMMAND), "up"], cwd=folder, stdout=sink, stderr=subprocess.STDOUT
+            [str(COMMAND), "up"], cwd=folder, stdout=sink, stderr=subprocess.STDOUT, env=env
         )
     running = Server(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", log)
     try:
         wait_for(f"{running.api_url}/health", process, log)
-        wait_for(f"{running.ui_url}/", process, log)
+        wait_for(f"{running.ui_url}{ready_page}", process, log)
         yield running
     finally:
         process.send_signal(signal.SIGTERM)
@@ -100,6 +105,13 @@ def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             process.kill()
             process.wait()
     assert process.returncode == 0, running.output()
+
+
+@pytest.fixture(scope="session")
+def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """examples/quickstart served by a real `model-compose up` (see `quickstart_up`)."""
+    with quickstart_up(tmp_path_factory.mktemp("quickstart")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ breaking the page."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runtime.webui.login import WRONG_KEY
-from tests.server.conftest import EXAMPLES, free_port, wait_for
-from tests.webui.e2e.conftest import COMMAND, Server, button, field, shows, wait_until
+from tests.webui.e2e.conftest import Server, button, field, quickstart_up, shows, wait_until
 from tests.webui.e2e.test_workflow_form import STATS, TITLE, fill_in
 
 if TYPE_CHECKING:
@@ -34,33 +31,13 @@ WATCH_CSP = (
 
 @pytest.fixture(scope="module")
 def keyed_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("quickstart-keyed")
-    api_port, ui_port = free_port(), free_port()
-    text = (EXAMPLES / "quickstart" / "model-compose.yml").read_text()
-    text = text.replace("port: 8080", f"port: {api_port}").replace("port: 8081", f"port: {ui_port}")
-    text = text.replace(
-        "controller:\n", "controller:\n  api_key: ${env.MODEL_COMPOSE_API_KEY}\n", 1
-    )
-    (folder / "model-compose.yml").write_text(text)
-    log = folder / "server.log"
-    env = {**os.environ, "MODEL_COMPOSE_API_KEY": KEY}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(COMMAND), "up"], cwd=folder, stdout=sink, stderr=subprocess.STDOUT, env=env
-        )
-    running = Server(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", log)
-    try:
-        wait_for(f"{running.api_url}/health", process, log)
-        wait_for(f"{running.ui_url}/login", process, log)
+    with quickstart_up(
+        tmp_path_factory.mktemp("quickstart-keyed"),
+        ready_page="/login",
+        api_key_line="api_key: ${env.MODEL_COMPOSE_API_KEY}",
+        env={**os.environ, "MODEL_COMPOSE_API_KEY": KEY},
+    ) as running:
         yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, running.output()
     assert KEY not in running.output()
 
 
