@@ -47,6 +47,7 @@ GUARDED = [
     ("GET", "/api/tasks/some-task"),
     ("GET", "/api/tasks/health"),  # a task lookup, not the health route
     ("POST", "/api/tasks/some-task/cancel"),
+    ("GET", "/api/models"),
     ("GET", "/v1/models"),
     ("GET", "/api/nothing"),
 ]
