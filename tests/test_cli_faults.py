@@ -217,10 +217,13 @@ class Client(threading.Thread):
 
 
 LONG = 900  # tokens: far more than the shutdown timeout lets a request generate
+# A prompt the model goes on from for longer than that (a short greeting may
+# end with EOS before the timeout on a fast machine).
+STORY = "Once upon a time"
 
 
 def api_stream(url: str) -> Callable[[Client], Any]:
-    body = {"input": {"prompt": "Once upon a time", "max_tokens": LONG}}
+    body = {"input": {"prompt": STORY, "max_tokens": LONG}}
     headers = {"accept": "text/event-stream"}
 
     def request(client: Client) -> httpx.Response:
@@ -300,13 +303,15 @@ def test_sigterm_ends_every_stream_in_flight_with_a_final_event_and_exits_0(
             "api-stream": Client(api_stream(url)),
             "api-stream-2": Client(api_stream(url)),
             "api-waiting": Client(
-                waiting(url, "/api/workflows/runs", {"input": {"prompt": "Hi", "max_tokens": LONG}})
+                waiting(
+                    url, "/api/workflows/runs", {"input": {"prompt": STORY, "max_tokens": LONG}}
+                )
             ),
             "v1-stream": Client(v1_stream(url)),
             "openai-stream": Client(openai_stream(url)),
             "v1-waiting": Client(
                 waiting(
-                    url, "/v1/completions", {"model": "writer", "prompt": "Hi", "max_tokens": LONG}
+                    url, "/v1/completions", {"model": "writer", "prompt": STORY, "max_tokens": LONG}
                 )
             ),
         }
