@@ -8,6 +8,7 @@ position, and they fall back to their parent's line.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +221,7 @@ class _Builder:
                 None, None, "binary values (!!binary) are not supported", node.start_mark
             )
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError:
             raise
         except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as error:
@@ -230,6 +231,17 @@ class _Builder:
             raise yaml.constructor.ConstructorError(
                 None, None, f"{node.value!r} is not a valid {kind}", node.start_mark
             ) from error
+        if isinstance(value, float) and not math.isfinite(value):
+            # No setting takes one, and JSON cannot carry it: as a workflow
+            # output it would fail every response that includes it.
+            raise ConfigError(
+                Problem(
+                    f"{node.value} is not a finite number, which no setting takes and "
+                    "JSON cannot carry (quote it to mean text)",
+                    Location(self.file, node.start_mark.line + 1),
+                )
+            )
+        return value
 
 
 # `key: ${...}` or `- ${...}` written as a plain (unquoted) scalar.
