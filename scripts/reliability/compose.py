@@ -22,6 +22,28 @@ class ServerSettings:
     n_threads: int | None = None
 
 
+@dataclass
+class RunSettings:
+    """What the load and the soak both take: the model, the server's knobs and
+    a time limit; each script's own settings extend it."""
+
+    model: str
+    parallel: int = 4
+    max_queue: int = 64
+    n_ctx: int = 1024
+    n_threads: int | None = None
+    timeout_s: float = 7200.0
+
+    def server(self) -> ServerSettings:
+        return ServerSettings(
+            model=self.model,
+            parallel=self.parallel,
+            max_queue=self.max_queue,
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+        )
+
+
 def compose_file(settings: ServerSettings, port: int) -> str:
     threads = [f"    n_threads: {settings.n_threads}"] if settings.n_threads else []
     lines = [

@@ -16,7 +16,7 @@ import httpx
 
 from scripts.benchmark.machine import LoadMeter, describe
 from scripts.benchmark.server_process import ServerProcess
-from scripts.reliability import checks
+from scripts.reliability import checks, report
 from scripts.reliability.compose import BASE_PATH, ServerSettings, compose_file
 from scripts.reliability.report import passed
 from scripts.reliability.server_state import wait_until_idle
@@ -97,6 +97,23 @@ def run_with_server(
         "checks": [check.to_json() for check in found_checks],
         "passed": passed(found_checks),
     }
+
+
+def run_script(
+    name: str, run: Callable[[Any, Say], dict[str, Any]], settings: Any, out: Path, say: Say
+) -> int:
+    """A script's whole run: results as markdown on stdout and files in `out`;
+    exit code 0 when every check passed, 1 when one failed, 2 when the run
+    could not go on (the server did not start, or stopped answering)."""
+    try:
+        results = run(settings, say)
+    except RuntimeError as error:
+        say(f"scripts/{name}: {error}")
+        return 2
+    print(report.markdown(results))
+    for path in report.write(results, out, name):
+        say(f"wrote {path}")
+    return 0 if results["passed"] else 1
 
 
 class Phases:

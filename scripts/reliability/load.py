@@ -16,8 +16,15 @@ from typing import Any
 from scripts.benchmark.server_process import ServerProcess
 from scripts.reliability import checks, report
 from scripts.reliability.clients import ENDPOINTS, Outcome, stream_request
-from scripts.reliability.compose import ServerSettings
-from scripts.reliability.harness import Phases, Say, client_for, final_status, run_with_server
+from scripts.reliability.compose import RunSettings
+from scripts.reliability.harness import (
+    Phases,
+    Say,
+    client_for,
+    final_status,
+    run_script,
+    run_with_server,
+)
 from scripts.reliability.options import add_server_options, model_path, positive, say
 from scripts.reliability.prompts import load_prompts
 from scripts.reliability.reference import reference_answers
@@ -25,26 +32,11 @@ from scripts.reliability.ties import Referee
 
 
 @dataclass
-class LoadSettings:
-    model: str
+class LoadSettings(RunSettings):
     clients: int = 64
     requests: int = 256
     max_tokens: int = 32
     prompts: int = 8
-    parallel: int = 4
-    max_queue: int = 64
-    n_ctx: int = 1024
-    n_threads: int | None = None
-    timeout_s: float = 7200.0
-
-    def server(self) -> ServerSettings:
-        return ServerSettings(
-            model=self.model,
-            parallel=self.parallel,
-            max_queue=self.max_queue,
-            n_ctx=self.n_ctx,
-            n_threads=self.n_threads,
-        )
 
 
 def plan(settings: LoadSettings, prompt_count: int) -> list[tuple[str, int]]:
@@ -147,16 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         n_threads=args.n_threads,
         timeout_s=args.timeout,
     )
-
-    try:
-        results = run_load(settings, say)
-    except RuntimeError as error:  # the server did not start, or a run could not go on
-        say(f"scripts/load: {error}")
-        return 2
-    print(report.markdown(results))
-    for path in report.write(results, args.out, "load"):
-        say(f"wrote {path}")
-    return 0 if results["passed"] else 1
+    return run_script("load", run_load, settings, args.out, say)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,15 @@ from scripts.reliability.clients import (
     Outcome,
     stream_request,
 )
-from scripts.reliability.compose import ServerSettings
-from scripts.reliability.harness import Phases, Say, client_for, final_status, run_with_server
+from scripts.reliability.compose import RunSettings
+from scripts.reliability.harness import (
+    Phases,
+    Say,
+    client_for,
+    final_status,
+    run_script,
+    run_with_server,
+)
 from scripts.reliability.options import add_server_options, model_path, positive, say
 from scripts.reliability.prompts import soak_prompts
 from scripts.reliability.reference import reference_answers
@@ -43,8 +50,7 @@ Planned = tuple[str, int, Cancel | None]
 
 
 @dataclass
-class SoakSettings:
-    model: str
+class SoakSettings(RunSettings):
     requests: int = 1000
     warmup: int = 50
     max_concurrency: int = 8
@@ -54,20 +60,6 @@ class SoakSettings:
     max_words: int = 300
     seed: int = 7
     rss_tolerance: float = 0.05
-    parallel: int = 4
-    max_queue: int = 64
-    n_ctx: int = 1024
-    n_threads: int | None = None
-    timeout_s: float = 7200.0
-
-    def server(self) -> ServerSettings:
-        return ServerSettings(
-            model=self.model,
-            parallel=self.parallel,
-            max_queue=self.max_queue,
-            n_ctx=self.n_ctx,
-            n_threads=self.n_threads,
-        )
 
 
 def random_cancel(rng: random.Random, endpoint: str, max_tokens: int) -> Cancel:
@@ -242,15 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         n_threads=args.n_threads,
         timeout_s=args.timeout,
     )
-    try:
-        results = run_soak(settings, say)
-    except RuntimeError as error:  # the server did not start, or a run could not go on
-        say(f"scripts/soak: {error}")
-        return 2
-    print(report.markdown(results))
-    for path in report.write(results, args.out, "soak"):
-        say(f"wrote {path}")
-    return 0 if results["passed"] else 1
+    return run_script("soak", run_soak, settings, args.out, say)
 
 
 if __name__ == "__main__":
