@@ -238,7 +238,11 @@ def api_stream(url: str) -> Callable[[Client], Any]:
 def v1_stream(url: str) -> Callable[[Client], Any]:
     body = {
         "model": "writer",
-        "messages": [{"role": "user", "content": "Tell me a long story."}],
+        # Greedy, the model counts on past LONG tokens; "Tell me a long story."
+        # ended with EOS after 84, before the shutdown timeout on an idle machine.
+        "messages": [
+            {"role": "user", "content": "Print the numbers from 1 to 10000 without stopping."}
+        ],
         "max_tokens": LONG,
         "stream": True,
     }
