@@ -244,6 +244,7 @@ def v1_stream(url: str) -> Callable[[Client], Any]:
             {"role": "user", "content": "Print the numbers from 1 to 10000 without stopping."}
         ],
         "max_tokens": LONG,
+        "temperature": 0,
         "stream": True,
     }
 
@@ -297,6 +298,8 @@ def test_sigterm_ends_every_stream_in_flight_with_a_final_event_and_exits_0(
           streaming: true
           text: ${{input.prompt as text}}
           max_output_length: ${{input.max_tokens as number | 8}}
+          params:
+            do_sample: false  # greedy: every request runs past the shutdown timeout
         """,
     )
     server = start_up(tmp_path)
