@@ -22,6 +22,7 @@ import multiprocessing
 import llama_cpp
 
 from convert.metadata import GGUFInfo
+from runtime.engine import extra_buffers
 from runtime.engine.abort import AbortFlag
 from runtime.engine.model import (
     DEFAULT_BATCH,
@@ -66,6 +67,7 @@ class Backend(Vocabulary):
         llama_cpp.llama_backend_init()  # idempotent; `Llama` calls it too
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = spec.n_gpu_layers or 0
+        params.use_extra_bufts = extra_buffers.decision().allowed
         with reporting_load_errors(spec.path):
             model = llama_cpp.llama_model_load_from_file(spec.path.encode("utf-8"), params)
             if not model:

@@ -25,6 +25,7 @@ import llama_cpp.llama
 
 from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import available_memory, check_memory, largest_context, shape_of
+from runtime.engine import extra_buffers
 from runtime.engine.abort import AbortFlag
 from runtime.engine.sampling import Sampler
 from runtime.engine.threadpool import ThreadPools
@@ -252,7 +253,7 @@ def model_info(
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the model `spec` names for the serial engine (blocking; run it in a thread)."""
     spec, header = prepare_load(spec)
-    with reporting_load_errors(spec.path):
+    with reporting_load_errors(spec.path), extra_buffers.for_llama():
         llama = llama_cpp.Llama(
             model_path=spec.path,
             n_ctx=spec.n_ctx or MAX_DEFAULT_CONTEXT,

@@ -11,16 +11,17 @@ and gave steady throughput under the same load.
 llama-cpp-python does not bind `llama_attach_threadpool` nor ggml's pool
 functions (its llama_cpp.py marks them TODO), so this module declares the
 few it needs with ctypes, from the headers the wheel ships (ggml.h,
-ggml-cpu.h, llama.h). If the library's struct layout ever differs from the
-one declared here (checked against `ggml_threadpool_params_init`'s
-defaults), the context keeps ggml's per-decode threads.
+ggml-cpu.h, llama.h), on the very libraries llama_cpp loaded (`_loaded`).
+If the library's struct layout ever differs from the one declared here
+(checked against `ggml_threadpool_params_init`'s defaults), the context keeps
+ggml's per-decode threads.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-from pathlib import Path
+import sys
 
 import llama_cpp
 
@@ -43,19 +44,26 @@ class _PoolParams(ctypes.Structure):
     ]
 
 
-def _load(name: str) -> ctypes.CDLL | None:
-    folder = Path(llama_cpp.__file__).parent / "lib"
-    for path in sorted(folder.glob(f"lib{name}.*")) + sorted(folder.glob(f"{name}.dll")):
-        try:
-            return ctypes.CDLL(str(path))
-        except OSError:
-            continue
-    return None
+def _loaded(name: str) -> ctypes.CDLL:
+    """The copy of llama.cpp library `name` that llama_cpp itself loaded.
+
+    The wheel ships each library twice (`libggml-base.so` and the
+    `libggml-base.so.0` that `libllama.so` links to, separate files): opening
+    one by path would map a second copy with its own global state, and the
+    pool would come from another ggml than the one computing with it. On
+    Linux and macOS a symbol looked up through libllama's handle resolves in
+    the libraries it was linked with; Windows finds an already loaded DLL by
+    its bare name.
+    """
+    if sys.platform == "win32":
+        return ctypes.CDLL(f"{name}.dll")
+    return llama_cpp.llama_cpp._lib
 
 
 def _bind() -> tuple[ctypes.CDLL, ctypes.CDLL, ctypes.CDLL] | None:
-    base, cpu, llama = _load("ggml-base"), _load("ggml-cpu"), _load("llama")
-    if base is None or cpu is None or llama is None:
+    try:
+        base, cpu, llama = _loaded("ggml-base"), _loaded("ggml-cpu"), _loaded("llama")
+    except OSError:
         return None
     try:
         base.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(_PoolParams), ctypes.c_int]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from scripts.benchmark.report import markdown, write
-from scripts.benchmark.run import ROOT, Settings, run_benchmark
+from scripts.benchmark.run import ROOT, Say, Settings, run_benchmark
 
 
 def client_counts(text: str) -> list[int]:
@@ -83,6 +84,19 @@ def parser() -> argparse.ArgumentParser:
         help="give up on a system that takes longer than this (default 1800)",
     )
     p.add_argument("--no-chart", action="store_true", help="do not draw chart.png")
+    p.add_argument(
+        "--compare-extra-buffers",
+        action="store_true",
+        help="instead: prompt processing and decode tokens/s at 1 and 4 clients with the "
+        "build's extra CPU buffer types (weight repacking) against the fallback without "
+        "them (MODEL_COMPOSE_EXTRA_BUFFERS=0), alternating, --repetitions times (default 3)",
+    )
+    p.add_argument(
+        "--pp-tokens",
+        type=int,
+        default=256,
+        help="prompt length for --compare-extra-buffers' prompt processing (default 256)",
+    )
     return p
 
 
@@ -129,10 +143,33 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if args.compare_extra_buffers:
+        return compare_extra_buffers(settings, args, say)
     results = run_benchmark(settings, say)
     print(markdown(results))
     for path in write(results, args.out, chart=not args.no_chart):
         say(f"wrote {path}")
+    return 0
+
+
+def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say) -> int:
+    import json
+
+    from scripts.benchmark import buffers
+
+    payload = {
+        **asdict(settings),
+        "pp_tokens": args.pp_tokens,
+        "decode_tokens": min(settings.max_tokens, 64),
+    }
+    summary = buffers.compare(payload, settings.repetitions, say)
+    table = buffers.markdown(summary, Path(settings.model).name)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "extra-buffers.json"
+    out.write_text(json.dumps(summary, indent=2))
+    (args.out / "extra-buffers.md").write_text(table + "\n")
+    say(f"wrote {out}")
     return 0
 
 

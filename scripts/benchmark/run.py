@@ -60,9 +60,16 @@ class Settings:
 
 def run_worker(job: str, settings: Settings, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one job in a fresh interpreter; its last stdout line is the JSON answer."""
-    payload = {**asdict(settings), **(extra or {})}
+    return run_job_process(job, {**asdict(settings), **(extra or {})}, settings.timeout_s)
+
+
+def run_job_process(
+    job: str, payload: dict[str, Any], timeout_s: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`python -m scripts.benchmark.worker JOB PAYLOAD`, with `env` added to ours."""
     env = {
         **os.environ,
+        **(env or {}),
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     try:
@@ -73,11 +80,11 @@ def run_worker(job: str, settings: Settings, extra: dict[str, Any] | None = None
             capture_output=True,
             text=True,
             check=False,
-            timeout=settings.timeout_s,
+            timeout=timeout_s,
         )
     except subprocess.TimeoutExpired:
         raise RuntimeError(
-            f"the {job} worker did not finish in {settings.timeout_s:.0f}s. Is another "
+            f"the {job} worker did not finish in {timeout_s:.0f}s. Is another "
             "program using the CPU? (llama.cpp slows down badly when its threads share "
             "cores with others.) Or lower --max-tokens / --clients for a large model."
         ) from None

@@ -2,7 +2,8 @@
 `python -m scripts.benchmark.worker JOB SETTINGS_JSON` prints one JSON object.
 
 Jobs: `ceiling`, `serial`, `engine` (throughput, then warm-prefix TTFT),
-`slots` (RSS of our engine with `settings["parallel"]` slots after 4 clients).
+`slots` (RSS of our engine with `settings["parallel"]` slots after 4 clients),
+`buffers` (prompt processing and decode, see buffers.py).
 In each job the clients and the model share the process, as an in-process
 user of the library would.
 """
@@ -19,7 +20,15 @@ from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
 
 
 def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
-    jobs = {"ceiling": ceiling_job, "serial": serial_job, "engine": engine_job, "slots": slots_job}
+    from scripts.benchmark import buffers
+
+    jobs = {
+        "ceiling": ceiling_job,
+        "serial": serial_job,
+        "engine": engine_job,
+        "slots": slots_job,
+        "buffers": buffers.job,
+    }
     return jobs[job](settings)
 
 

@@ -1,0 +1,188 @@
+"""scripts/llama_build.py: the llama-cpp-python build scripts/setup installs
+(native minus AMX), its cache key, the proof by a real decode in a child
+process, and the fallback to portable flags when that child dies of a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import llama_build
+from scripts.llama_build import Build, ProbeResult
+
+ALL_X86 = frozenset(
+    ["sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512_bf16", "amx_int8"]
+)
+
+
+def defines(build: Build) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in build.cmake_args if arg.startswith("-D"))
+
+
+def test_the_native_build_on_x86_64_is_march_native_without_amx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CFLAGS", raising=False)
+    build = llama_build.native_build("x86_64", amx_flags_known=True)
+    assert defines(build)["GGML_NATIVE"] == "ON"
+    assert defines(build)["CMAKE_C_FLAGS"] == "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    assert defines(build)["CMAKE_CXX_FLAGS"] == defines(build)["CMAKE_C_FLAGS"]
+
+
+def test_the_native_build_keeps_the_users_cflags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CFLAGS", "-O3 -g")
+    build = llama_build.native_build("x86_64", amx_flags_known=True)
+    assert defines(build)["CMAKE_C_FLAGS"] == "-O3 -g -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+def test_elsewhere_the_native_build_is_llama_cpps_own() -> None:
+    assert llama_build.native_build("aarch64", amx_flags_known=False).cmake_args == (
+        "-DGGML_NATIVE=ON",
+    )
+    # A compiler that does not know -mno-amx-* cannot emit AMX either.
+    assert llama_build.native_build("x86_64", amx_flags_known=False).cmake_args == (
+        "-DGGML_NATIVE=ON",
+    )
+
+
+def test_the_users_cmake_args_come_last_so_they_win() -> None:
+    user = ("-DGGML_CUDA=ON", "-DGGML_NATIVE=OFF")
+    build = llama_build.native_build("x86_64", True, user)
+    assert build.cmake_args[-2:] == user
+    assert llama_build.safe_build("x86_64", ALL_X86, user).cmake_args[-2:] == user
+
+
+def test_the_safe_build_enables_what_the_cpu_lists_up_to_avx2_and_never_avx512_or_amx() -> None:
+    found = defines(llama_build.safe_build("x86_64", ALL_X86))
+    assert found["GGML_NATIVE"] == "OFF"
+    assert all(found[opt] == "ON" for opt in ("GGML_AVX", "GGML_AVX2", "GGML_FMA", "GGML_F16C"))
+    assert all(found[opt] == "OFF" for opt in llama_build.SAFE_X86_OFF)
+    old_cpu = defines(llama_build.safe_build("x86_64", frozenset({"sse4_2", "avx"})))
+    assert old_cpu["GGML_AVX"] == "ON" and old_cpu["GGML_AVX2"] == "OFF"
+    assert old_cpu["GGML_FMA"] == "OFF"
+
+
+def test_the_cache_key_follows_the_flags_and_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    native = llama_build.native_build("x86_64", True)
+    cuda = llama_build.native_build("x86_64", True, ("-DGGML_CUDA=ON",))
+    key = llama_build.cache_key(native, sys.executable)
+    assert key == llama_build.cache_key(native, sys.executable)
+    assert key != llama_build.cache_key(cuda, sys.executable)
+    monkeypatch.setattr(llama_build, "VERSION", "0.0.1")
+    assert key != llama_build.cache_key(native, sys.executable)
+
+
+def _preprocessor_macros(*flags: str) -> str:
+    cc = os.environ.get("CC", "cc")
+    done = subprocess.run(
+        [cc, *flags, "-dM", "-E", "-x", "c", "-"],
+        input="",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.skipif(llama_build.machine() != "x86_64", reason="x86-64 compilers only")
+def test_the_no_amx_flags_remove_amx_from_an_amx_cpus_march_whatever_their_order() -> None:
+    """What -march=native resolves to on a Sapphire Rapids CPU keeps its
+    AVX-512 extensions and loses only AMX: the mechanism, shown without one."""
+    if not llama_build.compiler_accepts(llama_build.NO_AMX):
+        pytest.skip("this compiler does not know AMX at all")
+    assert "__AMX_INT8__" in _preprocessor_macros("-march=sapphirerapids")
+    for flags in (
+        ("-march=sapphirerapids", *llama_build.NO_AMX),
+        (*llama_build.NO_AMX, "-march=sapphirerapids"),
+    ):
+        macros = _preprocessor_macros(*flags)
+        assert "__AMX_INT8__" not in macros and "__AMX_TILE__" not in macros
+        assert "__AVX512VNNI__" in macros and "__AVX512BF16__" in macros
+
+
+# -- prove: the child decode and the fallback ---------------------------------------
+
+
+@pytest.fixture
+def venv_python(tmp_path: Path) -> str:
+    """A python whose "virtualenv" is tmp_path (the record lands there)."""
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(sys.executable)
+    native = llama_build.native_build(llama_build.machine(), True)
+    llama_build.write_record(
+        str(python), key="k", build="native", cmake_args=native.cmake_args, proved=False
+    )
+    return str(python)
+
+
+def _child(code: str) -> ProbeResult:
+    """A real child process running `code`, as the probe runs one."""
+    return llama_build.probe(sys.executable, code)
+
+
+def test_a_probe_that_dies_of_sigill_rebuilds_with_the_safe_flags_and_proves_them(
+    venv_python: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcomes = iter(
+        [
+            "import os, signal; os.kill(os.getpid(), signal.SIGILL)",
+            "print('CPU : AVX2 = 1 | REPACK = 1 |')",
+        ]
+    )
+    installed: list[Build] = []
+    llama_build.prove(venv_python, lambda _: _child(next(outcomes)), installed.append)
+    assert [build.name for build in installed] == ["safe"]
+    record = llama_build.read_record(venv_python)
+    assert record["build"] == "safe" and record["proved"] is True
+    assert record["replaces"]  # the native key, so install() keeps the safe build
+    out = capsys.readouterr().out
+    assert "died of SIGILL" in out and "CMAKE_ARGS=-DGGML_NATIVE=ON" in out
+    assert "rebuilding with the safe flags" in out
+    assert "build uses AVX2, REPACK" in out
+
+
+def test_a_safe_build_that_dies_too_fails_with_one_clear_line(venv_python: str) -> None:
+    installed: list[Build] = []
+    with pytest.raises(llama_build.SetupError, match=r"safe build .* also dies of SIGSEGV"):
+        llama_build.prove(
+            venv_python,
+            lambda _: _child("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"),
+            installed.append,
+        )
+    assert len(installed) == 1
+
+
+def test_a_probe_that_fails_without_a_signal_is_not_a_build_problem(venv_python: str) -> None:
+    with pytest.raises(llama_build.SetupError, match="test decode failed \\(exit 3\\)"):
+        llama_build.prove(venv_python, lambda _: _child("raise SystemExit(3)"), lambda _: None)
+
+
+def test_a_proved_build_is_not_probed_again(venv_python: str) -> None:
+    record = llama_build.read_record(venv_python)
+    llama_build.write_record(venv_python, **{**record, "proved": True})
+    llama_build.prove(venv_python, lambda _: pytest.fail("probed again"), lambda _: None)
+
+
+# -- the build in this virtualenv ----------------------------------------------------
+
+
+def test_the_installed_build_was_proved_and_has_no_amx_kernels() -> None:
+    """Fails on an AMX machine with llama.cpp's default (-march=native) build:
+    there `llama_print_system_info` says AMX_INT8 = 1 and the decode crashes."""
+    record_file = Path(sys.prefix) / llama_build.RECORD
+    if not record_file.exists():
+        pytest.skip("llama-cpp-python was not installed by scripts/setup here")
+    record = json.loads(record_file.read_text())
+    assert record["proved"] is True
+    result = llama_build.probe(sys.executable)
+    assert result.returncode == 0, result.output
+    system_info = result.output.splitlines()[0]
+    assert "AMX_INT8 = 1" not in system_info
+    if "amx_int8" in llama_build.cpu_features():
+        assert "AVX512" in system_info  # the rest of the CPU's ISA stays
