@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,28 @@ def test_the_installed_build_was_proved_and_has_no_amx_kernels() -> None:
     assert "AMX_INT8 = 1" not in system_info
     if "amx_int8" in llama_build.cpu_features():
         assert "AVX512" in system_info  # the rest of the CPU's ISA stays
+
+
+@pytest.mark.skipif(
+    llama_build.machine() != "x86_64" or shutil.which("objdump") is None,
+    reason="disassembles an x86-64 library with objdump",
+)
+def test_the_installed_cpu_backend_holds_no_amx_instruction_but_keeps_the_rest() -> None:
+    """The compiled code itself: no AMX tile instruction anywhere (today's
+    default build on an AMX CPU has them), VNNI kept where the CPU has it."""
+    import llama_cpp
+
+    library = Path(llama_cpp.__file__).parent / "lib" / "libggml-cpu.so.0"
+    if not library.exists():
+        pytest.skip("no libggml-cpu.so.0 in this llama-cpp-python")
+    listing = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(library)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line for line in listing.splitlines() if "\t" in line]
+    mnemonics = {line.split("\t")[-1].split(" ")[0] for line in lines}
+    assert not {m for m in mnemonics if m.startswith(("ldtilecfg", "tilezero", "tileload", "tdp"))}
+    if "avx512_vnni" in llama_build.cpu_features():
+        assert "vpdpbusd" in mnemonics
