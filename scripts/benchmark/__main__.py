@@ -92,6 +92,14 @@ def parser() -> argparse.ArgumentParser:
         "them (MODEL_COMPOSE_EXTRA_BUFFERS=0), alternating, --repetitions times (default 3)",
     )
     p.add_argument(
+        "--against",
+        type=Path,
+        metavar="DIR",
+        help="instead: our server here against the same server in checkout DIR (e.g. a git "
+        "worktree of the commit before a change), alternating, --repetitions rounds (default "
+        "3): total tokens/s and TTFT per client count",
+    )
+    p.add_argument(
         "--pp-tokens",
         type=int,
         default=256,
@@ -145,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compare_extra_buffers:
         return compare_extra_buffers(settings, args, say)
+    if args.against:
+        return compare_against(settings, args, say)
     results = run_benchmark(settings, say)
     print(markdown(results))
     for path in write(results, args.out, chart=not args.no_chart):
@@ -170,6 +180,24 @@ def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say
     out.write_text(json.dumps(summary, indent=2))
     (args.out / "extra-buffers.md").write_text(table + "\n")
     say(f"wrote {out}")
+    return 0
+
+
+def compare_against(settings: Settings, args: argparse.Namespace, say: Say) -> int:
+    import json
+
+    from scripts.benchmark import against
+
+    if not (args.against / "runtime").is_dir():
+        raise SystemExit(f"scripts/bench: {args.against} is not a checkout of this project")
+    payload = {**asdict(settings), "repetitions": 1}
+    summary = against.compare(payload, args.against, settings.repetitions, say)
+    table = against.markdown(summary)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "against.json").write_text(json.dumps(summary, indent=2))
+    (args.out / "against.md").write_text(table + "\n")
+    say(f"wrote {args.out / 'against.json'}")
     return 0
 
 

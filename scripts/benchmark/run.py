@@ -64,18 +64,23 @@ def run_worker(job: str, settings: Settings, extra: dict[str, Any] | None = None
 
 
 def run_job_process(
-    job: str, payload: dict[str, Any], timeout_s: float, env: dict[str, str] | None = None
+    job: str,
+    payload: dict[str, Any],
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> dict[str, Any]:
-    """`python -m scripts.benchmark.worker JOB PAYLOAD`, with `env` added to ours."""
+    """`python -m scripts.benchmark.worker JOB PAYLOAD` in checkout `cwd` (its
+    `runtime` and `scripts` come first on the path), with `env` added to ours."""
     env = {
         **os.environ,
         **(env or {}),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PYTHONPATH": os.pathsep.join([str(cwd), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     try:
         done = subprocess.run(
             [sys.executable, "-m", "scripts.benchmark.worker", job, json.dumps(payload)],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,

@@ -3,7 +3,8 @@
 
 Jobs: `ceiling`, `serial`, `engine` (throughput, then warm-prefix TTFT),
 `slots` (RSS of our engine with `settings["parallel"]` slots after 4 clients),
-`buffers` (prompt processing and decode, see buffers.py).
+`buffers` (prompt processing and decode, see buffers.py), `server` (the
+server job, for `--against`: see against.py).
 In each job the clients and the model share the process, as an in-process
 user of the library would.
 """
@@ -20,7 +21,7 @@ from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
 
 
 def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
-    from scripts.benchmark import buffers
+    from scripts.benchmark import buffers, server_bench
 
     jobs = {
         "ceiling": ceiling_job,
@@ -28,6 +29,7 @@ def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
         "engine": engine_job,
         "slots": slots_job,
         "buffers": buffers.job,
+        "server": server_bench.server_job,
     }
     return jobs[job](settings)
 
