@@ -22,7 +22,7 @@ from pathlib import Path
 import llama_cpp
 
 from convert.metadata import LLAMA_FILE_TYPES, GGUFInfo, read_gguf_info
-from runtime.engine.model import listen_to_llama_log
+from runtime.engine.llama.log import listen_to_llama_log
 from runtime.errors import ModelLoadError, RuntimeFailure, UserError
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 import llama_cpp
 
-from runtime.engine.model import route_llama_logs
+from runtime.engine.llama.log import route_llama_logs
 from scripts.benchmark.stats import RunRecord
 
 
@@ -52,7 +52,7 @@ class RawModel:
 
 
 def with_bos(tokens: list[int], bos: int, adds_bos: bool) -> list[int]:
-    """The prompt as our engine feeds it (runtime.engine.model.LoadedModel.encode):
+    """The prompt as our engine feeds it (runtime.engine.llama.vocab.Vocabulary.encode):
     special tokens parsed, BOS in front once when the model wants it."""
     if adds_bos and bos >= 0 and tokens[:1] != [bos]:
         tokens = [bos, *tokens]
