@@ -36,8 +36,8 @@ class BatchedEngine:
     """Implements the `Engine` protocol over a `Backend`."""
 
     def __init__(self, backend: Backend, *, max_queue: int = 64) -> None:
-        self._backend = backend
-        self._chat = ChatTemplate(
+        self.model = backend  # the llama.cpp handles (worker thread only, but the vocabulary)
+        self.chat_template = ChatTemplate(
             backend.chat_template,
             bos_token=backend.special.bos_text,
             eos_token=backend.special.eos_text,
@@ -60,7 +60,7 @@ class BatchedEngine:
 
     @property
     def info(self) -> ModelInfo:
-        return self._backend.info
+        return self.model.info
 
     @property
     def max_queue(self) -> int:
@@ -69,14 +69,6 @@ class BatchedEngine:
     @max_queue.setter
     def max_queue(self, value: int) -> None:
         self.scheduler.max_queue = value
-
-    @property
-    def model(self) -> Backend:
-        return self._backend
-
-    @property
-    def chat_template(self) -> ChatTemplate:
-        return self._chat
 
     @property
     def worker_thread_id(self) -> int | None:
@@ -103,14 +95,14 @@ class BatchedEngine:
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine feeds the model for `request` (any thread)."""
-        return self._backend.encode(prompt_text(self._chat, request))
+        return self.model.encode(prompt_text(self.chat_template, request))
 
     def shutdown(self) -> None:
         """Blocking close: cancel what is queued or running, stop the worker,
         free the model. Idempotent."""
         self.scheduler.close()
         self._intake.shutdown(wait=True)  # what it still holds ends as cancelled
-        self._backend.abort.set()  # a long prompt chunk need not finish first
+        self.model.abort.set()  # a long prompt chunk need not finish first
         self._thread.join()
 
     async def close(self) -> None:
@@ -126,18 +118,18 @@ class BatchedEngine:
                 tokens = self.prompt_tokens(request)
                 if not tokens:
                     raise InputError("the prompt is empty")
-                context_length = self._backend.context_length
+                context_length = self.model.context_length
                 budget = token_budget(
                     len(tokens), context_length, request.max_tokens, request.max_length
                 )
                 sampler = None
                 if budget.max_new_tokens > 0:
-                    sampler = self._backend.new_sampler(request.sampling)
+                    sampler = self.model.new_sampler(request.sampling)
                     sampler.prime(tokens)
                 seq.prepare(
                     tokens,
                     budget,
-                    token_bytes=self._backend.token_bytes,
+                    token_bytes=self.model.token_bytes,
                     context_length=context_length,
                     sampler=sampler,
                 )
@@ -163,8 +155,8 @@ class BatchedEngine:
         # interrupts any step.
         prefilling = [seq.request.cancel for seq, count in batch.chunks if count > 1]
         try:
-            with self._backend.abort.armed(prefilling, lambda: self.scheduler.is_closed):
-                rows = self._backend.decode(batch)
+            with self.model.abort.armed(prefilling, lambda: self.scheduler.is_closed):
+                rows = self.model.decode(batch)
         except Exception as error:
             if isinstance(error, DecodeError) and error.aborted:
                 # Not a failure: the batch runs again without what was cancelled.
@@ -180,8 +172,8 @@ class BatchedEngine:
 
     def _sample(self, seq: Sequence, row: int) -> None:
         try:
-            token = self._backend.sample(seq.sampler, row)  # type: ignore[arg-type]
-            seq.append(token, is_eog=self._backend.is_eog(token))
+            token = self.model.sample(seq.sampler, row)  # type: ignore[arg-type]
+            seq.append(token, is_eog=self.model.is_eog(token))
         except Exception as error:
             logger.exception("sampling failed on %s", self.info.name)
             self._fail([seq], error)
@@ -201,7 +193,7 @@ class BatchedEngine:
                     self._fail(list(scheduler.running), error)
         finally:
             scheduler.drain(CLOSED)
-            self._backend.close()
+            self.model.close()
 
 
 def validate_request(request: GenerationRequest) -> None:

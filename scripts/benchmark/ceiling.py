@@ -61,7 +61,7 @@ def with_bos(tokens: list[int], bos: int, adds_bos: bool) -> list[int]:
     return tokens
 
 
-# The context settings of our batching engine (runtime/engine/backend.py), so
+# The context settings of our batching engine (runtime/engine/llama/backend.py), so
 # that the ceiling differs from it only by having no scheduler. Keep in step.
 FLASH_ATTENTION = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
 KV_UNIFIED = False  # one KV stream per sequence

@@ -100,10 +100,8 @@ def eventually(check: Callable[[], bool], what: str, seconds: float = 120) -> No
 def is_idle(server: LiveServer) -> bool:
     """Every slot free, nothing queued or running, no task in progress."""
     for component in ("writer", "tiny"):
-        scheduler = engine_of(server, component).scheduler
-        if scheduler.waiting or scheduler.running:
-            return False
-        if scheduler.num_free_slots != len(scheduler.slots):
+        engine = engine_of(server, component)
+        if engine.scheduler.running or engine.stats().busy or engine.stats().waiting:
             return False
     return not service_of(server).tasks.running()
 

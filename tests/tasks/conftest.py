@@ -2,7 +2,7 @@
 
 The model is loaded once per session: `engine_factory` is a caching
 `EngineFactory` that each test hands to its own `ModelPool` (created on the
-test's event loop). A SerialEngine serves any event loop, so sharing it across
+test's event loop). An engine serves any event loop, so sharing it across
 tests is safe; the session closes it at the end.
 """
 
@@ -26,15 +26,15 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def engine_factory(embedded_model_path: Path) -> Iterator[Callable[[ModelSpec], Engine]]:
-    from runtime.engine import SerialEngine
+    from runtime.engine import BatchedEngine
 
-    engines: dict[ModelSpec, SerialEngine] = {}
+    engines: dict[ModelSpec, BatchedEngine] = {}
     lock = threading.Lock()
 
     def load(spec: ModelSpec) -> Engine:
         with lock:
             if spec not in engines:
-                engines[spec] = SerialEngine.load(spec)
+                engines[spec] = BatchedEngine.load(spec)
             return engines[spec]
 
     yield load
