@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,10 @@ def engine_factory(embedded_model_path: Path) -> Iterator[Callable[[ModelSpec], 
     def load(spec: ModelSpec) -> Engine:
         with lock:
             if spec not in engines:
-                engines[spec] = BatchedEngine.load(spec)
+                # One slot whatever the component asks: requests run one at a
+                # time, so each one's deltas arrive together (as they did here
+                # before `parallel` chose the engine).
+                engines[spec] = BatchedEngine.load(replace(spec, parallel=1))
             return engines[spec]
 
     yield load
