@@ -85,7 +85,10 @@ class BatchedEngine:
             raise RuntimeFailure(f"the engine for {self.info.name} is closed")
         self.scheduler.reserve()
         seq = Sequence(request, asyncio.get_running_loop())
-        self._intake.submit(self._prepare, seq)
+        try:
+            self._intake.submit(self._prepare, seq)
+        except RuntimeError as error:  # closed since the check above
+            raise RuntimeFailure(f"the engine for {self.info.name} is closed") from error
         return seq
 
     def stats(self) -> EngineStats:
