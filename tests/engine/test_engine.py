@@ -1,4 +1,4 @@
-"""The serial engine on the real embedded model (SmolLM2-135M-Instruct)."""
+"""The engine with one slot (`parallel: 1`) on the real embedded model (SmolLM2-135M-Instruct)."""
 
 from __future__ import annotations
 
