@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import gguf
-import llama_cpp
 
+from runtime.engine.llama.files import FTYPE_GUESSED, llama_file_types
 from runtime.errors import ModelFileError, ModelLoadError
 
 GGUF_MAGIC = b"GGUF"
@@ -56,19 +56,8 @@ _MAX_READ_ARRAY = 4096
 _MAX_COUNT = 1 << 32
 
 
-def _llama_file_types() -> dict[str, int]:
-    # From llama-cpp-python's constants, not a table of ours, so types added to
-    # llama.cpp keep their names when it is upgraded.
-    types = {}
-    for constant in dir(llama_cpp):
-        if constant.startswith("LLAMA_FTYPE_") and constant != "LLAMA_FTYPE_GUESSED":
-            name = constant.removeprefix("LLAMA_FTYPE_MOSTLY_").removeprefix("LLAMA_FTYPE_ALL_")
-            types[name] = int(getattr(llama_cpp, constant))
-    return dict(sorted(types.items(), key=lambda item: item[1]))
-
-
 # llama.cpp's file types (`llama_ftype`, `general.file_type`) by name, e.g. "Q4_K_M": 15.
-LLAMA_FILE_TYPES: Mapping[str, int] = _llama_file_types()
+LLAMA_FILE_TYPES: Mapping[str, int] = llama_file_types()
 _FILE_TYPE_NAMES = {code: name for name, code in LLAMA_FILE_TYPES.items()}
 
 
@@ -79,7 +68,7 @@ def quantization_name(file_type: object) -> str | None:
         code = int(str(file_type))
     except ValueError:
         return None
-    code &= ~int(llama_cpp.LLAMA_FTYPE_GUESSED)  # "guessed" is a flag, not a type
+    code &= ~FTYPE_GUESSED
     return _FILE_TYPE_NAMES.get(code)
 
 

@@ -12,17 +12,14 @@ half-written model behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-import llama_cpp
-
 from convert.metadata import LLAMA_FILE_TYPES, GGUFInfo, read_gguf_info
-from runtime.engine.model import listen_to_llama_log
+from runtime.engine.llama.files import quantize_file
 from runtime.errors import ModelLoadError, RuntimeFailure, UserError
 
 logger = logging.getLogger(__name__)
@@ -128,16 +125,16 @@ def _run(
     progress: Progress | None,
     tensor_count: int,
 ) -> None:
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = LLAMA_FILE_TYPES[name]
-    params.allow_requantize = allow_requantize
-    params.nthread = threads or 0  # 0: every core
     log = _QuantizeLog(progress, tensor_count)
     log.report(0, tensor_count)
-    with listen_to_llama_log(log.read):
-        status = llama_cpp.llama_model_quantize(
-            str(src).encode(), str(dst).encode(), ctypes.byref(params)
-        )
+    status = quantize_file(
+        src,
+        dst,
+        LLAMA_FILE_TYPES[name],
+        allow_requantize=allow_requantize,
+        threads=threads,
+        log=log.read,
+    )
     if status != 0:
         reason = "; ".join(log.errors) or f"llama_model_quantize returned {status}"
         raise ModelLoadError(f"llama.cpp cannot quantize {src} to {name}: {reason}")

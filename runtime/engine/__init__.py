@@ -1,7 +1,7 @@
 """The llama.cpp engine: model pool, chat formatting, sampling, generation.
 
-The contract types import cheaply; `SerialEngine`, `BatchedEngine`,
-`ModelPool` and `EngineFactory` load llama.cpp, so they are imported on first use (code that
+The contract types import cheaply; `BatchedEngine`, `ModelPool` and
+`EngineFactory` load llama.cpp, so they are imported on first use (code that
 only builds requests, such as config validation, stays light).
 """
 
@@ -30,13 +30,11 @@ from runtime.engine.types import (
 if TYPE_CHECKING:
     from runtime.engine.batched import BatchedEngine
     from runtime.engine.pool import EngineFactory, ModelPool
-    from runtime.engine.serial import SerialEngine
 
 _LAZY = {
     "BatchedEngine": "runtime.engine.batched",
     "EngineFactory": "runtime.engine.pool",
     "ModelPool": "runtime.engine.pool",
-    "SerialEngine": "runtime.engine.serial",
 }
 
 __all__ = [
@@ -55,7 +53,6 @@ __all__ = [
     "ModelPool",
     "ModelSpec",
     "SamplingParams",
-    "SerialEngine",
     "Timings",
     "Usage",
 ]

@@ -1,10 +1,13 @@
-"""The batching engine: one loaded model, many requests decoded together.
+"""The engine: one loaded model, many requests decoded together (continuous
+batching; `parallel: 1` is the same engine with one slot).
 
-A worker thread runs the step loop: the scheduler plans a batch (one token
-per decoding sequence, then prompt chunks), the backend evaluates it in one
-`llama_decode`, and each sequence whose last token was in it samples its next
-token with its own sampler chain. The event loop only queues requests and
-reads deltas; nothing here blocks it.
+Three threads. The event loop only submits requests and reads deltas. The
+intake thread renders each request's prompt (chat template), tokenizes it and
+checks its budget, in submission order, then queues the ready sequence: that
+work is Python and llama.cpp's tokenizer, kept off the loop, and it overlaps
+the worker's decode instead of delaying a step. The worker thread runs the
+step loop: the scheduler plans a batch, the backend evaluates it in one
+`llama_decode`, and each sequence due a token samples it with its own chain.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
-from runtime.engine.backend import Backend, DecodeError
-from runtime.engine.chat import ChatTemplate, prompt_text
-from runtime.engine.generation import StreamingGeneration
-from runtime.engine.request_state import RequestState, token_budget
+from runtime.engine.budget import token_budget
+from runtime.engine.llama.backend import Backend, DecodeError
+from runtime.engine.llama.chat_template import ChatTemplate, prompt_text
+from runtime.engine.placement import KVPlacement
 from runtime.engine.scheduler import Batch, Scheduler
 from runtime.engine.sequence import Sequence
-from runtime.engine.serial import validate_request
 from runtime.engine.types import EngineStats, GenerationRequest, ModelInfo, ModelSpec
 from runtime.errors import InputError, ModelComposeError, RuntimeFailure
 
@@ -30,26 +33,24 @@ CLOSED = "the engine was closed"
 
 
 class BatchedEngine:
-    """Implements the `Engine` protocol with continuous batching over a `Backend`."""
+    """Implements the `Engine` protocol over a `Backend`."""
 
     def __init__(self, backend: Backend, *, max_queue: int = 64) -> None:
-        self._backend = backend
-        self._chat = ChatTemplate(
+        self.model = backend  # the llama.cpp handles (worker thread only, but the vocabulary)
+        self.chat_template = ChatTemplate(
             backend.chat_template,
             bos_token=backend.special.bos_text,
             eos_token=backend.special.eos_text,
         )
         self.scheduler = Scheduler(
-            num_slots=backend.num_slots,
+            placement=KVPlacement(backend, backend.num_slots),
             max_queue=max_queue,
             max_batch_tokens=backend.n_batch,
-            kv=backend,
-            prepare=self._prepare,
         )
         self.steps = 0  # batches decoded so far
-        self._thread = threading.Thread(
-            target=self._work, name=f"llama-batch-worker:{backend.info.name}", daemon=True
-        )
+        name = backend.info.name
+        self._intake = ThreadPoolExecutor(1, thread_name_prefix=f"llama-intake:{name}")
+        self._thread = threading.Thread(target=self._work, name=f"llama-worker:{name}", daemon=True)
         self._thread.start()
 
     @classmethod
@@ -59,7 +60,7 @@ class BatchedEngine:
 
     @property
     def info(self) -> ModelInfo:
-        return self._backend.info
+        return self.model.info
 
     @property
     def max_queue(self) -> int:
@@ -70,19 +71,11 @@ class BatchedEngine:
         self.scheduler.max_queue = value
 
     @property
-    def model(self) -> Backend:
-        return self._backend
-
-    @property
-    def chat_template(self) -> ChatTemplate:
-        return self._chat
-
-    @property
     def worker_thread_id(self) -> int | None:
-        """The thread that runs every llama.cpp call for this engine."""
+        """The thread that runs every llama.cpp context call for this engine."""
         return self._thread.ident
 
-    def submit(self, request: GenerationRequest) -> StreamingGeneration:
+    def submit(self, request: GenerationRequest) -> Sequence:
         """Queue a request; returns at once. Call it on the event loop thread.
 
         `QueueFullError` when every slot is busy and `max_queue` requests wait.
@@ -90,107 +83,106 @@ class BatchedEngine:
         validate_request(request)
         if self.scheduler.is_closed:
             raise RuntimeFailure(f"the engine for {self.info.name} is closed")
-        generation = StreamingGeneration(request, asyncio.get_running_loop())
-        self.scheduler.add(Sequence(request, generation, submitted_at=generation.submitted_at))
-        return generation
+        self.scheduler.reserve()
+        seq = Sequence(request, asyncio.get_running_loop())
+        try:
+            self._intake.submit(self._prepare, seq)
+        except RuntimeError as error:  # closed since the check above
+            raise RuntimeFailure(f"the engine for {self.info.name} is closed") from error
+        return seq
 
     def stats(self) -> EngineStats:
-        scheduler = self.scheduler
-        free = scheduler.num_free_slots
-        return EngineStats(
-            slots=len(scheduler.slots),
-            busy=len(scheduler.slots) - free,
-            waiting=len(scheduler.waiting),
-        )
+        slots = len(self.scheduler.placement.slots)
+        free = self.scheduler.placement.num_free
+        return EngineStats(slots=slots, busy=slots - free, waiting=self.scheduler.num_waiting)
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        """The tokens the engine feeds the model for `request` (see SerialEngine)."""
-        return self._backend.encode(prompt_text(self._chat, request))
+        """The tokens the engine feeds the model for `request` (any thread)."""
+        return self.model.encode(prompt_text(self.chat_template, request))
 
     def shutdown(self) -> None:
         """Blocking close: cancel what is queued or running, stop the worker,
         free the model. Idempotent."""
         self.scheduler.close()
-        self._backend.abort.set()  # a long prompt chunk need not finish first
+        self._intake.shutdown(wait=True)  # what it still holds ends as cancelled
+        self.model.abort.set()  # a long prompt chunk need not finish first
         self._thread.join()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.shutdown)
 
-    # -- worker thread ----------------------------------------------------------
+    # -- intake thread --------------------------------------------------------------
+
+    def _prepare(self, seq: Sequence) -> None:
+        """Render, tokenize and budget `seq`, then queue it (or end it)."""
+        try:
+            if not self.scheduler.is_closed and not seq.is_cancelled:
+                request = seq.request
+                tokens = self.prompt_tokens(request)
+                if not tokens:
+                    raise InputError("the prompt is empty")
+                context_length = self.model.context_length
+                budget = token_budget(
+                    len(tokens), context_length, request.max_tokens, request.max_length
+                )
+                sampler = None
+                if budget.max_new_tokens > 0:
+                    sampler = self.model.new_sampler(request.sampling)
+                    sampler.prime(tokens)
+                seq.prepare(
+                    tokens,
+                    budget,
+                    token_bytes=self.model.token_bytes,
+                    context_length=context_length,
+                    sampler=sampler,
+                )
+        except Exception as error:
+            if not isinstance(error, ModelComposeError):
+                logger.exception("preparing a request failed on %s", self.info.name)
+            seq.fail(_as_failure(error))
+        if not self.scheduler.add(seq):
+            seq.end_cancelled(CLOSED)
+
+    # -- worker thread ----------------------------------------------------------------
 
     def step(self) -> None:
         """Plan a batch, decode it, sample every sequence that is due a token."""
         batch = self.scheduler.schedule()
-        if batch and self._decode(batch):
-            for seq in batch.sampling:
-                self._sample(seq)
+        if batch:
+            for seq, row in self._decode(batch):
+                self._sample(seq, row)
 
-    def _decode(self, batch: Batch) -> bool:
+    def _decode(self, batch: Batch) -> list[tuple[Sequence, int]]:
         # A prompt chunk takes long enough to be worth interrupting when its
         # request is cancelled (a one-token step just ends first); closing
         # interrupts any step.
         prefilling = [seq.request.cancel for seq, count in batch.chunks if count > 1]
         try:
-            with self._backend.abort.armed(prefilling, lambda: self.scheduler.is_closed):
-                self._backend.decode(batch)
+            with self.model.abort.armed(prefilling, lambda: self.scheduler.is_closed):
+                rows = self.model.decode(batch)
         except Exception as error:
             if isinstance(error, DecodeError) and error.aborted:
                 # Not a failure: the batch runs again without what was cancelled.
-                self.scheduler.rewind(batch_sequences(batch))
-                return False
+                self.scheduler.rewind(batch.sequences)
+                return []
             # Only this batch's sequences fail; the engine keeps serving.
             logger.exception("llama_decode failed on %s", self.info.name)
-            self._fail(batch_sequences(batch), error)
-            return False
+            self._fail(batch.sequences, error)
+            return []
         batch.commit()
         self.steps += 1
-        return True
+        return rows
 
-    def _sample(self, seq: Sequence) -> None:
+    def _sample(self, seq: Sequence, row: int) -> None:
         try:
-            token = self._backend.sample(seq)
-            seq.append(token, is_eog=self._backend.is_eog(token))
+            token = self.model.sample(seq.sampler, row)  # type: ignore[arg-type]
+            seq.append(token, is_eog=self.model.is_eog(token))
         except Exception as error:
             logger.exception("sampling failed on %s", self.info.name)
             self._fail([seq], error)
 
     def _fail(self, sequences: Iterable[Sequence], error: Exception) -> None:
-        if not isinstance(error, ModelComposeError):
-            failure = RuntimeFailure(f"generation failed: {error}")
-            failure.__cause__ = error
-            error = failure
-        self.scheduler.fail(sequences, error)
-
-    def _prepare(self, seq: Sequence) -> None:
-        """Tokenize and budget a sequence about to take a slot (or end it)."""
-        request = seq.request
-        try:
-            tokens = self.prompt_tokens(request)
-            if not tokens:
-                raise InputError("the prompt is empty")
-            context_length = self._backend.context_length
-            state = RequestState(
-                prompt_tokens=len(tokens),
-                budget=token_budget(
-                    len(tokens), context_length, request.max_tokens, request.max_length
-                ),
-                token_bytes=self._backend.token_bytes,
-                stops=request.stop,
-                context_length=context_length,
-                submitted_at=seq.submitted_at,
-            )
-            if state.is_finished:  # a zero budget: nothing to evaluate
-                seq.start(tokens, state, None)
-                seq.finish()
-                return
-            sampler = self._backend.new_sampler(request.sampling)
-            sampler.prime(tokens)
-            seq.start(tokens, state, sampler)
-        except Exception as error:
-            if not isinstance(error, ModelComposeError):
-                logger.exception("preparing a request failed on %s", self.info.name)
-            self._fail([seq], error)
+        self.scheduler.fail(sequences, _as_failure(error))
 
     def _work(self) -> None:
         scheduler = self.scheduler
@@ -204,8 +196,23 @@ class BatchedEngine:
                     self._fail(list(scheduler.running), error)
         finally:
             scheduler.drain(CLOSED)
-            self._backend.close()
+            self.model.close()
 
 
-def batch_sequences(batch: Batch) -> list[Sequence]:
-    return [seq for seq, _ in batch.chunks]
+def validate_request(request: GenerationRequest) -> None:
+    # These are programming errors in the caller (the tasks layer), not user input.
+    if (request.prompt is None) == (request.messages is None):
+        raise ValueError("a GenerationRequest needs exactly one of prompt and messages")
+    if request.max_tokens is not None and request.max_tokens < 0:
+        raise ValueError(f"max_tokens must be ≥ 0, got {request.max_tokens}")
+    if request.max_length is not None and request.max_length < 0:
+        raise ValueError(f"max_length must be ≥ 0, got {request.max_length}")
+
+
+def _as_failure(error: Exception) -> Exception:
+    """Our own errors go out as they are; anything else is a generation failure."""
+    if isinstance(error, ModelComposeError):
+        return error
+    failure = RuntimeFailure(f"generation failed: {error}")
+    failure.__cause__ = error
+    return failure

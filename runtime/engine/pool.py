@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from runtime.engine.model import resolve_spec
+from runtime.engine.spec import resolve_spec
 from runtime.engine.types import Engine, ModelInfo, ModelSpec
 from runtime.errors import RuntimeFailure
 
@@ -26,15 +26,10 @@ EngineFactory = Callable[[ModelSpec], Engine]
 
 
 def load_engine(spec: ModelSpec) -> Engine:
-    """The engine `spec.parallel` asks for: one slot runs requests one at a time
-    (the serial baseline), more decode them together (continuous batching)."""
-    if spec.parallel > 1:
-        from runtime.engine.batched import BatchedEngine
+    """The engine for `spec`: `spec.parallel` slots decoded together (1 included)."""
+    from runtime.engine.batched import BatchedEngine
 
-        return BatchedEngine.load(spec)
-    from runtime.engine.serial import SerialEngine
-
-    return SerialEngine.load(spec)
+    return BatchedEngine.load(spec)
 
 
 class ModelPool:

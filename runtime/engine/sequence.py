@@ -1,23 +1,40 @@
-"""One request inside the batching engine: its tokens, where they are in the
-KV cache, its status, and where its text goes.
+"""One request from submit to result, as nano-vllm's `Sequence`: its tokens,
+status, token budget, timings, stop matching, and the delivery of its deltas
+and result to the event loop. It is also the `Generation` that `submit`
+returns: the caller iterates it and awaits `result()`.
 
-A `Sequence` owns its state; the scheduler only moves it between queues and
-slots, the backend only reads its tokens and writes its batch index. Its
-tokens stay readable after it finishes: the slot it used still holds their KV
-cache, which the next request with the same prefix reuses.
+Threads. Created on the event loop thread; prepared (`prepare`) by the
+engine's intake thread before the scheduler sees it; then updated only by the
+worker thread. Deltas and the result cross to the loop with
+`loop.call_soon_threadsafe`, which keeps them in order. Deltas queue without
+bound: a generation holds at most `max_tokens` small strings, and dropping one
+would corrupt the text.
+
+Its tokens stay readable after it finishes: the slot it used still holds
+their KV cache, which the next request with the same prefix reuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from runtime.engine.types import Delta, FinishReason, GenerationRequest, GenerationResult
+from runtime.engine.budget import TokenBudget
+from runtime.engine.detokenize import Detokenizer, TokenBytes
+from runtime.engine.stops import StopMatcher
+from runtime.engine.types import (
+    Delta,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    Timings,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from runtime.engine.request_state import RequestState
-    from runtime.engine.sampling import Sampler
+    from runtime.engine.llama.sampler import Sampler
 
 
 class SequenceStatus(enum.Enum):
@@ -27,37 +44,43 @@ class SequenceStatus(enum.Enum):
     FINISHED = "finished"
 
 
-class Output(Protocol):
-    """Where a sequence's deltas and result go (`generation.StreamingGeneration`).
-    Each method returns False when nobody listens any more."""
-
-    def post_delta(self, delta: Delta) -> bool: ...
-
-    def post_result(self, result: GenerationResult) -> bool: ...
-
-    def post_error(self, error: BaseException) -> bool: ...
+_END = None  # queued after the last delta
 
 
 class Sequence:
-    def __init__(
-        self, request: GenerationRequest, output: Output, *, submitted_at: float | None = None
-    ) -> None:
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> None:
         self.request = request
-        self.output = output
-        self.submitted_at = time.perf_counter() if submitted_at is None else submitted_at
         self.status = SequenceStatus.WAITING
-        # Set when admitted (on the worker thread, which tokenizes):
+        self.submitted_at = time.perf_counter()
+        # Set by `prepare`:
         self.tokens: list[int] = []  # prompt, then every sampled token
         self.num_prompt_tokens = 0
-        self.state: RequestState | None = None
+        self.budget = TokenBudget(0)
+        self.context_length = 0
         self.sampler: Sampler | None = None
+        self._detokenizer: Detokenizer | None = None
+        self._stops = StopMatcher(request.stop)
+        # Where its KV cache is (set by `KVPlacement`): positions 0..num_kv-1 of `slot`.
         self.slot: int | None = None
-        # How many of `tokens` are in the slot's KV cache (positions 0..num_kv-1).
         self.num_kv = 0
-        # How many prompt tokens were found in the KV cache at admission.
-        self.num_cached = 0
-        # Where this sequence's logits are in the batch just decoded.
-        self.batch_index = -1
+        self.num_cached = 0  # prompt tokens found in the KV cache at admission
+        # How it went:
+        self.num_completion_tokens = 0
+        self.finish_reason: FinishReason | None = None
+        self.detail: str | None = None
+        self._pieces: list[str] = []
+        self.decode_started_at: float | None = None
+        self.first_token_at: float | None = None
+        self.first_delta_at: float | None = None
+        self.finished_at: float | None = None
+        # Delivery (the loop's side):
+        self._loop = loop
+        self._deltas: asyncio.Queue[Delta | None] = asyncio.Queue()
+        self._result: asyncio.Future[GenerationResult] = loop.create_future()
+        # The error is raised by iteration and by result(); a caller that uses
+        # only one of them must not get "exception was never retrieved" noise.
+        self._result.add_done_callback(_observe)
+        self._ended = False
         self._orphaned = False  # the consumer's event loop is gone
 
     # -- reading ----------------------------------------------------------------
@@ -75,14 +98,60 @@ class Sequence:
         """Tokens to evaluate before the next one can be sampled."""
         return len(self.tokens) - self.num_kv
 
-    # -- the worker thread's updates ---------------------------------------------
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
 
-    def start(self, prompt: list[int], state: RequestState, sampler: Sampler | None) -> None:
-        """The request is tokenized and budgeted; it may now take a slot."""
+    # -- the consumer (event loop) -------------------------------------------------
+
+    def __aiter__(self) -> Sequence:
+        return self
+
+    async def __anext__(self) -> Delta:
+        if self._ended:
+            raise StopAsyncIteration
+        item = await self._deltas.get()
+        if item is _END:
+            self._ended = True
+            error = self._result.exception()
+            if error is not None:
+                raise error
+            raise StopAsyncIteration
+        return item
+
+    async def result(self) -> GenerationResult:
+        """The final result (whether or not the deltas were read). Cancelling
+        the caller does not cancel the generation; use `cancel()`."""
+        return await asyncio.shield(self._result)
+
+    def cancel(self) -> None:
+        self.request.cancel.cancel()
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    # -- the intake thread ----------------------------------------------------------
+
+    def prepare(
+        self,
+        prompt: list[int],
+        budget: TokenBudget,
+        *,
+        token_bytes: TokenBytes,
+        context_length: int,
+        sampler: Sampler | None,
+    ) -> None:
+        """Tokenized and budgeted: ready for a slot (or finished: nothing to generate)."""
         self.tokens = list(prompt)
         self.num_prompt_tokens = len(prompt)
-        self.state = state
+        self.budget, self.detail = budget, budget.detail
+        self.context_length = context_length
         self.sampler = sampler
+        self._detokenizer = Detokenizer(token_bytes)
+        if budget.max_new_tokens <= 0:
+            self._finish(FinishReason.LENGTH)
+
+    # -- the worker thread ------------------------------------------------------------
 
     def place(self, slot: int, num_cached: int) -> None:
         """Admitted into `slot`, whose KV cache already holds `num_cached` prompt tokens."""
@@ -95,13 +164,8 @@ class Sequence:
         self.num_kv += count
         if self.status is SequenceStatus.PREFILL and self.num_kv == len(self.tokens):
             self.status = SequenceStatus.DECODE
-            assert self.state is not None
-            if self.state.decode_started_at is None:  # not again after a `rewind`
-                self.state.start_decoding(cached_tokens=self.num_cached)
-
-    def forget_kv(self) -> None:
-        """The slot's KV cache was cleared (after a failed decode)."""
-        self.num_kv = 0
+            if self.decode_started_at is None:  # not again after a `rewind`
+                self.decode_started_at = time.perf_counter()
 
     def rewind(self, num_kv: int) -> None:
         """The slot's KV cache holds only the first `num_kv` tokens again: the
@@ -112,54 +176,117 @@ class Sequence:
             self.status = SequenceStatus.PREFILL
 
     def append(self, token: int, *, is_eog: bool) -> None:
-        """Take a sampled token: post the text it completes; finished when the
-        request state says so (stop, length, end of generation)."""
-        assert self.state is not None
+        """Take a sampled token: post the text it completes; finish at an
+        end-of-generation token, a stop sequence, or the end of the budget."""
         self.tokens.append(token)
-        delta = self.state.append_token(token, is_eog=is_eog)
-        if delta is not None and not self.output.post_delta(delta):
-            self._orphaned = True  # nobody listens: free the slot at the next step
-        if self.state.is_finished:
-            self.finish()
-
-    def finish(self) -> None:
-        """Post the result (the request state says how it ended) and let go of the sampler."""
-        if self.is_finished:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if is_eog:  # end-of-generation tokens are never part of the text
+            self._emit(self._release_tail())
+            self._finish(FinishReason.STOP)
             return
-        self.status = SequenceStatus.FINISHED
-        self._close_sampler()
-        if self.state is not None:
-            self.output.post_result(self.state.result())
+        self.num_completion_tokens += 1
+        check = self._stops.feed(self._detokenizer.feed(token))  # type: ignore[union-attr]
+        if check.stopped:
+            self._emit(check.text)
+            self._finish(FinishReason.STOP)
+        elif self.num_completion_tokens >= self.budget.max_new_tokens:
+            self._emit(check.text + self._release_tail())
+            if self._stops.stopped:
+                self._finish(FinishReason.STOP)
+                return
+            if self.budget.context_bound and self.detail is None:
+                self.detail = f"stopped at the end of the {self.context_length}-token context"
+            self._finish(FinishReason.LENGTH)
+        else:
+            self._emit(check.text)
 
-    def cancel(self, detail: str | None = None) -> None:
+    def end_cancelled(self, detail: str | None = None) -> None:
         """End now as cancelled; text held back so far is still delivered."""
         if self.is_finished:
             return
-        if self.state is None:  # never started: no model work at all
-            self.status = SequenceStatus.FINISHED
-            self.output.post_result(
-                GenerationResult(text="", finish_reason=FinishReason.CANCELLED, detail=detail)
-            )
-            return
-        delta = self.state.cancel(detail)
-        if delta is not None:
-            self.output.post_delta(delta)
-        self.finish()
+        self._emit(self._release_tail())
+        if detail:
+            self.detail = detail
+        self._finish(FinishReason.CANCELLED)
 
     def fail(self, error: BaseException) -> None:
         if self.is_finished:
             return
         self.status = SequenceStatus.FINISHED
         self._close_sampler()
-        self.output.post_error(error)
+        self._post(self._settle, None, error)
+
+    def result_now(self) -> GenerationResult:
+        """The result as it stands (final once finished)."""
+        end = self.finished_at or time.perf_counter()
+        first = self.first_delta_at or self.first_token_at
+        started = self.decode_started_at
+        decode_s = end - started if started is not None else 0.0
+        return GenerationResult(
+            text=self.text,
+            finish_reason=self.finish_reason or FinishReason.ERROR,
+            usage=Usage(self.num_prompt_tokens, self.num_cached, self.num_completion_tokens),
+            timings=Timings(
+                ttft_s=first - self.submitted_at if first is not None else 0.0,
+                total_s=end - self.submitted_at,
+                tokens_per_s=self.num_completion_tokens / decode_s if decode_s > 0 else 0.0,
+            ),
+            detail=self.detail,
+        )
+
+    def _release_tail(self) -> str:
+        """Text still held by the detokenizer (partial UTF-8) or the stop matcher."""
+        if self._detokenizer is None:  # never prepared: no text at all
+            return ""
+        check = self._stops.feed(self._detokenizer.flush())
+        return check.text if check.stopped else check.text + self._stops.flush()
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        if self.first_delta_at is None:
+            self.first_delta_at = time.perf_counter()
+        self._pieces.append(text)
+        if not self._post(self._deltas.put_nowait, Delta(text, self.num_completion_tokens)):
+            self._orphaned = True  # nobody listens: free the slot at the next step
+
+    def _finish(self, reason: FinishReason) -> None:
+        self.finish_reason = reason
+        self.finished_at = time.perf_counter()
+        self.status = SequenceStatus.FINISHED
+        self._close_sampler()
+        self._post(self._settle, self.result_now(), None)
 
     def _close_sampler(self) -> None:
         if self.sampler is not None:
             self.sampler.close()
             self.sampler = None
 
+    def _post(self, callback: object, *args: object) -> bool:
+        """Run `callback` on the loop; False when the loop is closed (nobody listens)."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
+        except RuntimeError:
+            return False
+        return True
+
+    def _settle(self, result: GenerationResult | None, error: BaseException | None) -> None:
+        if self._result.done():
+            return
+        if error is not None:
+            self._result.set_exception(error)
+        else:
+            self._result.set_result(result)  # type: ignore[arg-type]
+        self._deltas.put_nowait(_END)
+
     def __repr__(self) -> str:
         return (
             f"Sequence({self.status.value}, slot={self.slot}, tokens={len(self.tokens)}, "
             f"kv={self.num_kv})"
         )
+
+
+def _observe(future: asyncio.Future[GenerationResult]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -38,7 +38,7 @@ class ChatMessage:
 
 class CancelToken:
     """Set from any thread; the engine checks it between tokens, and a
-    callback lets it interrupt a long llama_decode (see `engine.abort`)."""
+    callback lets it interrupt a long llama_decode (see `engine.llama.abort`)."""
 
     def __init__(self) -> None:
         self._cancelled = False
@@ -160,7 +160,7 @@ class EngineStats:
     """A snapshot of an engine's load, read from any thread (it may be a step
     behind the worker): what `GET {base_path}/models` reports."""
 
-    slots: int  # sequences it can decode together (1: the serial engine)
+    slots: int  # sequences it can decode together (`parallel`)
     busy: int  # slots holding an unfinished request
     waiting: int  # requests queued for a slot
 
@@ -180,7 +180,7 @@ class ModelInfo:
 
 
 # `ModelSpec.n_ctx` for `context_length: auto`: the largest context that fits
-# in memory, at most the trained one (resolved by engine.model.resolve_spec).
+# in memory, at most the trained one (resolved by engine.spec.resolve_spec).
 AUTO_CONTEXT = -1
 
 
@@ -195,7 +195,7 @@ class ModelSpec:
     n_threads: int | None = None
     n_gpu_layers: int | None = None
     device: str = "auto"
-    # Sequences decoded together (continuous batching); 1 = the serial engine.
+    # Sequences decoded together (continuous batching); 1 = one at a time.
     parallel: int = 1
     # Requests that may wait for a free slot; beyond it submit() raises QueueFullError.
     max_queue: int = 64

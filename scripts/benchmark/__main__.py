@@ -124,7 +124,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             )
         model = str(path)
     if args.n_threads is None:
-        from runtime.engine.model import default_threads
+        from runtime.engine.spec import default_threads
 
         args.n_threads = default_threads()
     repetitions = args.repetitions or (1 if args.quick else 3)

@@ -1,7 +1,7 @@
 """`scripts/bench --compare-extra-buffers`: what the build's extra CPU buffer
 types (weight repacking; AMX where built) are worth, against the emergency
 fallback that loads models without them (MODEL_COMPOSE_EXTRA_BUFFERS=0, what
-runtime/engine/extra_buffers.py does on a build with the crashing AMX kernel).
+runtime/engine/llama/extra_buffers.py does on a build with the crashing AMX kernel).
 
 Both run our engine in-process, in fresh worker processes, alternating
 (build, fallback, build, fallback, ...) so that a change in the machine's load
@@ -31,7 +31,7 @@ def job(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _job(settings: dict[str, Any]) -> dict[str, Any]:
-    from runtime.engine import extra_buffers
+    from runtime.engine.llama import extra_buffers
     from scripts.benchmark import engine_bench
     from scripts.benchmark.ceiling import RawModel
 

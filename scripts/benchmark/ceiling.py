@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 import llama_cpp
 
-from runtime.engine.model import route_llama_logs
+from runtime.engine.llama.log import route_llama_logs
 from scripts.benchmark.stats import RunRecord
 
 
@@ -52,7 +52,7 @@ class RawModel:
 
 
 def with_bos(tokens: list[int], bos: int, adds_bos: bool) -> list[int]:
-    """The prompt as our engine feeds it (runtime.engine.model.LoadedModel.encode):
+    """The prompt as our engine feeds it (runtime.engine.llama.vocab.Vocabulary.encode):
     special tokens parsed, BOS in front once when the model wants it."""
     if adds_bos and bos >= 0 and tokens[:1] != [bos]:
         tokens = [bos, *tokens]
@@ -61,7 +61,7 @@ def with_bos(tokens: list[int], bos: int, adds_bos: bool) -> list[int]:
     return tokens
 
 
-# The context settings of our batching engine (runtime/engine/backend.py), so
+# The context settings of our batching engine (runtime/engine/llama/backend.py), so
 # that the ceiling differs from it only by having no scheduler. Keep in step.
 FLASH_ATTENTION = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
 KV_UNIFIED = False  # one KV stream per sequence

@@ -58,7 +58,7 @@ def run_with_server(
     timeout_s: float,
     say: Say,
 ) -> dict[str, Any]:
-    from runtime.engine.model import default_threads
+    from runtime.engine.spec import default_threads
 
     machine = describe(server_settings.model, server_settings.n_threads or default_threads())
     meter = LoadMeter()

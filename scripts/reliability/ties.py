@@ -48,8 +48,8 @@ class TieJudge:
     def __init__(self, model_path: str, n_ctx: int) -> None:
         import llama_cpp
 
-        from runtime.engine.chat import ChatTemplate
-        from runtime.engine.vocab import Vocabulary
+        from runtime.engine.llama.chat_template import ChatTemplate
+        from runtime.engine.llama.vocab import Vocabulary
 
         self._llama = llama_cpp.Llama(
             model_path=model_path, n_ctx=n_ctx, flash_attn=True, verbose=False
@@ -65,7 +65,7 @@ class TieJudge:
         self._llama.close()
 
     def _prompt_tokens(self, prompt: str) -> list[int]:
-        from runtime.engine.chat import prompt_text
+        from runtime.engine.llama.chat_template import prompt_text
         from runtime.engine.types import ChatMessage, GenerationRequest
 
         request = GenerationRequest(messages=[ChatMessage("user", prompt)])

@@ -12,14 +12,14 @@ import pytest
 from convert import quantize as quantize_module
 from convert.metadata import GGUFInfo, read_gguf_info
 from convert.quantize import quantization_targets, quantize, target_type
-from runtime.engine.serial import SerialEngine
+from runtime.engine.batched import BatchedEngine
 from runtime.engine.types import FinishReason, GenerationRequest, ModelSpec, SamplingParams
 from runtime.errors import ModelLoadError, RuntimeFailure, UserError
 from tests.convert.conftest import TinyModelFactory
 
 
 async def generates(path: Path) -> None:
-    engine = SerialEngine.load(ModelSpec(str(path)))
+    engine = BatchedEngine.load(ModelSpec(str(path)))
     try:
         request = GenerationRequest(
             prompt="Once upon a time", sampling=SamplingParams(greedy=True), max_tokens=8

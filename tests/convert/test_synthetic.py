@@ -13,7 +13,7 @@ import pytest
 
 from convert import synthetic
 from convert.synthetic import SMOLLM3_3B, TINY, LlamaDims, write_llama_gguf, write_model
-from runtime.engine.serial import SerialEngine
+from runtime.engine.batched import BatchedEngine
 from runtime.engine.types import (
     ChatMessage,
     FinishReason,
@@ -27,7 +27,7 @@ from tests.convert.conftest import TinyModelFactory
 GREEDY = SamplingParams(greedy=True)
 
 
-async def generate(engine: SerialEngine, request: GenerationRequest) -> GenerationResult:
+async def generate(engine: BatchedEngine, request: GenerationRequest) -> GenerationResult:
     generation = engine.submit(request)
     async for _ in generation:
         pass
@@ -35,8 +35,8 @@ async def generate(engine: SerialEngine, request: GenerationRequest) -> Generati
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(tiny_model: Path) -> Iterator[SerialEngine]:
-    engine = SerialEngine.load(ModelSpec(str(tiny_model)))
+def tiny_engine(tiny_model: Path) -> Iterator[BatchedEngine]:
+    engine = BatchedEngine.load(ModelSpec(str(tiny_model)))
     yield engine
     engine.shutdown()
 
@@ -58,7 +58,7 @@ def test_the_tiny_model_is_a_couple_of_megabytes(tiny_model: Path) -> None:
     assert 1_900_000 < tiny_model.stat().st_size < 2_000_000
 
 
-async def test_the_tiny_model_loads_and_continues_a_prompt(tiny_engine: SerialEngine) -> None:
+async def test_the_tiny_model_loads_and_continues_a_prompt(tiny_engine: BatchedEngine) -> None:
     assert tiny_engine.info.trained_context_length == 256
     assert tiny_engine.info.context_length == 256
     assert tiny_engine.info.name == "tiny"
@@ -70,7 +70,7 @@ async def test_the_tiny_model_loads_and_continues_a_prompt(tiny_engine: SerialEn
     assert result.usage.prompt_tokens > 0
 
 
-async def test_the_tiny_model_answers_a_chat_request(tiny_engine: SerialEngine) -> None:
+async def test_the_tiny_model_answers_a_chat_request(tiny_engine: BatchedEngine) -> None:
     request = GenerationRequest(
         messages=[ChatMessage("system", "Be brief."), ChatMessage("user", "Hi!")],
         sampling=GREEDY,
@@ -86,7 +86,7 @@ async def test_the_tiny_model_answers_a_chat_request(tiny_engine: SerialEngine) 
     assert result.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
 
 
-def test_the_tokenizer_knows_the_chatml_tokens_and_every_byte(tiny_engine: SerialEngine) -> None:
+def test_the_tokenizer_knows_the_chatml_tokens_and_every_byte(tiny_engine: BatchedEngine) -> None:
     model = tiny_engine.model
     assert model.encode("<|im_start|>") == [synthetic.BOS_ID]
     assert model.is_eog(synthetic.EOS_ID)
@@ -118,7 +118,7 @@ def test_tied_embeddings_leave_out_the_output_matrix(
     path = tiny_model_factory(tied_embeddings=True)
     names = {t.name for t in gguf.GGUFReader(path).tensors}
     assert "output.weight" not in names and "token_embd.weight" in names
-    SerialEngine.load(ModelSpec(str(path))).shutdown()
+    BatchedEngine.load(ModelSpec(str(path))).shutdown()
 
 
 def test_large_tensors_repeat_one_block_of_random_values(
@@ -130,7 +130,7 @@ def test_large_tensors_repeat_one_block_of_random_values(
     reader = gguf.GGUFReader(path)
     values = next(t for t in reader.tensors if t.name == "blk.0.ffn_up.weight").data.ravel()
     assert np.array_equal(values[:1009], values[1009:2018])
-    SerialEngine.load(ModelSpec(str(path))).shutdown()
+    BatchedEngine.load(ModelSpec(str(path))).shutdown()
 
 
 def test_progress_counts_the_bytes_of_tensor_data(tmp_path: Path) -> None:

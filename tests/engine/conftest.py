@@ -13,23 +13,23 @@ from pathlib import Path
 import pytest
 
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.serial import SerialEngine
 from runtime.engine.types import ModelSpec
 
 SMALL_CONTEXT = 64
 
 
 @pytest.fixture(scope="session")
-def engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
-    engine = SerialEngine.load(ModelSpec(str(embedded_model_path)))
+def engine(embedded_model_path: Path) -> Iterator[BatchedEngine]:
+    """The engine with one slot (`parallel: 1`, the default)."""
+    engine = BatchedEngine.load(ModelSpec(str(embedded_model_path)))
     yield engine
     engine.shutdown()
 
 
 @pytest.fixture(scope="session")
-def small_engine(embedded_model_path: Path) -> Iterator[SerialEngine]:
+def small_engine(embedded_model_path: Path) -> Iterator[BatchedEngine]:
     """The same model with a 64-token context, for context-limit tests."""
-    engine = SerialEngine.load(ModelSpec(str(embedded_model_path), n_ctx=SMALL_CONTEXT))
+    engine = BatchedEngine.load(ModelSpec(str(embedded_model_path), n_ctx=SMALL_CONTEXT))
     yield engine
     engine.shutdown()
 

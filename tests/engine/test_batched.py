@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from runtime.engine.backend import DecodeError
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.generation import StreamingGeneration
+from runtime.engine.llama.backend import DecodeError
 from runtime.engine.scheduler import Batch
-from runtime.engine.serial import SerialEngine
+from runtime.engine.sequence import Sequence
 from runtime.engine.types import (
     CancelToken,
     ChatMessage,
@@ -63,7 +62,7 @@ async def run(
     return deltas, await generation.result()
 
 
-async def take(generation: StreamingGeneration, n: int) -> list[Delta]:
+async def take(generation: Sequence, n: int) -> list[Delta]:
     deltas = []
     async for delta in generation:
         deltas.append(delta)
@@ -191,7 +190,7 @@ async def test_cancelling_a_long_request_lets_a_queued_one_start(
         second.cancel()
         assert (await second.result()).finish_reason is FinishReason.CANCELLED
         await settled(engine)
-        assert engine.scheduler.num_free_slots == 2
+        assert engine.scheduler.placement.num_free == 2
     finally:
         await engine.close()
 
@@ -208,7 +207,7 @@ async def test_cancelling_during_prefill_frees_the_slot(embedded_model_path: Pat
         assert result.finish_reason is FinishReason.CANCELLED
         assert result.usage.completion_tokens == 0
         await settled(engine)
-        assert engine.scheduler.num_free_slots == 2
+        assert engine.scheduler.placement.num_free == 2
         _, after = await run(engine, story(4))
         assert after.finish_reason is FinishReason.LENGTH
     finally:
@@ -245,9 +244,9 @@ async def test_no_slot_leaks_after_200_requests_with_random_cancellations(
         elif how == "before":
             assert result.finish_reason is FinishReason.CANCELLED
     await settled(batched)
-    assert batched.scheduler.num_free_slots == 4
+    assert batched.scheduler.placement.num_free == 4
     assert not batched.scheduler.waiting and not batched.scheduler.running
-    assert all(seq is None or seq.sampler is None for seq in batched.scheduler.slots)
+    assert all(seq is None or seq.sampler is None for seq in batched.scheduler.placement.slots)
 
 
 async def test_a_long_prompt_is_prefilled_in_chunks_while_other_streams_keep_decoding(
@@ -301,7 +300,7 @@ async def test_a_failed_decode_fails_its_batch_and_the_engine_keeps_serving(
     _, before = await run(batched, story(8))
     real_decode = batched.model.decode
 
-    def failing(batch: Batch) -> None:
+    def failing(batch: Batch) -> list[Any]:
         monkeypatch.setattr(batched.model, "decode", real_decode)  # only once
         raise DecodeError(-3)
 
@@ -326,26 +325,39 @@ async def test_a_full_queue_refuses_new_requests_at_submit(embedded_model_path: 
         await engine.close()
 
 
+def recorded_in(threads: set[int], method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.get_ident())
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("slots", ["batched", "engine"])  # four slots, and one
 async def test_llama_cpp_calls_happen_off_the_event_loop_thread(
-    batched: BatchedEngine, monkeypatch: pytest.MonkeyPatch
+    slots: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    batched: BatchedEngine = request.getfixturevalue(slots)
     threads: set[int] = set()
 
     def recorded(method: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            threads.add(threading.get_ident())
-            return method(*args, **kwargs)
-
-        return wrapper
+        return recorded_in(threads, method)
 
     backend = batched.model
-    names = ("encode", "new_sampler", "decode", "sample", "token_bytes", "is_eog", "keep_prefix")
-    for name in names:
+    # The context's calls run on the worker; tokenizing also runs on the
+    # intake thread (the vocabulary is safe from any thread). Never the loop's.
+    context_calls = ("decode", "sample", "is_eog", "keep_prefix")
+    for name in context_calls:
         monkeypatch.setattr(backend, name, recorded(getattr(backend, name)))
+    vocabulary_threads: set[int] = set()
+    for name in ("encode", "new_sampler", "token_bytes"):
+        method = getattr(backend, name)
+        monkeypatch.setattr(backend, name, recorded_in(vocabulary_threads, method))
     generations = [batched.submit(make()) for make in REQUESTS[:3]]
     assert not any(g.done() for g in generations)  # submit() only queues
     await asyncio.gather(*(g.result() for g in generations))
     assert threads == {batched.worker_thread_id}
+    assert vocabulary_threads and threading.get_ident() not in vocabulary_threads
 
 
 async def test_usage_and_timings_are_reported(batched: BatchedEngine) -> None:
@@ -370,12 +382,14 @@ async def test_closing_the_engine_cancels_its_requests(embedded_model_path: Path
         engine.submit(story(4))
 
 
-async def test_the_serial_engine_gives_the_same_greedy_output(
-    batched: BatchedEngine, engine: SerialEngine
+async def test_greedy_outputs_are_identical_with_parallel_1_and_parallel_4(
+    batched: BatchedEngine, engine: BatchedEngine
 ) -> None:
-    # `parallel: 1` and `parallel: 4` must not change an answer: both engines
-    # use flash attention, which sums attention in its own order.
-    for make in REQUESTS:
-        _, together = await run(batched, make())
-        alone = await engine.submit(make()).result()
-        assert alone.text == together.text
+    # One engine serves every `parallel`: the same prompts, submitted together
+    # to four slots and to one (where they queue), give the same answers.
+    assert (batched.stats().slots, engine.stats().slots) == (4, 1)
+    together = [batched.submit(make()) for make in REQUESTS]
+    queued = [engine.submit(make()) for make in REQUESTS]
+    four = [(await generation.result()).text for generation in together]
+    one = [(await generation.result()).text for generation in queued]
+    assert four == one and all(four)

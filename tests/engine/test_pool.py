@@ -125,16 +125,16 @@ async def test_a_real_model_loads_through_the_pool_and_generates(
     await pool.close()
 
 
-async def test_more_than_one_slot_loads_the_batching_engine_and_one_the_serial_one(
+async def test_one_slot_and_many_load_the_same_engine_as_two_models(
     embedded_model_path: Path,
 ) -> None:
     from runtime.engine.batched import BatchedEngine
-    from runtime.engine.serial import SerialEngine
 
     pool = ModelPool()
     batched = await pool.acquire(ModelSpec(str(embedded_model_path), n_ctx=256, parallel=2))
-    serial = await pool.acquire(ModelSpec(str(embedded_model_path), n_ctx=256, parallel=1))
-    assert isinstance(batched, BatchedEngine) and isinstance(serial, SerialEngine)
+    single = await pool.acquire(ModelSpec(str(embedded_model_path), n_ctx=256, parallel=1))
+    assert isinstance(batched, BatchedEngine) and isinstance(single, BatchedEngine)
+    assert batched is not single and single.stats().slots == 1
     result = await batched.submit(
         GenerationRequest(prompt="Hello", sampling=SamplingParams(greedy=True), max_tokens=3)
     ).result()

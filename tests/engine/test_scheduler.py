@@ -1,26 +1,26 @@
-"""The batching scheduler's rules, without a model: a fake KV cache records what
-the scheduler asks of it, prompts are lists of numbers, and a "step" commits
-the planned batch and samples a fixed token for each sequence that is due one."""
+"""The batching scheduler and KV placement, without a model: a fake KV cache
+records what placement asks of it, prompts are lists of numbers, and a "step"
+commits the planned batch and samples a fixed token for each sequence that
+is due one."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from runtime.engine.request_state import RequestState, token_budget
-from runtime.engine.scheduler import Batch, Scheduler, common_prefix
+from runtime.engine.budget import token_budget
+from runtime.engine.placement import KVPlacement, common_prefix
+from runtime.engine.scheduler import Batch, Scheduler
 from runtime.engine.sequence import Sequence, SequenceStatus
-from runtime.engine.types import (
-    Delta,
-    FinishReason,
-    GenerationRequest,
-    GenerationResult,
-)
+from runtime.engine.types import FinishReason, GenerationRequest, GenerationResult
 from runtime.errors import InputError, QueueFullError, RuntimeFailure
 
 CONTEXT = 100
+GAP_COST = 32  # the backend's price of a filler token (see `llama.backend`)
 
 
 class FakeKV:
@@ -36,67 +36,86 @@ class FakeKV:
         self.calls.append(("copy", source, target, n))
         return True
 
+    def slot_cost(self, slot: int, busy: list[int]) -> int:
+        slots = [*busy, slot]
+        return GAP_COST * (max(slots) - min(slots) + 1 - len(set(slots)))
 
-class Output:
-    def __init__(self) -> None:
-        self.deltas: list[Delta] = []
-        self.result: GenerationResult | None = None
-        self.error: BaseException | None = None
 
-    def post_delta(self, delta: Delta) -> bool:
-        self.deltas.append(delta)
-        return True
+@pytest.fixture(autouse=True)
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """The loop sequences deliver to; the tests run it to read results."""
+    global LOOP
+    LOOP = asyncio.new_event_loop()
+    yield LOOP
+    LOOP.close()
 
-    def post_result(self, result: GenerationResult) -> bool:
-        self.result = result
-        return True
 
-    def post_error(self, error: BaseException) -> bool:
-        self.error = error
-        return True
+LOOP: asyncio.AbstractEventLoop
 
 
 def prepare(seq: Sequence) -> None:
-    """Prompts are space-separated token numbers; "" is an input error."""
+    """What the engine's intake does. Prompts are space-separated token
+    numbers; "" is an input error."""
     prompt = [int(word) for word in (seq.request.prompt or "").split()]
     if not prompt:
         seq.fail(InputError("the prompt is empty"))
         return
-    state = RequestState(
-        prompt_tokens=len(prompt),
-        budget=token_budget(len(prompt), CONTEXT, seq.request.max_tokens),
+    seq.prepare(
+        prompt,
+        token_budget(len(prompt), CONTEXT, seq.request.max_tokens),
         token_bytes=lambda token: f"<{token}>".encode(),
         context_length=CONTEXT,
+        sampler=None,
     )
-    seq.start(prompt, state, None)
 
 
 def make(
     slots: int = 2, max_queue: int = 4, batch: int = 16, kv: FakeKV | None = None, **kw: int
 ) -> Scheduler:
     return Scheduler(
-        num_slots=slots,
+        placement=KVPlacement(kv or FakeKV(), slots, **kw),
         max_queue=max_queue,
         max_batch_tokens=batch,
-        kv=kv or FakeKV(),
-        prepare=prepare,
-        **kw,
     )
 
 
 def submit(scheduler: Scheduler, prompt: str, max_tokens: int = 3) -> Sequence:
-    seq = Sequence(GenerationRequest(prompt=prompt, max_tokens=max_tokens), Output())
+    scheduler.reserve()
+    seq = Sequence(GenerationRequest(prompt=prompt, max_tokens=max_tokens), LOOP)
+    prepare(seq)
     scheduler.add(seq)
     return seq
 
 
-def step(scheduler: Scheduler, token: int = 7) -> Batch:
+def due(batch: Batch) -> list[Sequence]:
+    """The sequences whose last pending token is in `batch` (before `commit`)."""
+    return [seq for seq, count in batch.chunks if count == seq.num_pending]
+
+
+def run(batch: Batch, token: int = 7) -> None:
     """What the engine does with a plan, minus llama.cpp."""
-    batch = scheduler.schedule()
+    sampling = due(batch)
     batch.commit()
-    for seq in batch.sampling:
+    for seq in sampling:
         seq.append(token, is_eog=False)
+
+
+def step(scheduler: Scheduler, token: int = 7) -> Batch:
+    batch = scheduler.schedule()
+    run(batch, token)
     return batch
+
+
+def result(seq: Sequence) -> GenerationResult:
+    return LOOP.run_until_complete(seq.result())
+
+
+def error(seq: Sequence) -> BaseException | None:
+    try:
+        result(seq)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def plan(batch: Batch) -> list[tuple[Sequence, int]]:
@@ -121,10 +140,11 @@ def test_decoding_sequences_go_first_and_prompt_chunks_fill_the_batch_up_to_its_
     a = submit(scheduler, "1 2", max_tokens=10)
     step(scheduler)  # a is decoding now
     b, c = submit(scheduler, numbers(5)), submit(scheduler, numbers(9, 200))
-    batch = step(scheduler)
+    batch = scheduler.schedule()
     assert plan(batch) == [(a, 1), (b, 5), (c, 2)]
     assert batch.num_tokens == 8
-    assert batch.sampling == [a, b]  # c's prompt is not done: no logits for it yet
+    assert due(batch) == [a, b]  # c's prompt is not done: no logits for it yet
+    run(batch)
     assert c.status is SequenceStatus.PREFILL and c.num_kv == 2
 
 
@@ -139,7 +159,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_while_other_streams_keep_decoding(
         chunks.append(dict(plan(batch)).get(long))
         assert dict(plan(batch))[stream] == 1  # a token for the stream in every step
     assert chunks == [3, 3, 3, 1]
-    assert len(stream.output.deltas) == 1 + len(chunks)  # type: ignore[attr-defined]
+    assert stream.num_completion_tokens == 1 + len(chunks)  # a delta each
 
 
 def test_a_new_request_takes_the_free_slot_with_the_longest_common_prefix() -> None:
@@ -203,7 +223,7 @@ def test_a_prompt_held_whole_still_evaluates_its_last_token() -> None:
     again = submit(scheduler, "1 2 3 4", max_tokens=1)
     batch = step(scheduler)
     assert again.num_cached == 3 and plan(batch) == [(again, 1)]
-    assert again.output.result.usage.cached_tokens == 3  # type: ignore[attr-defined]
+    assert result(again).usage.cached_tokens == 3
     assert kv.calls[-1] == ("keep", 0, 3)
 
 
@@ -212,8 +232,8 @@ def test_finished_sequences_keep_their_tokens_for_reuse() -> None:
     done = submit(scheduler, "1 2 3", max_tokens=2)
     step(scheduler)
     step(scheduler)
-    assert done.is_finished and scheduler.num_free_slots == 2
-    assert scheduler.slots[0] is done
+    assert done.is_finished and scheduler.placement.num_free == 2
+    assert scheduler.placement.slots[0] is done
     # Prompt and the first sampled token are in the KV cache; the last one never was.
     assert done.tokens == [1, 2, 3, 7, 7] and done.num_kv == 4
     follow_up = submit(scheduler, "1 2 3 7 7 8")
@@ -277,7 +297,7 @@ def test_a_cancelled_sequence_frees_its_slot_at_the_next_step_even_during_prefil
     long.request.cancel.cancel()
     batch = step(scheduler)
     assert long.is_finished and plan(batch) == [(queued, 2)]
-    assert long.output.result.finish_reason is FinishReason.CANCELLED  # type: ignore[attr-defined]
+    assert result(long).finish_reason is FinishReason.CANCELLED
     assert queued.slot == 0
     # What it prefilled stays valid: a later request could have reused it.
     assert long.num_kv == 4
@@ -289,15 +309,15 @@ def test_a_request_cancelled_while_waiting_never_takes_a_slot() -> None:
     seq = submit(scheduler, "1 2")
     seq.request.cancel.cancel()
     assert not step(scheduler)
-    assert seq.output.result.finish_reason is FinishReason.CANCELLED  # type: ignore[attr-defined]
-    assert seq.slot is None and kv.calls == [] and scheduler.num_free_slots == 1
+    assert result(seq).finish_reason is FinishReason.CANCELLED
+    assert seq.slot is None and kv.calls == [] and scheduler.placement.num_free == 1
 
 
 def test_a_request_that_fails_to_prepare_never_takes_a_slot() -> None:
     scheduler = make(slots=1)
     bad, good = submit(scheduler, ""), submit(scheduler, "1")
     step(scheduler)
-    assert isinstance(bad.output.error, InputError)  # type: ignore[attr-defined]
+    assert isinstance(error(bad), InputError)
     assert bad.slot is None and good.slot == 0
 
 
@@ -309,8 +329,8 @@ def test_a_failed_batch_fails_its_sequences_and_clears_their_slots() -> None:
     kv.calls.clear()
     scheduler.fail([seq for seq, _ in batch.chunks], RuntimeFailure("llama_decode failed"))
     assert kv.calls == [("keep", 0, 0), ("keep", 1, 0)]
-    assert all(isinstance(s.output.error, RuntimeFailure) for s in (a, b))  # type: ignore[attr-defined]
-    assert a.num_kv == 0 and not scheduler.schedule() and scheduler.num_free_slots == 2
+    assert all(isinstance(error(s), RuntimeFailure) for s in (a, b))
+    assert a.num_kv == 0 and not scheduler.schedule() and scheduler.placement.num_free == 2
 
 
 def test_draining_cancels_what_runs_and_what_waits() -> None:
@@ -320,11 +340,40 @@ def test_draining_cancels_what_runs_and_what_waits() -> None:
     scheduler.close()
     scheduler.drain("the engine was closed")
     for seq in (running, waiting):
-        result = seq.output.result  # type: ignore[attr-defined]
-        assert result.finish_reason is FinishReason.CANCELLED
-        assert result.detail == "the engine was closed"
+        ended = result(seq)
+        assert ended.finish_reason is FinishReason.CANCELLED
+        assert ended.detail == "the engine was closed"
     with pytest.raises(RuntimeFailure, match="closed"):
         submit(scheduler, "3")
+
+
+def test_an_aborted_batch_leaves_nothing_in_the_kv_cache_and_is_planned_again() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, batch=8, kv=kv)
+    decoding = submit(scheduler, "1 2", max_tokens=5)
+    step(scheduler)
+    prefilling = submit(scheduler, numbers(20))
+    aborted = scheduler.schedule()  # llama_decode returns 2: nothing is committed
+    kv.calls.clear()
+    scheduler.rewind([seq for seq, _ in aborted.chunks])
+    assert kv.calls == [("keep", 0, decoding.num_kv), ("keep", 1, 0)]
+    assert plan(scheduler.schedule()) == plan(aborted) == [(decoding, 1), (prefilling, 7)]
+
+
+def test_a_model_that_cannot_drop_a_tail_evaluates_the_whole_sequence_again_after_an_abort() -> (
+    None
+):
+    scheduler = make(slots=1, batch=16, kv=FakeKV(can_drop_tails=False))
+    seq = submit(scheduler, "1 2 3", max_tokens=5)
+    step(scheduler)
+    step(scheduler)
+    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7]
+    started = seq.decode_started_at
+    scheduler.rewind([seq for seq, _ in scheduler.schedule().chunks])  # aborted
+    assert (seq.status, seq.num_kv) == (SequenceStatus.PREFILL, 0)
+    step(scheduler)  # the whole sequence in one chunk, then the next token
+    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7, 7]
+    assert seq.decode_started_at == started
 
 
 def test_the_worker_sleeps_until_a_request_arrives() -> None:

@@ -1,4 +1,4 @@
-"""Both engines report their load (slots, busy, waiting) for the server's
+"""The engine reports its load (slots, busy, waiting) for the server's
 `GET {base_path}/models`: it rises while requests run and wait, and falls back
 to idle once they finish or are cancelled."""
 
@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.serial import SerialEngine
 from runtime.engine.types import EngineStats, GenerationRequest, ModelSpec, SamplingParams
 
 IDLE = {"busy": 0, "waiting": 0}
@@ -20,13 +19,13 @@ def endless(text: str) -> GenerationRequest:
     return GenerationRequest(prompt=text, sampling=SamplingParams(greedy=True))
 
 
-async def until(engine: BatchedEngine | SerialEngine, check: Callable[[EngineStats], bool]) -> None:
+async def until(engine: BatchedEngine, check: Callable[[EngineStats], bool]) -> None:
     async with asyncio.timeout(30):
         while not check(engine.stats()):
             await asyncio.sleep(0.01)
 
 
-async def test_the_batched_engine_counts_busy_slots_and_waiting_requests(
+async def test_the_engine_counts_busy_slots_and_waiting_requests(
     embedded_model_path: Path,
 ) -> None:
     spec = ModelSpec(str(embedded_model_path), n_ctx=256, parallel=2, max_queue=4)
@@ -43,11 +42,11 @@ async def test_the_batched_engine_counts_busy_slots_and_waiting_requests(
         await engine.close()
 
 
-async def test_the_serial_engine_counts_its_one_slot_and_the_queue(
+async def test_a_one_slot_engine_counts_its_one_slot_and_the_queue(
     embedded_model_path: Path,
 ) -> None:
     spec = ModelSpec(str(embedded_model_path), n_ctx=256, max_queue=4)
-    engine = await asyncio.to_thread(SerialEngine.load, spec)
+    engine = await asyncio.to_thread(BatchedEngine.load, spec)
     try:
         assert engine.stats() == EngineStats(slots=1, busy=0, waiting=0)
         generations = [engine.submit(endless(f"Story {i}: once upon a time")) for i in range(3)]

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime.engine.generation import StreamingGeneration
-from runtime.engine.types import FinishReason, GenerationRequest, GenerationResult
+from runtime.engine.types import FinishReason, Generation, GenerationRequest, GenerationResult
 from runtime.errors import RuntimeFailure
 from runtime.server import openai_routes
 from runtime.server.openai_stream import BackgroundGeneration
@@ -135,10 +134,10 @@ def test_a_client_that_hangs_up_mid_stream_cancels_the_generation(
     client = client_for("quickstart")
     service = client.app.state.service  # type: ignore[attr-defined]
     engine = client.portal.call(service.components.engine, "__component__")  # type: ignore[union-attr]
-    submitted: list[StreamingGeneration] = []
+    submitted: list[Generation] = []
     submit = engine.submit
 
-    def spy(request: GenerationRequest) -> StreamingGeneration:
+    def spy(request: GenerationRequest) -> Generation:
         submitted.append(submit(request))
         return submitted[-1]
 

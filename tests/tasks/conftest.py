@@ -2,7 +2,7 @@
 
 The model is loaded once per session: `engine_factory` is a caching
 `EngineFactory` that each test hands to its own `ModelPool` (created on the
-test's event loop). A SerialEngine serves any event loop, so sharing it across
+test's event loop). An engine serves any event loop, so sharing it across
 tests is safe; the session closes it at the end.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +26,18 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def engine_factory(embedded_model_path: Path) -> Iterator[Callable[[ModelSpec], Engine]]:
-    from runtime.engine import SerialEngine
+    from runtime.engine import BatchedEngine
 
-    engines: dict[ModelSpec, SerialEngine] = {}
+    engines: dict[ModelSpec, BatchedEngine] = {}
     lock = threading.Lock()
 
     def load(spec: ModelSpec) -> Engine:
         with lock:
             if spec not in engines:
-                engines[spec] = SerialEngine.load(spec)
+                # One slot whatever the component asks: requests run one at a
+                # time, so each one's deltas arrive together (as they did here
+                # before `parallel` chose the engine).
+                engines[spec] = BatchedEngine.load(replace(spec, parallel=1))
             return engines[spec]
 
     yield load

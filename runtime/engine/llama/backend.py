@@ -1,12 +1,11 @@
-"""The batching engine's llama.cpp handles: one model, one context holding
-`parallel` sequences (slots, llama.cpp seq ids) with a KV stream each, and one
-reusable `llama_batch`.
+"""The engine's llama.cpp handles: one model, one context holding `parallel`
+sequences (slots, llama.cpp seq ids) with a KV stream each, and one reusable
+`llama_batch`. `parallel: 1` is one slot of the same machinery.
 
 llama-cpp-python's `Llama` cannot create a context for several sequences, so
-this module uses the low-level API directly. It is the only module of the
-batching engine that calls llama.cpp (the vocabulary half is shared with the
-serial engine through `vocab.Vocabulary`, the loading checks through
-`model.prepare_load`). Not thread-safe: the engine's worker thread owns it.
+this module uses the low-level API directly. Not thread-safe: the engine's
+worker thread owns it, except for the vocabulary (`vocab.Vocabulary`), which
+llama.cpp allows from any thread.
 
 KV sizing: `n_ctx × parallel` cells, one stream of `n_ctx` per slot, so every
 slot can hold a full `n_ctx`-token context at the same time and the scheduler
@@ -22,23 +21,22 @@ import multiprocessing
 import llama_cpp
 
 from convert.metadata import GGUFInfo
-from runtime.engine import extra_buffers
-from runtime.engine.abort import AbortFlag
-from runtime.engine.model import (
-    DEFAULT_BATCH,
-    MAX_DEFAULT_CONTEXT,
-    default_threads,
-    model_info,
-    prepare_load,
-    reporting_load_errors,
-)
-from runtime.engine.sampling import Sampler
+from runtime.engine.llama.abort import AbortFlag
+from runtime.engine.llama.loading import load_model, model_info
+from runtime.engine.llama.log import reporting_load_errors
+from runtime.engine.llama.sampler import Sampler
+from runtime.engine.llama.threadpool import ThreadPools
+from runtime.engine.llama.vocab import Vocabulary
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
-from runtime.engine.threadpool import ThreadPools
+from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads
 from runtime.engine.types import ModelSpec, SamplingParams
-from runtime.engine.vocab import Vocabulary
 from runtime.errors import RuntimeFailure
+
+# llama.cpp evaluates sequences with consecutive ids together: `decode` puts a
+# filler token in a free slot between busy ones, an extra row in every step
+# while the gap lasts. Slot choice counts a gap as this many prompt tokens.
+GAP_COST = 32
 
 
 class DecodeError(RuntimeFailure):
@@ -53,7 +51,7 @@ class DecodeError(RuntimeFailure):
 
     @property
     def aborted(self) -> bool:
-        """The abort flag stopped it: not a failure (see `engine.abort`)."""
+        """The abort flag stopped it: not a failure (see `engine.llama.abort`)."""
         return self.code == 2
 
 
@@ -63,15 +61,7 @@ class Backend(Vocabulary):
     @classmethod
     def load(cls, spec: ModelSpec) -> Backend:
         """Check and load the model `spec` names (blocking; run it in a thread)."""
-        spec, header = prepare_load(spec)
-        llama_cpp.llama_backend_init()  # idempotent; `Llama` calls it too
-        params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = spec.n_gpu_layers or 0
-        params.use_extra_bufts = extra_buffers.decision().allowed
-        with reporting_load_errors(spec.path):
-            model = llama_cpp.llama_model_load_from_file(spec.path.encode("utf-8"), params)
-            if not model:
-                raise RuntimeError("llama_model_load_from_file failed")
+        model, spec, header = load_model(spec)
         try:
             return cls(model, spec, header)
         except BaseException:
@@ -102,7 +92,7 @@ class Backend(Vocabulary):
         params.n_threads_batch = multiprocessing.cpu_count()
         # Flash attention stays llama.cpp's default (auto: on for CPU), not
         # `Llama`'s (off): about 10% more decode throughput on a 2-core CPU. With
-        # a stream per slot, outputs still never depend on the batch.
+        # a stream per slot, outputs never depend on the batch or on `parallel`.
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
         with reporting_load_errors(spec.path):
             ctx = llama_cpp.llama_init_from_model(model, params)
@@ -131,23 +121,26 @@ class Backend(Vocabulary):
 
     # -- one step -------------------------------------------------------------------
 
-    def decode(self, batch: Batch) -> None:
+    def decode(self, batch: Batch) -> list[tuple[Sequence, int]]:
         """Evaluate `batch` in one llama_decode; `DecodeError` if it fails or
         `abort` stopped it (micro-batches evaluated before then stay in the KV
-        cache: the caller drops them, see `Scheduler.rewind`).
+        cache: the caller drops them, see `Scheduler.rewind`). Returns each
+        sequence whose last pending token was in the batch (it samples next)
+        with the row of its logits.
 
         With a KV stream per slot, llama.cpp splits a batch into micro-batches
         of sequences with consecutive ids, in batch order; each is a separate
         pass over the weights. So the chunks go in slot order, and a slot
         between two busy ones that has nothing to evaluate gets a filler token
         (removed right after): four streams then cost one pass, not two or more.
-        Only the last token of a sequence that samples next asks for logits.
         """
         chunks = sorted(batch.chunks, key=_slot_of)
         tokens, positions, seq_ids, logits = self._tokens, self._pos, self._seq_id, self._logits
         fillers: list[tuple[int, int]] = []
+        rows: list[tuple[Sequence, int]] = []
         n = 0
         previous = chunks[0][0].slot
+        ctypes.memset(logits, 0, len(logits))
         for seq, count in chunks:
             slot: int = seq.slot  # type: ignore[assignment]
             for gap in range(previous + 1, slot) if self._can_share else ():
@@ -167,22 +160,22 @@ class Backend(Vocabulary):
                 positions[n:end] = range(start, start + count)
                 seq_ids[n:end] = [self._slot_ids[slot]] * count
             n += count
-            seq.batch_index = n - 1
-        ctypes.memset(logits, 0, n)
-        for seq in batch.sampling:
-            logits[seq.batch_index] = 1
+            if count == len(seq.tokens) - start:  # only the last token samples
+                logits[n - 1] = 1
+                rows.append((seq, n - 1))
         self._batch.n_tokens = n
         code = llama_cpp.llama_decode(self._ctx, self._batch)
         for gap, position in fillers:
             llama_cpp.llama_memory_seq_rm(self._memory, gap, position, -1)
         if code != 0:
             raise DecodeError(code)
+        return rows
 
-    def sample(self, seq: Sequence) -> int:
-        """Sample `seq`'s next token from its logits in the batch just decoded."""
-        return seq.sampler.sample(self._ctx, seq.batch_index)  # type: ignore[union-attr]
+    def sample(self, sampler: Sampler, row: int) -> int:
+        """Sample from the logits of `row` of the batch just decoded."""
+        return sampler.sample(self._ctx, row)
 
-    # -- KV cache by slot (the scheduler's `KVCache`) ----------------------------------
+    # -- KV cache by slot (`placement.KVCache`) -----------------------------------------
 
     def keep_prefix(self, slot: int, n: int) -> bool:
         if llama_cpp.llama_memory_seq_rm(self._memory, slot, n, -1):
@@ -197,6 +190,12 @@ class Backend(Vocabulary):
         # whole (cells now, data at the next decode): copy it all, drop the tail.
         llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
         return self.keep_prefix(target, n)
+
+    def slot_cost(self, slot: int, busy: list[int]) -> int:
+        """The filler tokens (see `decode`) that decoding in `slot` beside `busy` costs."""
+        slots = [*busy, slot]
+        gaps = max(slots) - min(slots) + 1 - len(set(slots))
+        return GAP_COST * gaps if self._can_share else 0
 
     def positions(self, slot: int) -> tuple[int, int]:
         """The smallest and largest position the slot's KV cache holds (-1 if empty)."""

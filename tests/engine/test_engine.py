@@ -1,15 +1,13 @@
-"""The serial engine on the real embedded model (SmolLM2-135M-Instruct)."""
+"""The engine with one slot (`parallel: 1`) on the real embedded model (SmolLM2-135M-Instruct)."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from runtime.engine.serial import SerialEngine
+from runtime.engine.batched import BatchedEngine
 from runtime.engine.types import (
     CancelToken,
     ChatMessage,
@@ -30,7 +28,7 @@ STORY = "Once upon a time"
 
 
 async def run(
-    engine: SerialEngine, request: GenerationRequest
+    engine: BatchedEngine, request: GenerationRequest
 ) -> tuple[list[Delta], GenerationResult]:
     generation = engine.submit(request)
     deltas = [delta async for delta in generation]
@@ -41,21 +39,21 @@ def story(max_tokens: int | None = 24, **kwargs: Any) -> GenerationRequest:
     return GenerationRequest(prompt=STORY, sampling=GREEDY, max_tokens=max_tokens, **kwargs)
 
 
-async def test_greedy_output_is_identical_twice(engine: SerialEngine) -> None:
+async def test_greedy_output_is_identical_twice(engine: BatchedEngine) -> None:
     _, first = await run(engine, story())
     _, second = await run(engine, story())
     assert first.text and first.text == second.text
     assert first.usage.completion_tokens == second.usage.completion_tokens == 24
 
 
-async def test_a_repeated_prompt_reuses_the_kv_cache(engine: SerialEngine) -> None:
+async def test_a_repeated_prompt_reuses_the_kv_cache(engine: BatchedEngine) -> None:
     await run(engine, story(4))
     _, again = await run(engine, story(4))
     # Everything but the last prompt token, whose logits must be recomputed.
     assert again.usage.cached_tokens == again.usage.prompt_tokens - 1
 
 
-async def test_a_seed_makes_sampling_reproducible(engine: SerialEngine) -> None:
+async def test_a_seed_makes_sampling_reproducible(engine: BatchedEngine) -> None:
     def sampled(seed: int) -> GenerationRequest:
         params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=seed)
         return GenerationRequest(prompt=STORY, sampling=params, max_tokens=16)
@@ -67,7 +65,7 @@ async def test_a_seed_makes_sampling_reproducible(engine: SerialEngine) -> None:
     assert others != {first.text}
 
 
-async def test_a_greedy_chat_knows_the_capital_of_france(engine: SerialEngine) -> None:
+async def test_a_greedy_chat_knows_the_capital_of_france(engine: BatchedEngine) -> None:
     messages = [SYSTEM, ChatMessage("user", "What is the capital of France?")]
     _, result = await run(
         engine, GenerationRequest(messages=messages, sampling=GREEDY, max_tokens=32)
@@ -77,7 +75,7 @@ async def test_a_greedy_chat_knows_the_capital_of_france(engine: SerialEngine) -
     assert "<|im_end|>" not in result.text
 
 
-async def test_streamed_deltas_concatenate_to_the_final_text(engine: SerialEngine) -> None:
+async def test_streamed_deltas_concatenate_to_the_final_text(engine: BatchedEngine) -> None:
     deltas, result = await run(engine, story())
     assert len(deltas) > 1
     assert "".join(d.text for d in deltas) == result.text
@@ -85,14 +83,14 @@ async def test_streamed_deltas_concatenate_to_the_final_text(engine: SerialEngin
     assert counts == sorted(counts) and counts[-1] == result.usage.completion_tokens
 
 
-async def test_max_tokens_finishes_with_length(engine: SerialEngine) -> None:
+async def test_max_tokens_finishes_with_length(engine: BatchedEngine) -> None:
     _, result = await run(engine, story(5))
     assert result.finish_reason is FinishReason.LENGTH
     assert result.usage.completion_tokens == 5
     assert result.detail is None
 
 
-async def test_max_length_caps_prompt_plus_output(engine: SerialEngine) -> None:
+async def test_max_length_caps_prompt_plus_output(engine: BatchedEngine) -> None:
     prompt_tokens = len(engine.prompt_tokens(story()))
     _, result = await run(engine, story(None, max_length=prompt_tokens + 3))
     assert result.finish_reason is FinishReason.LENGTH
@@ -100,7 +98,7 @@ async def test_max_length_caps_prompt_plus_output(engine: SerialEngine) -> None:
 
 
 async def test_a_stop_sequence_spanning_tokens_ends_the_text_before_it(
-    engine: SerialEngine,
+    engine: BatchedEngine,
 ) -> None:
     _, baseline = await run(engine, story())
     words = baseline.text.split(" ")
@@ -113,7 +111,7 @@ async def test_a_stop_sequence_spanning_tokens_ends_the_text_before_it(
     assert result.usage.completion_tokens < baseline.usage.completion_tokens
 
 
-async def test_multibyte_characters_arrive_whole(engine: SerialEngine) -> None:
+async def test_multibyte_characters_arrive_whole(engine: BatchedEngine) -> None:
     messages = [SYSTEM, ChatMessage("user", "How do you say 'thank you' in Japanese?")]
     deltas, result = await run(
         engine, GenerationRequest(messages=messages, sampling=GREEDY, max_tokens=12)
@@ -128,7 +126,7 @@ async def test_multibyte_characters_arrive_whole(engine: SerialEngine) -> None:
     )
 
 
-def test_the_chat_template_is_applied_with_one_bos(engine: SerialEngine) -> None:
+def test_the_chat_template_is_applied_with_one_bos(engine: BatchedEngine) -> None:
     messages = [SYSTEM, ChatMessage("user", "Hello")]
     text = engine.chat_template.render(messages)
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
@@ -141,7 +139,7 @@ def test_the_chat_template_is_applied_with_one_bos(engine: SerialEngine) -> None
 
 
 def test_bos_is_added_once_when_the_model_wants_it(
-    engine: SerialEngine, monkeypatch: pytest.MonkeyPatch
+    engine: BatchedEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
@@ -154,7 +152,7 @@ def test_bos_is_added_once_when_the_model_wants_it(
     assert with_bos[0] == bos and with_bos[1] != bos
 
 
-async def test_cancelling_mid_stream_finishes_cancelled(engine: SerialEngine) -> None:
+async def test_cancelling_mid_stream_finishes_cancelled(engine: BatchedEngine) -> None:
     generation = engine.submit(story(None))  # would fill the whole context
     deltas = []
     async with asyncio.timeout(30):
@@ -168,7 +166,7 @@ async def test_cancelling_mid_stream_finishes_cancelled(engine: SerialEngine) ->
     assert result.text == "".join(d.text for d in deltas)
 
 
-async def test_a_request_cancelled_before_it_starts_does_no_work(engine: SerialEngine) -> None:
+async def test_a_request_cancelled_before_it_starts_does_no_work(engine: BatchedEngine) -> None:
     token = CancelToken()
     token.cancel()
     deltas, result = await run(engine, story(cancel=token))
@@ -178,7 +176,7 @@ async def test_a_request_cancelled_before_it_starts_does_no_work(engine: SerialE
 
 
 async def test_a_failing_request_does_not_break_the_next_one(
-    engine: SerialEngine, monkeypatch: pytest.MonkeyPatch
+    engine: BatchedEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, baseline = await run(engine, story(8))
 
@@ -199,41 +197,22 @@ async def test_a_failing_request_does_not_break_the_next_one(
     assert after.usage.cached_tokens == 0  # the context was reset after the failure
 
 
-async def test_llama_cpp_calls_happen_off_the_event_loop_thread(
-    engine: SerialEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    threads: set[int] = set()
-
-    def recorded(method: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            threads.add(threading.get_ident())
-            return method(*args, **kwargs)
-
-        return wrapper
-
-    model = engine.model
-    for name in ("encode", "prefill", "sample", "decode", "token_bytes", "is_eog"):
-        monkeypatch.setattr(model, name, recorded(getattr(model, name)))
-    generation = engine.submit(story(4))
-    assert not generation.done()  # submit() only queues
-    await generation.result()
-    assert threads == {engine.worker_thread_id}
-    assert threading.get_ident() not in threads
-
-
-async def test_concurrent_requests_are_served_one_after_another(engine: SerialEngine) -> None:
+async def test_concurrent_requests_are_served_one_after_another(engine: BatchedEngine) -> None:
     generations = [engine.submit(story(6)) for _ in range(3)]
     results = await asyncio.gather(*(g.result() for g in generations))
     assert len({r.text for r in results}) == 1
     assert all(r.finish_reason is FinishReason.LENGTH for r in results)
 
 
-async def test_a_full_queue_refuses_new_requests_at_submit(engine: SerialEngine) -> None:
+async def test_a_full_queue_refuses_new_requests_at_submit(engine: BatchedEngine) -> None:
     while engine.stats().busy:  # an earlier test's request may still be finishing
         await asyncio.sleep(0.01)
     engine.max_queue = 1
     try:
-        accepted = [engine.submit(story(None)), engine.submit(story(4))]  # running + waiting
+        accepted = [engine.submit(story(None))]
+        while not engine.stats().busy:  # running: the next one waits
+            await asyncio.sleep(0.01)
+        accepted.append(engine.submit(story(4)))
         with pytest.raises(QueueFullError, match=r"1 are already waiting.*retry later"):
             engine.submit(story(4))
         for generation in accepted:
@@ -244,7 +223,7 @@ async def test_a_full_queue_refuses_new_requests_at_submit(engine: SerialEngine)
         engine.max_queue = 64
 
 
-async def test_usage_and_timings_are_reported(engine: SerialEngine) -> None:
+async def test_usage_and_timings_are_reported(engine: BatchedEngine) -> None:
     request = story(8)
     _, result = await run(engine, request)
     assert result.usage.prompt_tokens == len(engine.prompt_tokens(request))
@@ -255,19 +234,19 @@ async def test_usage_and_timings_are_reported(engine: SerialEngine) -> None:
     assert timings.tokens_per_s > 0
 
 
-async def test_an_empty_prompt_is_an_input_error(engine: SerialEngine) -> None:
+async def test_an_empty_prompt_is_an_input_error(engine: BatchedEngine) -> None:
     generation = engine.submit(GenerationRequest(prompt="", max_tokens=4))
     with pytest.raises(InputError):
         await generation.result()
 
 
-def test_a_request_needs_exactly_one_of_prompt_and_messages(engine: SerialEngine) -> None:
+def test_a_request_needs_exactly_one_of_prompt_and_messages(engine: BatchedEngine) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         engine.submit(GenerationRequest())
 
 
 async def test_a_prompt_longer_than_the_context_is_rejected_with_both_numbers(
-    small_engine: SerialEngine,
+    small_engine: BatchedEngine,
 ) -> None:
     generation = small_engine.submit(GenerationRequest(prompt="word " * 100, max_tokens=4))
     with pytest.raises(PromptTooLongError) as caught:
@@ -280,7 +259,7 @@ async def test_a_prompt_longer_than_the_context_is_rejected_with_both_numbers(
         await generation.result()
 
 
-async def test_a_huge_max_tokens_is_clamped_to_the_room_left(small_engine: SerialEngine) -> None:
+async def test_a_huge_max_tokens_is_clamped_to_the_room_left(small_engine: BatchedEngine) -> None:
     request = story(32768)
     prompt_tokens = len(small_engine.prompt_tokens(request))
     _, result = await run(small_engine, request)
@@ -294,7 +273,7 @@ async def test_a_huge_max_tokens_is_clamped_to_the_room_left(small_engine: Seria
 
 
 async def test_without_max_tokens_generation_stops_at_the_end_of_the_context(
-    small_engine: SerialEngine,
+    small_engine: BatchedEngine,
 ) -> None:
     _, result = await run(small_engine, story(None))
     assert result.finish_reason is FinishReason.LENGTH
@@ -303,7 +282,7 @@ async def test_without_max_tokens_generation_stops_at_the_end_of_the_context(
 
 
 async def test_closing_the_engine_cancels_its_requests(embedded_model_path: Any) -> None:
-    engine = await asyncio.to_thread(SerialEngine.load, ModelSpec(str(embedded_model_path)))
+    engine = await asyncio.to_thread(BatchedEngine.load, ModelSpec(str(embedded_model_path)))
     running = engine.submit(story(None))
     queued = engine.submit(story(4))
     await engine.close()

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 
 from convert.synthetic import write_llama_gguf
-from runtime.engine import model as model_module
-from runtime.engine.model import MAX_DEFAULT_CONTEXT, load_model, resolve_spec
-from runtime.engine.serial import SerialEngine
+from runtime.engine import spec as spec_module
+from runtime.engine.batched import BatchedEngine
+from runtime.engine.llama.backend import Backend
+from runtime.engine.spec import MAX_DEFAULT_CONTEXT, resolve_spec
 from runtime.engine.types import ModelSpec
 from runtime.errors import ModelLoadError
 
 
 def test_the_default_context_is_the_trained_context_capped_at_4096(
-    engine: SerialEngine,
+    engine: BatchedEngine,
 ) -> None:
     info = engine.info
     assert info.trained_context_length == 8192
@@ -56,9 +57,9 @@ def test_the_device_decides_the_gpu_layers_unless_they_are_given(
     assert layers(device="cuda") == -1
     assert layers(device="metal") == -1
     assert layers(device="cpu", n_gpu_layers=7) == 7
-    monkeypatch.setattr(model_module, "gpu_offload_supported", lambda: True)
+    monkeypatch.setattr(spec_module, "gpu_offload_supported", lambda: True)
     assert layers(device="auto") == -1
-    monkeypatch.setattr(model_module, "gpu_offload_supported", lambda: False)
+    monkeypatch.setattr(spec_module, "gpu_offload_supported", lambda: False)
     assert layers(device="auto") == 0
 
 
@@ -70,10 +71,10 @@ def test_an_unknown_device_is_a_load_error(embedded_model_path: Path) -> None:
 def test_asking_for_a_gpu_on_a_cpu_build_warns_and_runs(
     embedded_model_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if model_module.gpu_offload_supported():
+    if spec_module.gpu_offload_supported():
         pytest.skip("this llama.cpp build can offload to a GPU")
-    with caplog.at_level(logging.WARNING, logger="runtime.engine.model"):
-        model = load_model(ModelSpec(str(embedded_model_path), device="cuda", n_ctx=128))
+    with caplog.at_level(logging.WARNING, logger="runtime.engine.llama.loading"):
+        model = Backend.load(ModelSpec(str(embedded_model_path), device="cuda", n_ctx=128))
     model.close()
     assert "no GPU offload" in caplog.text
 
@@ -81,14 +82,14 @@ def test_asking_for_a_gpu_on_a_cpu_build_warns_and_runs(
 def test_a_missing_file_is_a_load_error_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "missing.gguf"
     with pytest.raises(ModelLoadError, match=re.escape(f"not found: {path}")):
-        load_model(ModelSpec(str(path)))
+        Backend.load(ModelSpec(str(path)))
 
 
 def test_a_file_that_is_not_gguf_is_a_load_error_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "model.bin"
     path.write_bytes(b"PK\x03\x04" + b"\0" * 1000)
     with pytest.raises(ModelLoadError, match="not a GGUF model file") as caught:
-        load_model(ModelSpec(str(path)))
+        Backend.load(ModelSpec(str(path)))
     assert str(path) in str(caught.value)
 
 
@@ -100,7 +101,7 @@ def test_a_truncated_file_is_a_load_error_naming_the_path(
         shutil.copyfileobj(source, target, length=1 << 20)
         target.truncate(embedded_model_path.stat().st_size // 2)
     with pytest.raises(ModelLoadError) as caught:
-        load_model(ModelSpec(str(path)))
+        Backend.load(ModelSpec(str(path)))
     assert str(caught.value) == f"model file is truncated (incomplete download?): {path}"
 
 
@@ -115,7 +116,7 @@ def test_a_file_llama_cpp_refuses_is_a_load_error_with_its_reason(
     writer.write_tensors_to_file()
     writer.close()
     with pytest.raises(ModelLoadError) as caught:
-        load_model(ModelSpec(str(path)))
+        Backend.load(ModelSpec(str(path)))
     message = str(caught.value)
     assert message.startswith(f"llama.cpp cannot load {path}: ")
     assert "unknown model architecture: 'no-such-arch'" in message
@@ -131,7 +132,7 @@ def test_loading_a_model_does_not_swallow_other_threads_output(
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys, threading\n"
-        "from runtime.engine.model import load_model\n"
+        "from runtime.engine.llama.backend import Backend\n"
         "from runtime.engine.types import ModelSpec\n"
         "done = threading.Event()\n"
         "count = 0\n"
@@ -143,7 +144,7 @@ def test_loading_a_model_does_not_swallow_other_threads_output(
         "        done.wait(0.001)\n"
         "thread = threading.Thread(target=tick)\n"
         "thread.start()\n"
-        f"load_model(ModelSpec(path={str(embedded_model_path)!r}, n_ctx=256)).close()\n"
+        f"Backend.load(ModelSpec(path={str(embedded_model_path)!r}, n_ctx=256)).close()\n"
         "done.set(); thread.join()\n"
         "print('count', count, flush=True)\n"
     )
@@ -152,11 +153,11 @@ def test_loading_a_model_does_not_swallow_other_threads_output(
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[2],
+        cwd=Path(__file__).parents[3],
     )
     lines = result.stdout.splitlines()
     assert lines[-1] == f"count {lines.count('tick')}"
 
 
-def test_the_quantization_is_named_from_the_gguf_file_type(engine: SerialEngine) -> None:
+def test_the_quantization_is_named_from_the_gguf_file_type(engine: BatchedEngine) -> None:
     assert engine.info.quantization == "Q4_1"  # general.file_type 3

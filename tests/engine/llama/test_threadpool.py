@@ -1,5 +1,6 @@
-"""Persistent compute threads: both engines attach llama.cpp threadpools to
-their context (instead of ggml's per-decode threads) and free them on close."""
+"""Persistent compute threads: the engine attaches llama.cpp threadpools to
+its context, with one slot or many (instead of ggml's per-decode threads),
+and frees them on close."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import asyncio
 from pathlib import Path
 
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.serial import SerialEngine
 from runtime.engine.types import GenerationRequest, ModelSpec, SamplingParams
 
 GREEDY = SamplingParams(greedy=True)
 
 
-def test_both_engines_decode_on_attached_pools(
-    batched: BatchedEngine, engine: SerialEngine
+def test_one_slot_and_many_decode_on_attached_pools(
+    batched: BatchedEngine, engine: BatchedEngine
 ) -> None:
     assert batched.model._threads.attached
     assert engine.model._threads.attached

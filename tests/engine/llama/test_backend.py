@@ -3,6 +3,7 @@ over several KV streams, prefix keeping and copying, and failures."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,31 +12,18 @@ import gguf
 import numpy as np
 import pytest
 
-from runtime.engine.backend import Backend, DecodeError
-from runtime.engine.request_state import RequestState, TokenBudget
+from runtime.engine.budget import TokenBudget
+from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
-from runtime.engine.types import (
-    Delta,
-    GenerationRequest,
-    GenerationResult,
-    ModelSpec,
-    SamplingParams,
-)
+from runtime.engine.types import GenerationRequest, ModelSpec, SamplingParams
 from runtime.errors import ModelLoadError
 
 CONTEXT = 128
 
 
-class Discard:
-    def post_delta(self, delta: Delta) -> bool:
-        return True
-
-    def post_result(self, result: GenerationResult) -> bool:
-        return True
-
-    def post_error(self, error: BaseException) -> bool:
-        return True
+# Where the sequences' deltas would go (nobody reads them here).
+LOOP = asyncio.new_event_loop()
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +44,14 @@ def sequence(backend: Backend, tokens: list[int], slot: int, cached: int = 0) ->
     """A sequence placed in `slot` as the scheduler places one: the slot's KV
     cache is cut to the `cached` tokens it shares with `tokens`."""
     backend.keep_prefix(slot, cached)
-    seq = Sequence(GenerationRequest(prompt="-"), Discard())
-    state = RequestState(
-        prompt_tokens=len(tokens),
-        budget=TokenBudget(8),
+    seq = Sequence(GenerationRequest(prompt="-"), LOOP)
+    seq.prepare(
+        tokens,
+        TokenBudget(8),
         token_bytes=backend.token_bytes,
         context_length=CONTEXT,
+        sampler=backend.new_sampler(SamplingParams(greedy=True)),
     )
-    seq.start(tokens, state, backend.new_sampler(SamplingParams(greedy=True)))
     seq.place(slot, cached)
     return seq
 
@@ -78,9 +66,9 @@ def evaluate(backend: Backend, *sequences: Sequence) -> list[int]:
         for seq in sequences:
             if seq.num_pending:
                 batch.add(seq, min(seq.num_pending, share))
-        backend.decode(batch)
+        rows = backend.decode(batch)
         batch.commit()
-        sampled.update((seq, backend.sample(seq)) for seq in batch.sampling)
+        sampled.update((seq, backend.sample(seq.sampler, row)) for seq, row in rows)  # type: ignore[arg-type]
     return [sampled[seq] for seq in sequences]
 
 

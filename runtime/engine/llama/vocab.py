@@ -1,9 +1,7 @@
 """The read-only half of a loaded model: text ↔ tokens, special tokens, metadata.
 
-Both engines' model wrappers (`model.LoadedModel` over llama-cpp-python's
-`Llama`, `backend.Backend` over a multi-sequence context) inherit it, so a
-prompt tokenizes and a token detokenizes the same way whichever engine serves
-it. llama.cpp allows these vocabulary calls from any thread.
+`backend.Backend` inherits it. llama.cpp allows these vocabulary calls from
+any thread, so the engine's intake thread tokenizes while the worker decodes.
 """
 
 from __future__ import annotations

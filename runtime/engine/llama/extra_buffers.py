@@ -22,17 +22,13 @@ AMX, for a build you know works.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import re
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import llama_cpp
-import llama_cpp.llama_cpp
 
 from runtime.errors import ModelLoadError
 
@@ -96,30 +92,3 @@ def decision() -> Decision:
     if not made.allowed and made.reason and not made.reason.startswith(SETTING):
         logger.warning("%s", made.reason)
     return made
-
-
-_llama_defaults_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def for_llama() -> Iterator[None]:
-    """While llama-cpp-python's `Llama(...)` loads a model in this block, its
-    model params follow `decision()` (`Llama` takes no such argument; it asks
-    `llama_model_default_params()`, which this swaps for the block)."""
-    if decision().allowed:
-        yield
-        return
-    module = llama_cpp.llama_cpp
-    with _llama_defaults_lock:
-        original = module.llama_model_default_params
-
-        def without_extra_buffers() -> llama_cpp.llama_model_params:
-            params = original()
-            params.use_extra_bufts = False
-            return params
-
-        module.llama_model_default_params = without_extra_buffers
-        try:
-            yield
-        finally:
-            module.llama_model_default_params = original

@@ -15,7 +15,7 @@ import pytest
 
 from convert.quantize import quantize
 from convert.synthetic import write_llama_gguf
-from runtime.engine import extra_buffers
+from runtime.engine.llama import extra_buffers
 from runtime.errors import ModelLoadError
 
 # What llama_print_system_info() says on an AMX machine (llama-cpp-python 0.3.36).

@@ -1,10 +1,8 @@
 """Build a llama.cpp sampler chain from `SamplingParams`.
 
-One chain per request (per sequence in the batching engine, each sampling its
-own row of one batch's logits): the chain carries the request's RNG state and
-repeat-penalty history, so it must never be shared between requests. Built on
-llama.cpp's C sampler API rather than `Llama.sample`, which keeps one sampler
-on the `Llama` object.
+One chain per request (each sequence samples its own row of one batch's
+logits): the chain carries the request's RNG state and repeat-penalty
+history, so it must never be shared between requests.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The template comes from the GGUF metadata (`tokenizer.chat_template`, the same
 Jinja template transformers uses) and is rendered the way transformers renders
 it, through llama-cpp-python's `Jinja2ChatFormatter` (sandboxed Jinja, `tojson`,
 `strftime_now`, `raise_exception`). BOS handling and stopping live elsewhere:
-`LoadedModel.encode` never adds a second BOS, and generation stops at the
+`Vocabulary.encode` never adds a second BOS, and generation stops at the
 model's end-of-generation tokens.
 """
 

@@ -1,6 +1,6 @@
 import pytest
 
-from runtime.engine.chat import CHATML_TEMPLATE, ChatTemplate
+from runtime.engine.llama.chat_template import CHATML_TEMPLATE, ChatTemplate
 from runtime.engine.types import ChatMessage
 from runtime.errors import InputError
 

@@ -10,10 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.engine.abort import AbortFlag
 from runtime.engine.batched import BatchedEngine
-from runtime.engine.sequence import SequenceStatus
-from runtime.engine.serial import SerialEngine
+from runtime.engine.llama.abort import AbortFlag
 from runtime.engine.types import (
     CancelToken,
     FinishReason,
@@ -22,7 +20,6 @@ from runtime.engine.types import (
     ModelSpec,
     SamplingParams,
 )
-from tests.engine.test_scheduler import FakeKV, make, numbers, step, submit
 
 GREEDY = SamplingParams(greedy=True)
 # About 1,500 tokens, evaluated as one chunk (n_batch 2048): seconds of work.
@@ -55,36 +52,6 @@ def test_the_flag_is_set_by_a_cancelled_token_or_closing_only_while_armed() -> N
         assert flag.is_set
 
 
-def test_an_aborted_batch_leaves_nothing_in_the_kv_cache_and_is_planned_again() -> None:
-    kv = FakeKV()
-    scheduler = make(slots=2, batch=8, kv=kv)
-    decoding = submit(scheduler, "1 2", max_tokens=5)
-    step(scheduler)
-    prefilling = submit(scheduler, numbers(20))
-    aborted = scheduler.schedule()  # llama_decode returns 2: nothing is committed
-    kv.calls.clear()
-    scheduler.rewind([seq for seq, _ in aborted.chunks])
-    assert kv.calls == [("keep", 0, decoding.num_kv), ("keep", 1, 0)]
-    assert plan_of(scheduler.schedule()) == plan_of(aborted) == [(decoding, 1), (prefilling, 7)]
-
-
-def test_a_model_that_cannot_drop_a_tail_evaluates_the_whole_sequence_again_after_an_abort() -> (
-    None
-):
-    scheduler = make(slots=1, batch=16, kv=FakeKV(can_drop_tails=False))
-    seq = submit(scheduler, "1 2 3", max_tokens=5)
-    step(scheduler)
-    step(scheduler)
-    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7]
-    assert seq.state is not None
-    started = seq.state.decode_started_at
-    scheduler.rewind([seq for seq, _ in scheduler.schedule().chunks])  # aborted
-    assert (seq.status, seq.num_kv) == (SequenceStatus.PREFILL, 0)
-    step(scheduler)  # the whole sequence in one chunk, then the next token
-    assert seq.status is SequenceStatus.DECODE and seq.tokens == [1, 2, 3, 7, 7, 7]
-    assert seq.state.decode_started_at == started
-
-
 def plan_of(batch: Any) -> list[tuple[Any, int]]:
     return list(batch.chunks)
 
@@ -97,8 +64,7 @@ class DecodeSpy:
         original: Callable[..., Any] = getattr(target, name)
 
         def spy(*args: Any) -> Any:
-            work = args[0]  # a Batch, or a list of tokens
-            if (work.num_tokens if hasattr(work, "num_tokens") else len(work)) > 100:
+            if args[0].num_tokens > 100:  # a Batch
                 self.inside.set()
             return original(*args)
 
@@ -134,7 +100,7 @@ async def test_cancelling_a_request_stops_its_prompt_chunk_midway_and_its_batch_
         result = await result_of(long)
         assert result.finish_reason is FinishReason.CANCELLED
         # The chunk never finished: nothing of the prompt reached the KV cache.
-        [seq] = [s for s in engine.scheduler.slots if s and s.request is long.request]
+        [seq] = [s for s in engine.scheduler.placement.slots if s and s.request is long.request]
         assert seq.num_kv == 0
         assert (await result_of(mate)).text == alone.text
         assert (await result_of(engine.submit(story()))).text == alone.text
@@ -157,22 +123,22 @@ async def test_closing_the_engine_stops_a_prompt_chunk_midway(embedded_model_pat
     assert result.usage.completion_tokens == 0
 
 
-async def test_the_serial_engine_stops_a_prompt_chunk_midway_and_serves_the_next_request(
+async def test_a_one_slot_engine_stops_a_prompt_chunk_midway_and_serves_the_next_request(
     embedded_model_path: Path,
 ) -> None:
     engine = await asyncio.to_thread(
-        SerialEngine.load, ModelSpec(str(embedded_model_path), n_ctx=2048, n_batch=2048)
+        BatchedEngine.load, ModelSpec(str(embedded_model_path), n_ctx=2048, n_batch=2048)
     )
     try:
         alone = await result_of(engine.submit(story()))
-        llama = engine.model._llama
-        spy = DecodeSpy(llama, "eval")
+        spy = DecodeSpy(engine.model, "decode")
         long = engine.submit(story(LONG))
         await wait_inside(spy)
         long.cancel()
         result = await result_of(long)
         assert result.finish_reason is FinishReason.CANCELLED
-        assert llama.n_tokens < 100  # the chunk was not evaluated
+        [seq] = [s for s in engine.scheduler.placement.slots if s and s.request is long.request]
+        assert seq.num_kv == 0  # the chunk was not evaluated
         assert (await result_of(engine.submit(story()))).text == alone.text
     finally:
         await engine.close()

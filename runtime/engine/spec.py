@@ -1,0 +1,83 @@
+"""A model's load settings with every default filled in: the model pool's key.
+
+Two specs that resolve equal load the same model.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from convert.metadata import GGUFInfo, read_gguf_info
+from convert.preflight import available_memory, largest_context, shape_of
+from runtime.engine.llama import gpu_offload_supported
+from runtime.engine.types import AUTO_CONTEXT, ModelSpec
+from runtime.errors import ModelLoadError
+
+# Our default context: the model's trained context, but no more than this.
+# llama-cpp-python's own default (512) is too small for chat; a 3B model's full
+# trained context (64k) would need gigabytes of KV cache on a small laptop.
+MAX_DEFAULT_CONTEXT = 4096
+DEFAULT_BATCH = 512
+DEVICES = ("auto", "cpu", "cuda", "metal")
+
+
+def default_threads() -> int:
+    # Mirrors llama-cpp-python's default so explicit and implicit specs compare equal.
+    return max(multiprocessing.cpu_count() // 2, 1)
+
+
+def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
+    """The spec with every default filled in and the path made absolute.
+
+    Reads the GGUF header (milliseconds), so call it off the event loop.
+    """
+    path = Path(spec.path).expanduser().resolve()
+    if header is None:
+        header = read_gguf_info(path)
+    device = (spec.device or "auto").lower()
+    if device not in DEVICES:
+        raise ModelLoadError(f"unknown device {spec.device!r}; use one of: {', '.join(DEVICES)}")
+    n_batch = spec.n_batch if spec.n_batch is not None else DEFAULT_BATCH
+    if n_batch <= 0:
+        raise ModelLoadError(f"n_batch must be positive, got {n_batch}")
+    n_threads = spec.n_threads if spec.n_threads else default_threads()
+    n_gpu_layers = spec.n_gpu_layers
+    if n_gpu_layers is None:
+        if device == "cpu":
+            n_gpu_layers = 0
+        elif device == "auto":
+            n_gpu_layers = -1 if gpu_offload_supported() else 0
+        else:
+            n_gpu_layers = -1
+    n_ctx = spec.n_ctx
+    if n_ctx is not None and n_ctx < 0 and n_ctx != AUTO_CONTEXT:
+        raise ModelLoadError(f"context length must be positive, got {n_ctx}")
+    trained = header.context_length
+    if n_ctx is None:
+        n_ctx = min(trained, MAX_DEFAULT_CONTEXT) if trained else MAX_DEFAULT_CONTEXT
+    elif n_ctx == 0:  # llama.cpp's convention: 0 = the trained context
+        n_ctx = trained or MAX_DEFAULT_CONTEXT
+    elif n_ctx == AUTO_CONTEXT:
+        shape = shape_of(header)
+        n_ctx = (
+            largest_context(
+                shape,
+                available_memory(),
+                n_parallel=max(1, spec.parallel),
+                n_batch=n_batch,
+                n_gpu_layers=n_gpu_layers,
+            )
+            if shape is not None
+            else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+        )
+    return ModelSpec(
+        path=str(path),
+        n_ctx=n_ctx,
+        n_batch=min(n_batch, n_ctx),
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        device=device,
+        parallel=max(1, spec.parallel),
+        max_queue=spec.max_queue,
+    )
