@@ -129,16 +129,8 @@ def unreadable_body(error: HTTPException) -> str | None:
     return None
 
 
-OPENAI_PREFIX = "/v1"
-
-
-def is_openai_path(path: str) -> bool:
-    return path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    # Imported here: openai_errors builds on this module's status_for.
-    from runtime.server import openai_errors
+    """The model-compose API's handlers (the /v1 app has its own)."""
 
     @app.exception_handler(ModelComposeError)
     async def known_error(request: Request, error: ModelComposeError) -> JSONResponse:
@@ -158,15 +150,6 @@ def install_error_handlers(app: FastAPI) -> None:
             405: f"method {request.method} is not allowed on {request.url.path}",
         }
         message = messages.get(error.status_code) or unreadable_body(error) or str(error.detail)
-        if is_openai_path(request.url.path):
-            # A /v1 path no /v1 route matched (one with a newline, which no
-            # route pattern matches): still an error in OpenAI's shape.
-            message = message[:1].upper() + message[1:] + "."
-            return openai_errors.error_response(
-                openai_errors.OpenAIRequestError(
-                    message, status=error.status_code, headers=dict(error.headers or {})
-                )
-            )
         type_ = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "invalid_request"
         )

@@ -9,12 +9,14 @@ documented shape), and the bearer key when `controller.api_key` is set.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
+from starlette.routing import BaseRoute
 
 SCHEMAS = "#/components/schemas/"
 
@@ -88,12 +90,16 @@ class Served:
     open_paths: tuple[str, ...] = ()
 
 
-def document(app: FastAPI, served: Served) -> dict[str, Any]:
-    """The app's OpenAPI document, built once."""
+def document(app: FastAPI, served: Served, mounted: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The app's OpenAPI document, with the routes of the apps it mounts
+    (`mounted`, at their full paths), built once."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=[*app.routes, *mounted],
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for operation in operations(doc):
