@@ -98,9 +98,6 @@ def describe_validation(error: RequestValidationError) -> str:
     """Pydantic's error list → one sentence a person can act on."""
     problems = []
     for item in error.errors():
-        if item.get("type") == "json_invalid":
-            reason = item.get("ctx", {}).get("error", "invalid JSON")
-            return f"the request body is not valid JSON: {reason}"
         if tuple(item.get("loc", ())) == ("body",):
             return describe_body(item)
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
@@ -115,9 +112,16 @@ def describe_validation(error: RequestValidationError) -> str:
     return "; ".join(problems) or "the request is invalid"
 
 
-def unreadable_body(error: HTTPException) -> str | None:
-    """What was wrong with a JSON body FastAPI could not even parse (it
-    says only "There was an error parsing the body"), from the cause."""
+def unreadable_body(error: RequestValidationError | HTTPException) -> str | None:
+    """Why the request body could not be read as JSON at all, for both APIs
+    (FastAPI itself says only "There was an error parsing the body"), or
+    None when it could."""
+    if isinstance(error, RequestValidationError):
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                reason = item.get("ctx", {}).get("error", "invalid JSON")
+                return f"the request body is not valid JSON: {reason}"
+        return None
     cause = error.__cause__
     if isinstance(cause, UnicodeDecodeError):
         return (
@@ -141,7 +145,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", describe_validation(error))
+        message = unreadable_body(error) or describe_validation(error)
+        return error_response(400, "invalid_request", message)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:

@@ -106,11 +106,11 @@ def invalid_fields(error: RequestValidationError) -> tuple[str, str | None]:
     """Pydantic's errors → (one message naming the fields, the first field)."""
     problems: list[str] = []
     params: list[str] = []
+    unreadable = unreadable_body(error)
+    if unreadable is not None:
+        return sentence(unreadable), None
     for item in error.errors():
         kind = item.get("type")
-        if kind == "json_invalid":
-            reason = item.get("ctx", {}).get("error", "invalid JSON")
-            return f"The request body is not valid JSON: {reason}.", None
         param = field_path(item.get("loc", ()))
         if not param:
             return "The request body must be a JSON object.", None
@@ -121,6 +121,11 @@ def invalid_fields(error: RequestValidationError) -> tuple[str, str | None]:
         message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
         problems.append(f"Invalid value for '{param}': {message[:1].lower()}{message[1:]}.")
     return " ".join(problems) or "The request is invalid.", params[0] if params else None
+
+
+def sentence(message: str) -> str:
+    """The model-compose API's words as OpenAI writes its messages."""
+    return message[:1].upper() + message[1:] + "."
 
 
 def field_path(loc: Any) -> str:
@@ -147,8 +152,8 @@ def http_error(request: Request, error: HTTPException) -> OpenAIRequestError:
         allowed = headers.get("Allow", "")
         message = f"Method {method} is not allowed on {path} (allowed: {allowed})"
         return OpenAIRequestError(message, status=405, headers=headers)
-    message = unreadable_body(error)
-    message = message[:1].upper() + message[1:] + "." if message else str(error.detail)
+    unreadable = unreadable_body(error)
+    message = sentence(unreadable) if unreadable else str(error.detail)
     return OpenAIRequestError(message, status=error.status_code, headers=headers)
 
 

@@ -140,22 +140,20 @@ async def run(request: Request, service: Service, workflow_id: str | None, body:
     )
 
 
-@router.get(
-    "/tasks/{task_id}",
-    response_model=api_models.Task,
-    response_model_exclude_unset=True,
-    responses=error_responses(ErrorResponse, 404),
-)
+# A task answers its state (`output` once completed, `error` once failed).
+TASK: dict[str, Any] = {
+    "response_model": api_models.Task,
+    "response_model_exclude_unset": True,
+    "responses": error_responses(ErrorResponse, 404),
+}
+
+
+@router.get("/tasks/{task_id}", **TASK)
 async def get_task(task_id: str, service: ServiceDep) -> dict[str, Any]:
     return service.tasks.get(task_id).to_json()
 
 
-@router.post(
-    "/tasks/{task_id}/cancel",
-    response_model=api_models.Task,
-    response_model_exclude_unset=True,
-    responses=error_responses(ErrorResponse, 404),
-)
+@router.post("/tasks/{task_id}/cancel", **TASK)
 async def cancel_task(task_id: str, service: ServiceDep) -> dict[str, Any]:
     task = service.tasks.get(task_id)
     if not task.is_finished:
