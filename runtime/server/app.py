@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -45,6 +46,7 @@ def openai_app(service: Service) -> FastAPI:
     mounts it at /v1 and documents its routes with the others."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.service = service
+    app.state.created = int(time.time())
     install_openai_handlers(app)
     app.include_router(openai_routes.router)
     return app

@@ -9,7 +9,6 @@ its response echoes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -97,11 +96,8 @@ def component_for(config: ComposeConfig, model: str) -> str:
 
 
 def created_at(request: Request) -> int:
-    """When the /v1 app started serving its models (OpenAI's `created`)."""
-    state = request.app.state
-    if getattr(state, "created", None) is None:
-        state.created = int(time.time())
-    return int(state.created)
+    """When the /v1 app was made (OpenAI's `created` of its models)."""
+    return int(request.app.state.created)
 
 
 def model_entry(name: str, created: int) -> dict[str, Any]:

@@ -22,8 +22,13 @@ logger = logging.getLogger(__name__)
 
 
 class RunEvents(EventQueue):
-    """A run's deltas, then its task once it finished. Cancelling the events
-    cancels the run."""
+    """A run's deltas, then its task once it finished (`follow`). Cancelling
+    the events cancels the run. `stream`: answer with the events;
+    `output_only`: else with the bare output, not the task."""
+
+    def __init__(self, stream: bool, output_only: bool) -> None:
+        super().__init__()
+        self.stream, self.output_only = stream, output_only
 
     def follow(self, task: Task) -> None:
         self.run = task
@@ -38,6 +43,19 @@ class RunEvents(EventQueue):
         super().cancel()
         if not self.run.is_finished:
             self.run.cancel()
+
+    def answer(self, first: Any) -> Response | AsyncIterator[dict[str, Any]]:
+        """Once the first event came: a run that failed answers its task with
+        the error's status; else its events, its output or its task."""
+        task = self.run
+        if task.status == TaskStatus.FAILED and task.error is not None:
+            status = status_for(task.error)
+            return JSONResponse(task.to_json(), status, headers=retry_headers(status))
+        if self.stream:
+            return run_events(task, first, self)
+        if self.output_only and task.status == TaskStatus.COMPLETED:
+            return JSONResponse(task.output)
+        return JSONResponse(task.to_json())
 
 
 def final_event(task: Task) -> dict[str, Any]:
@@ -77,19 +95,3 @@ async def run_events(task: Task, first: Any, events: RunEvents) -> AsyncIterator
                 "message": "the server failed on this request (see its log)",
             },
         }
-
-
-def run_answer(
-    task: Task, first: Any, events: RunEvents, stream: bool, output_only: bool
-) -> Response | AsyncIterator[dict[str, Any]]:
-    """What a run answers once its first event came: a run that failed
-    answers its task with the error's status; else its events, its bare
-    output (`output_only`) or its task."""
-    if task.status == TaskStatus.FAILED and task.error is not None:
-        status = status_for(task.error)
-        return JSONResponse(task.to_json(), status, headers=retry_headers(status))
-    if stream:
-        return run_events(task, first, events)
-    if output_only and task.status == TaskStatus.COMPLETED:
-        return JSONResponse(task.output)
-    return JSONResponse(task.to_json())

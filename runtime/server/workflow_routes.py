@@ -20,7 +20,7 @@ from runtime.server.api_models import (
 )
 from runtime.server.deps import ServiceDep, ready
 from runtime.server.openapi import error_responses, event_stream
-from runtime.server.run_stream import RunEvents, run_answer
+from runtime.server.run_stream import RunEvents
 from runtime.server.streaming import respond
 from runtime.service import Service
 from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
@@ -130,14 +130,12 @@ async def run(request: Request, service: Service, workflow_id: str | None, body:
     stream = "text/event-stream" in request.headers.get("accept", "") or (
         body.output_only and workflow_streams(service.config, service.runner.workflow(workflow_id))
     )
-    events = RunEvents()
+    events = RunEvents(stream, body.output_only)
     task = service.start_run(workflow_id, body.input, events if stream else None)
     if not stream and not body.wait_for_completion:
         return task.to_json()
     events.follow(task)
-    return await respond(
-        events, request, lambda first: run_answer(task, first, events, stream, body.output_only)
-    )
+    return await respond(events, request, events.answer)
 
 
 # A task answers its state (`output` once completed, `error` once failed).
