@@ -132,7 +132,7 @@ async def get_model(model_id: str, request: Request, service: ServiceDep) -> dic
 async def chat_completions(
     body: ChatCompletionBody, request: Request, service: ServiceDep
 ) -> Response:
-    return await respond(request, service, body, "messages", chat_chunks, chat_completion)
+    return await generate(request, service, body, "messages", chat_chunks, chat_completion)
 
 
 @router.post(
@@ -141,10 +141,10 @@ async def chat_completions(
     responses=generation_responses(TextCompletion, TextCompletionChunk),
 )
 async def completions(body: CompletionBody, request: Request, service: ServiceDep) -> Response:
-    return await respond(request, service, body, "prompt", text_chunks, text_completion)
+    return await generate(request, service, body, "prompt", text_chunks, text_completion)
 
 
-async def respond(
+async def generate(
     request: Request,
     service: Service,
     body: Any,

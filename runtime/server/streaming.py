@@ -2,7 +2,8 @@
 come through one small bounded queue; `respond` waits for the first event or
 the client's disconnect, then answers either JSON (its status chosen from that
 first event: 400 for a prompt that does not fit, 503 when the model's queue is
-full...) or Server-Sent Events, sent by sse-starlette with keep-alive pings.
+full...) or Server-Sent Events, sent by sse-starlette, with a keep-alive ping
+when a stream goes quiet.
 
 A slow reader slows the run down instead of filling a buffer; however the
 response ends (a client that hangs up, a refusal, the end of the stream), the
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import AppStatus
 from starlette.background import BackgroundTask
 from starlette.types import Receive
@@ -25,7 +26,8 @@ from starlette.types import Receive
 T = TypeVar("T")
 
 CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
-PING_SECONDS = 15  # a comment line while a run is quiet, so proxies keep the connection
+PING_SECONDS = 15.0  # a comment after so long without an event keeps proxies from closing
+PING = ServerSentEvent(comment="ping", sep="\n")
 SSE_HEADERS = {"Cache-Control": "no-cache"}
 
 # sse-starlette cuts every stream when uvicorn is told to exit. Ours end
@@ -117,14 +119,29 @@ async def respond(events: EventQueue, request: Request, answer: Answer) -> Respo
         _sent(answered, events),
         headers=SSE_HEADERS,
         sep="\n",
-        ping=PING_SECONDS,
+        ping=0,  # ours (`_sent`) ping only a stream that has gone quiet
         background=BackgroundTask(events.cancel),  # also when the stream never started
     )
 
 
-async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[str]:
+async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:
+    """The stream's events as SSE data, and a ping comment whenever none came
+    for PING_SECONDS: a stream that flows carries nothing but its events."""
+    coming: asyncio.Future[Any] | None = None
     try:
-        async for event in stream:
+        while True:
+            if coming is None:
+                coming = asyncio.ensure_future(anext(stream))
+            if not (await asyncio.wait({coming}, timeout=PING_SECONDS))[0]:
+                yield PING
+                continue
+            try:
+                event = coming.result()
+            except StopAsyncIteration:
+                return
+            coming = None
             yield event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
     finally:
+        if coming is not None:
+            coming.cancel()
         events.cancel()
