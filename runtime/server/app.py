@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount
 
 from runtime import __version__
 from runtime.config.units import parse_size
 from runtime.server import model_routes, openai_routes, workflow_routes
 from runtime.server.errors import install_error_handlers
 from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
+from runtime.server.openai_errors import install_openai_handlers
 from runtime.server.openapi import Served, document
 from runtime.service import Service, ServiceState
 
@@ -32,6 +36,29 @@ def log_start_failure(starting: asyncio.Task[None]) -> None:
     traceback; /health and `model-compose up` are what report it."""
     if not starting.cancelled() and starting.exception() is not None:
         logger.info("the models did not load: %s", starting.exception())
+
+
+OPENAI_PREFIX = "/v1"
+
+
+def openai_app(service: Service) -> FastAPI:
+    """The OpenAI-compatible API, with its own error handlers; create_app
+    mounts it at /v1 and documents its routes with the others."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.service = service
+    app.state.created = int(time.time())
+    install_openai_handlers(app)
+    app.include_router(openai_routes.router)
+    return app
+
+
+class PrefixMount(Mount):
+    """A mount that owns every path under its prefix: Starlette's pattern
+    stops at a newline, and such a path is the mounted app's 404 too."""
+
+    def __init__(self, path: str, app: FastAPI) -> None:
+        super().__init__(path, app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -63,7 +90,9 @@ def create_app(service: Service) -> FastAPI:
         app.add_api_route(
             "/health", workflow_routes.health, methods=["GET"], include_in_schema=False
         )
-    app.include_router(openai_routes.router)
+    app.router.routes.append(PrefixMount(OPENAI_PREFIX, openai_app(service)))
+    documented = APIRouter()  # the /v1 routes, as the document names them
+    documented.include_router(openai_routes.router, prefix=OPENAI_PREFIX)
     open_paths = ("/health", f"{base_path}/health")
     served = Served(
         workflows=[w.id for w in service.config.workflows] + ["__default__"],
@@ -71,7 +100,7 @@ def create_app(service: Service) -> FastAPI:
         api_key=bool(controller.api_key),
         open_paths=open_paths,
     )
-    app.openapi = lambda: document(app, served)  # type: ignore[method-assign]
+    app.openapi = lambda: document(app, served, documented.routes)  # type: ignore[method-assign]
     # Added last = outermost: CORS answers preflights before the key check.
     if controller.api_key:
         app.add_middleware(

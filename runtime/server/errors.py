@@ -98,9 +98,6 @@ def describe_validation(error: RequestValidationError) -> str:
     """Pydantic's error list → one sentence a person can act on."""
     problems = []
     for item in error.errors():
-        if item.get("type") == "json_invalid":
-            reason = item.get("ctx", {}).get("error", "invalid JSON")
-            return f"the request body is not valid JSON: {reason}"
         if tuple(item.get("loc", ())) == ("body",):
             return describe_body(item)
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
@@ -115,9 +112,16 @@ def describe_validation(error: RequestValidationError) -> str:
     return "; ".join(problems) or "the request is invalid"
 
 
-def unreadable_body(error: HTTPException) -> str | None:
-    """What was wrong with a JSON body FastAPI could not even parse (it
-    says only "There was an error parsing the body"), from the cause."""
+def unreadable_body(error: RequestValidationError | HTTPException) -> str | None:
+    """Why the request body could not be read as JSON at all, for both APIs
+    (FastAPI itself says only "There was an error parsing the body"), or
+    None when it could."""
+    if isinstance(error, RequestValidationError):
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                reason = item.get("ctx", {}).get("error", "invalid JSON")
+                return f"the request body is not valid JSON: {reason}"
+        return None
     cause = error.__cause__
     if isinstance(cause, UnicodeDecodeError):
         return (
@@ -129,16 +133,8 @@ def unreadable_body(error: HTTPException) -> str | None:
     return None
 
 
-OPENAI_PREFIX = "/v1"
-
-
-def is_openai_path(path: str) -> bool:
-    return path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    # Imported here: openai_errors builds on this module's status_for.
-    from runtime.server import openai_errors
+    """The model-compose API's handlers (the /v1 app has its own)."""
 
     @app.exception_handler(ModelComposeError)
     async def known_error(request: Request, error: ModelComposeError) -> JSONResponse:
@@ -149,7 +145,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", describe_validation(error))
+        message = unreadable_body(error) or describe_validation(error)
+        return error_response(400, "invalid_request", message)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -158,15 +155,6 @@ def install_error_handlers(app: FastAPI) -> None:
             405: f"method {request.method} is not allowed on {request.url.path}",
         }
         message = messages.get(error.status_code) or unreadable_body(error) or str(error.detail)
-        if is_openai_path(request.url.path):
-            # A /v1 path no /v1 route matched (one with a newline, which no
-            # route pattern matches): still an error in OpenAI's shape.
-            message = message[:1].upper() + message[1:] + "."
-            return openai_errors.error_response(
-                openai_errors.OpenAIRequestError(
-                    message, status=error.status_code, headers=dict(error.headers or {})
-                )
-            )
         type_ = {404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "invalid_request"
         )

@@ -5,10 +5,10 @@ how an operator (and scripts/soak) sees that a server is idle again."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from runtime.server.workflow_routes import service_of
+from runtime.server.deps import ServiceDep
 
 router = APIRouter()
 
@@ -29,8 +29,7 @@ class ModelsStatus(BaseModel):
 
 
 @router.get("/models")
-async def loaded_models(request: Request) -> ModelsStatus:
-    service = service_of(request)
+async def loaded_models(service: ServiceDep) -> ModelsStatus:
     models = []
     for engine in service.pool.engines():
         stats, info = engine.stats(), engine.info

@@ -1,21 +1,16 @@
 """Errors under /v1 in OpenAI's shape: `{"error": {"message", "type", "param",
-"code"}}`, which OpenAI clients turn into their own exception types.
-
-The /v1 routes use `OpenAIRoute`, which catches what a route raises (request
-validation included, since FastAPI validates inside the route) and answers in
-this shape, so the app-wide handlers of the model-compose API stay as they are.
+"code"}}`, which OpenAI clients turn into their own exception types. The /v1
+app installs these handlers; the model-compose API has its own (errors.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from runtime.errors import InputError, ModelComposeError, PromptTooLongError
@@ -79,7 +74,7 @@ def error_type_for(status: int) -> str:
     return "invalid_request_error"
 
 
-def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
+def openai_error(error: BaseException) -> tuple[int, dict[str, Any]]:
     """(HTTP status, `{"error": {...}}`) for anything a /v1 request raised."""
     param: str | None = None
     code: str | None = None
@@ -87,16 +82,11 @@ def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
         status, message, param, code = error.status, str(error), error.param, error.code
     elif isinstance(error, RequestValidationError):
         status, code = 400, None
-        message, param = describe_validation(error)
+        message, param = invalid_fields(error)
     elif isinstance(error, ModelComposeError):
         status, message, code = status_for(error), str(error), error.error_type
         if isinstance(error, InputError):
             param = error.name
-    elif isinstance(error, HTTPException):
-        status, message = error.status_code, str(error.detail)
-        unreadable = unreadable_body(error)
-        if unreadable is not None:
-            message = unreadable[:1].upper() + unreadable[1:] + "."
     else:
         logger.error("unhandled error on /v1", exc_info=error)
         status, message = 500, "The server failed on this request (see its log)."
@@ -105,22 +95,22 @@ def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:
 
 
 def error_response(error: BaseException) -> JSONResponse:
-    status, body = error_body(error)
+    status, body = openai_error(error)
     headers = retry_headers(status) or {}
     if isinstance(error, OpenAIRequestError):
         headers.update(error.headers)  # e.g. Allow on a 405
     return JSONResponse(body, status, headers=headers)
 
 
-def describe_validation(error: RequestValidationError) -> tuple[str, str | None]:
+def invalid_fields(error: RequestValidationError) -> tuple[str, str | None]:
     """Pydantic's errors → (one message naming the fields, the first field)."""
     problems: list[str] = []
     params: list[str] = []
+    unreadable = unreadable_body(error)
+    if unreadable is not None:
+        return sentence(unreadable), None
     for item in error.errors():
         kind = item.get("type")
-        if kind == "json_invalid":
-            reason = item.get("ctx", {}).get("error", "invalid JSON")
-            return f"The request body is not valid JSON: {reason}.", None
         param = field_path(item.get("loc", ()))
         if not param:
             return "The request body must be a JSON object.", None
@@ -131,6 +121,11 @@ def describe_validation(error: RequestValidationError) -> tuple[str, str | None]
         message = str(item.get("msg", "is invalid")).removeprefix("Value error, ")
         problems.append(f"Invalid value for '{param}': {message[:1].lower()}{message[1:]}.")
     return " ".join(problems) or "The request is invalid.", params[0] if params else None
+
+
+def sentence(message: str) -> str:
+    """The model-compose API's words as OpenAI writes its messages."""
+    return message[:1].upper() + message[1:] + "."
 
 
 def field_path(loc: Any) -> str:
@@ -146,19 +141,29 @@ def field_path(loc: Any) -> str:
     return path
 
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+def http_error(request: Request, error: HTTPException) -> OpenAIRequestError:
+    """No /v1 route for the path (OpenAI's 404), or not with this method
+    (a 405 naming the methods allowed, as HTTP says and OpenAI clients
+    handle), or a body that could not be read."""
+    method, path, headers = request.method, request.url.path, dict(error.headers or {})
+    if error.status_code == 404:
+        return OpenAIRequestError(f"Invalid URL ({method} {path})", status=404)
+    if error.status_code == 405:
+        allowed = headers.get("Allow", "")
+        message = f"Method {method} is not allowed on {path} (allowed: {allowed})"
+        return OpenAIRequestError(message, status=405, headers=headers)
+    unreadable = unreadable_body(error)
+    message = sentence(unreadable) if unreadable else str(error.detail)
+    return OpenAIRequestError(message, status=error.status_code, headers=headers)
 
 
-class OpenAIRoute(APIRoute):
-    """A route whose errors leave in OpenAI's shape."""
+def install_openai_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, error: HTTPException) -> JSONResponse:
+        return error_response(http_error(request, error))
 
-    def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as error:  # CancelledError is not an Exception: it passes
-                return error_response(error)
-
-        return route
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ModelComposeError)
+    @app.exception_handler(Exception)
+    async def any_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(error)

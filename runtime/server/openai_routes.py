@@ -9,23 +9,20 @@ its response echoes.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from starlette.routing import Match
 
 from runtime.config.schema import ComposeConfig, ModelComponent
-from runtime.engine.types import GenerationRequest, GenerationResult, Usage
+from runtime.engine.types import GenerationResult
 from runtime.errors import PromptTooLongError
+from runtime.server import streaming
 from runtime.server.api_models import ErrorResponse
+from runtime.server.deps import ServiceDep, ready
 from runtime.server.openai_errors import (
     OpenAIRequestError,
-    OpenAIRoute,
     context_length_exceeded,
     model_not_found,
 )
@@ -39,19 +36,21 @@ from runtime.server.openai_models import (
     TextCompletion,
     TextCompletionChunk,
 )
-from runtime.server.openai_requests import ChatCompletionBody, CompletionBody, GenerationBody
+from runtime.server.openai_replies import chat_chunks, chat_completion, text_chunks, text_completion
+from runtime.server.openai_requests import ChatCompletionBody, CompletionBody
 from runtime.server.openai_stream import (
     BackgroundGeneration,
     ChunkFormat,
-    GenerationStream,
+    Event,
+    chunk_events,
     unfinished_error,
 )
 from runtime.server.openapi import error_responses, event_stream
-from runtime.server.workflow_routes import ready_service, service_of
+from runtime.service import Service
 
-router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
-
-CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
+# Paths relative to the /v1 app (app.py mounts it); its 404s and 405s are
+# its handlers' (openai_errors.py).
+router = APIRouter()
 
 
 def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, Any]]:
@@ -97,11 +96,8 @@ def component_for(config: ComposeConfig, model: str) -> str:
 
 
 def created_at(request: Request) -> int:
-    """When this app started serving its models (OpenAI's `created`)."""
-    state = request.app.state
-    if getattr(state, "openai_created", None) is None:
-        state.openai_created = int(time.time())
-    return int(state.openai_created)
+    """When the /v1 app was made (OpenAI's `created` of its models)."""
+    return int(request.app.state.created)
 
 
 def model_entry(name: str, created: int) -> dict[str, Any]:
@@ -109,9 +105,9 @@ def model_entry(name: str, created: int) -> dict[str, Any]:
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(request: Request) -> dict[str, Any]:
+async def list_models(request: Request, service: ServiceDep) -> dict[str, Any]:
     created = created_at(request)
-    names = served_models(service_of(request).config)
+    names = served_models(service.config)
     return {"object": "list", "data": [model_entry(name, created) for name in names]}
 
 
@@ -120,101 +116,12 @@ async def list_models(request: Request) -> dict[str, Any]:
     response_model=Model,
     responses=error_responses(OpenAIError, 404),
 )
-async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    component_for(service_of(request).config, model_id)
+async def get_model(model_id: str, request: Request, service: ServiceDep) -> dict[str, Any]:
+    component_for(service.config, model_id)
     return model_entry(model_id, created_at(request))
 
 
 # -- completions -------------------------------------------------------------------
-
-
-def usage_json(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-
-
-class Reply:
-    """What every object of one response shares: id, object, created, model."""
-
-    def __init__(self, id_prefix: str, object_: str, model: str) -> None:
-        self.head = {
-            "id": f"{id_prefix}-{uuid.uuid4().hex}",
-            "object": object_,
-            "created": int(time.time()),
-            "model": model,
-        }
-
-    def json(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {**self.head, "choices": choices, **extra}
-
-
-def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
-    reply = Reply("chatcmpl", "chat.completion.chunk", body.model)
-    extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
-
-    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return reply.json(
-            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-            **extra,
-        )
-
-    return ChunkFormat(
-        head=[choice({"role": "assistant", "content": ""})],
-        delta=lambda text: choice({"content": text}),
-        finish=lambda result: choice({}, str(result.finish_reason)),
-        usage=(lambda usage: reply.json([], usage=usage_json(usage)))
-        if body.include_usage
-        else None,
-    )
-
-
-def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[str, Any]:
-    message = {"role": "assistant", "content": result.text}
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": str(result.finish_reason),
-    }
-    return Reply("chatcmpl", "chat.completion", body.model).json(
-        [choice], usage=usage_json(result.usage)
-    )
-
-
-def text_chunks(body: CompletionBody) -> ChunkFormat:
-    reply = Reply("cmpl", "text_completion", body.model)
-    extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
-
-    def choice(text: str, finish_reason: str | None = None) -> dict[str, Any]:
-        return reply.json(
-            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}], **extra
-        )
-
-    return ChunkFormat(
-        head=[choice(body.prompt)] if body.echo and body.prompt else [],
-        delta=choice,
-        finish=lambda result: choice("", str(result.finish_reason)),
-        usage=(lambda usage: reply.json([], usage=usage_json(usage)))
-        if body.include_usage
-        else None,
-    )
-
-
-def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str, Any]:
-    text = body.prompt + result.text if body.echo else result.text
-    choice = {
-        "text": text,
-        "index": 0,
-        "logprobs": None,
-        "finish_reason": str(result.finish_reason),
-    }
-    return Reply("cmpl", "text_completion", body.model).json(
-        [choice], usage=usage_json(result.usage)
-    )
 
 
 @router.post(
@@ -222,8 +129,10 @@ def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str,
     response_model=None,
     responses=generation_responses(ChatCompletion, ChatCompletionChunk),
 )
-async def chat_completions(body: ChatCompletionBody, request: Request) -> Response:
-    return await respond(request, body, "messages", chat_chunks, chat_completion)
+async def chat_completions(
+    body: ChatCompletionBody, request: Request, service: ServiceDep
+) -> Response:
+    return await generate(request, service, body, "messages", chat_chunks, chat_completion)
 
 
 @router.post(
@@ -231,59 +140,42 @@ async def chat_completions(body: ChatCompletionBody, request: Request) -> Respon
     response_model=None,
     responses=generation_responses(TextCompletion, TextCompletionChunk),
 )
-async def completions(body: CompletionBody, request: Request) -> Response:
-    return await respond(request, body, "prompt", text_chunks, text_completion)
+async def completions(body: CompletionBody, request: Request, service: ServiceDep) -> Response:
+    return await generate(request, service, body, "prompt", text_chunks, text_completion)
 
 
-async def respond(
+async def generate(
     request: Request,
+    service: Service,
     body: Any,
     prompt_param: str,
-    chunks: Callable[[Any], Any],
+    chunks: Callable[[Any], ChunkFormat],
     reply: Callable[[Any, GenerationResult], dict[str, Any]],
 ) -> Response:
-    """Both endpoints: start, then stream chunks or answer with the reply."""
-    component_id = component_for(service_of(request).config, body.model)
-    generation = await start(request, body, component_id, body.generation_request(), prompt_param)
-    if isinstance(generation, Response):
-        return generation
-    generator, first = generation
-    if body.stream:
-        return GenerationStream(generator, first, chunks(body))
-    return JSONResponse(reply(body, finished(first)))
-
-
-async def start(
-    request: Request,
-    body: GenerationBody,
-    component_id: str,
-    generation_request: GenerationRequest,
-    prompt_param: str,
-) -> tuple[BackgroundGeneration, str | GenerationResult] | Response:
-    """Start the generation and wait for its first event (for a non-streaming
-    request, its result), so that a prompt that does not fit, or any other
-    failure before the first token, is still a plain JSON error."""
-    service = ready_service(request)
+    """Both endpoints: start the generation and wait for its first event (for
+    a non-streaming request, its result), so that a prompt that does not fit,
+    or any other failure before the first token, is still a plain JSON error;
+    then stream chunks or answer with the reply."""
+    component_id = component_for(service.config, body.model)
+    generation_request = body.generation_request()
+    ready(service)
     generation = BackgroundGeneration(
         service.components, component_id, generation_request, streaming=body.stream
     )
-    handed_over = False
-    try:
-        first = await generation.next_unless_disconnected(request)
-        if first is None:
-            return Response(status_code=CLIENT_CLOSED)
+
+    def answer(first: Event) -> Response | AsyncIterator[Any]:
         if isinstance(first, PromptTooLongError):
             raise context_length_exceeded(first, prompt_param)
         if isinstance(first, Exception):
             raise first
-        handed_over = True
-        return generation, first
-    finally:
-        if not handed_over:
-            generation.cancel()
+        if body.stream:
+            return chunk_events(generation, first, chunks(body))
+        return JSONResponse(reply(body, finished(first)))
+
+    return await streaming.respond(generation, request, answer)
 
 
-def finished(event: str | GenerationResult) -> GenerationResult:
+def finished(event: Event) -> GenerationResult:
     """The result of a non-streaming generation (its only event)."""
     if not isinstance(event, GenerationResult):
         raise OpenAIRequestError("the generation sent text to a non-streaming request", status=500)
@@ -291,32 +183,3 @@ def finished(event: str | GenerationResult) -> GenerationResult:
     if error is not None:
         raise error
     return event
-
-
-@router.api_route(
-    "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
-async def unknown_route(path: str, request: Request) -> Response:
-    """OpenAI's 404 for a path it does not serve; a 405 naming the methods
-    allowed for a path served with other methods (HTTP's rule, which OpenAI
-    clients handle the same way)."""
-    allowed = allowed_methods(request)
-    if allowed:
-        raise OpenAIRequestError(
-            f"Method {request.method} is not allowed on {request.url.path} "
-            f"(allowed: {', '.join(allowed)})",
-            status=405,
-            headers={"Allow": ", ".join(allowed)},
-        )
-    raise OpenAIRequestError(f"Invalid URL ({request.method} {request.url.path})", status=404)
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """The methods of the other /v1 routes whose path matches the request's."""
-    methods: set[str] = set()
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.endpoint is not unknown_route:
-            match, _ = route.matches(request.scope)
-            if match == Match.PARTIAL:
-                methods |= route.methods
-    return sorted(methods)

@@ -9,12 +9,14 @@ documented shape), and the bearer key when `controller.api_key` is set.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
+from starlette.routing import BaseRoute
 
 SCHEMAS = "#/components/schemas/"
 
@@ -88,12 +90,16 @@ class Served:
     open_paths: tuple[str, ...] = ()
 
 
-def document(app: FastAPI, served: Served) -> dict[str, Any]:
-    """The app's OpenAPI document, built once."""
+def document(app: FastAPI, served: Served, mounted: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The app's OpenAPI document, with the routes of the apps it mounts
+    (`mounted`, at their full paths), built once."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=[*app.routes, *mounted],
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for operation in operations(doc):
@@ -147,39 +153,26 @@ def name_the_choices(doc: dict[str, Any], served: Served) -> None:
             schemas[body]["properties"]["model"]["enum"] = served.models
 
 
+TASK_ID = "$response.body#/task_id"
+
+
 def link_runs_to_their_tasks(doc: dict[str, Any]) -> None:
     """OpenAPI links from a run's answer to polling and cancelling its task
     (for clients that follow links, and schemathesis's stateful tests)."""
-    by_path = {
-        (method, path): operation
-        for path, methods in doc.get("paths", {}).items()
-        for method, operation in methods.items()
-    }
-    follow = {
-        "GetTask": next(
-            (op for (m, p), op in by_path.items() if m == "get" and p.endswith("/tasks/{task_id}")),
-            None,
-        ),
-        "CancelTask": next(
-            (
-                op
-                for (m, p), op in by_path.items()
-                if m == "post" and p.endswith("/tasks/{task_id}/cancel")
-            ),
-            None,
-        ),
+    paths = doc.get("paths", {})
+    targets = {
+        "GetTask": ("get", "/tasks/{task_id}"),
+        "CancelTask": ("post", "/tasks/{task_id}/cancel"),
     }
     links = {
-        name: {
-            "operationId": operation["operationId"],
-            "parameters": {"task_id": "$response.body#/task_id"},
-        }
-        for name, operation in follow.items()
-        if operation is not None
+        name: {"operationId": ops[method]["operationId"], "parameters": {"task_id": TASK_ID}}
+        for name, (method, suffix) in targets.items()
+        for path, ops in paths.items()
+        if method in ops and path.endswith(suffix)
     }
-    for (method, path), operation in by_path.items():
-        if method == "post" and path.endswith("/runs") and links:
-            operation["responses"]["200"]["links"] = links
+    for path, ops in paths.items():
+        if "post" in ops and path.endswith("/runs") and links:
+            ops["post"]["responses"]["200"]["links"] = links
 
 
 def require_key(doc: dict[str, Any], open_paths: tuple[str, ...]) -> None:

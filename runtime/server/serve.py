@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -105,18 +106,19 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
     group: list[_Server] = []
     # uvicorn's own cut comes only after the service cancelled what still runs.
     timeout = math.ceil(service.shutdown_timeout + CANCEL_GRACE)
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
+
+    def server_of(asgi_app: Any, on_host: str, on_port: int) -> _Server:
+        settings = uvicorn.Config(
+            asgi_app,
+            host=on_host,
+            port=on_port,
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=timeout,
-        ),
-        service,
-        group,
-    )
+        )
+        return _Server(settings, service, group)
+
+    server = server_of(app, host, port)
     url = f"http://{host}:{port}"
     ui_server: _Server | None = None
     if webui is not None:
@@ -127,18 +129,7 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
         ui_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         mount_webui(ui_app, service, f"http://{local}:{port}{base_path}")
-        ui_server = _Server(
-            uvicorn.Config(
-                ui_app,
-                host=webui.host,
-                port=webui.port,
-                log_level="warning",
-                lifespan="on",
-                timeout_graceful_shutdown=timeout,
-            ),
-            service,
-            group,
-        )
+        ui_server = server_of(ui_app, webui.host, webui.port)
 
     async def main() -> int:
         serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -3,7 +3,6 @@ tasks, health."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,12 +18,12 @@ from runtime.server.api_models import (
     WorkflowSchema,
     WorkflowSummary,
 )
-from runtime.server.errors import ServiceUnavailable, retry_headers, status_for
+from runtime.server.deps import ServiceDep, ready
 from runtime.server.openapi import error_responses, event_stream
-from runtime.server.sse import StreamListener, stream_response
-from runtime.service import Service, ServiceState
+from runtime.server.run_stream import RunEvents
+from runtime.server.streaming import respond
+from runtime.service import Service
 from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
-from runtime.workflow.tasks import Task, TaskStatus
 
 router = APIRouter()
 
@@ -42,25 +41,8 @@ RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def service_of(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
-def ready_service(request: Request) -> Service:
-    service = service_of(request)
-    if service.state == ServiceState.STARTING:
-        raise ServiceUnavailable("the server is still loading its models; retry shortly")
-    if service.state == ServiceState.FAILED:
-        raise ServiceUnavailable(f"the server failed to start: {service.failure}")
-    if service.state != ServiceState.READY:
-        raise ServiceUnavailable("the server is shutting down")
-    return service
-
-
 @router.get("/health", response_model=Health, responses=error_responses(Health, 503))
-async def health(request: Request) -> JSONResponse:
-    service = service_of(request)
+async def health(service: ServiceDep) -> JSONResponse:
     if service.is_ready:
         failed = service.failed_components
         if failed:  # serving, but not every workflow can run: still 200
@@ -77,8 +59,8 @@ async def health(request: Request) -> JSONResponse:
 
 
 @router.get("/workflows", response_model=list[WorkflowSummary])
-async def list_workflows(request: Request) -> list[dict[str, Any]]:
-    config = service_of(request).config
+async def list_workflows(service: ServiceDep) -> list[dict[str, Any]]:
+    config = service.config
     default = config.workflow(None).id
     return [
         {
@@ -97,8 +79,7 @@ async def list_workflows(request: Request) -> list[dict[str, Any]]:
     response_model_exclude_unset=True,
     responses=error_responses(ErrorResponse, 404),
 )
-async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
-    service = service_of(request)
+async def workflow_schema(workflow_id: str, service: ServiceDep) -> dict[str, Any]:
     workflow = service.runner.workflow(workflow_id)
     inputs = []
     for field in workflow_inputs(service.config, workflow):
@@ -123,13 +104,15 @@ async def workflow_schema(workflow_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/workflows/runs", response_model=None, responses=RUN_RESPONSES)
-async def run_workflow(body: RunRequest, request: Request) -> Any:
-    return await _run(request, body.workflow_id, body)
+async def run_workflow(body: RunRequest, request: Request, service: ServiceDep) -> Any:
+    return await run(request, service, body.workflow_id, body)
 
 
 @router.post("/workflows/{workflow_id}/runs", response_model=None, responses=RUN_RESPONSES)
-async def run_named_workflow(workflow_id: str, body: RunRequest, request: Request) -> Any:
-    runner = service_of(request).runner
+async def run_named_workflow(
+    workflow_id: str, body: RunRequest, request: Request, service: ServiceDep
+) -> Any:
+    runner = service.runner
     if body.workflow_id not in (None, workflow_id) and (
         # `__default__` in the path and the default's own id in the body agree.
         runner.workflow(body.workflow_id).id != runner.workflow(workflow_id).id
@@ -137,56 +120,40 @@ async def run_named_workflow(workflow_id: str, body: RunRequest, request: Reques
         raise InputError(
             f"the path names workflow '{workflow_id}' but the body names '{body.workflow_id}'"
         )
-    return await _run(request, workflow_id, body)
+    return await run(request, service, workflow_id, body)
 
 
-async def _run(request: Request, workflow_id: str | None, body: RunRequest) -> Any:
-    service = ready_service(request)
-    workflow = service.runner.workflow(workflow_id)
-    wants_events = "text/event-stream" in request.headers.get("accept", "")
-    if wants_events or (body.output_only and workflow_streams(service.config, workflow)):
-        listener = StreamListener()
-        return stream_response(service.start_run(workflow.id, body.input, listener), listener)
-    task = service.start_run(workflow.id, body.input)
-    if not body.wait_for_completion:
+async def run(request: Request, service: Service, workflow_id: str | None, body: RunRequest) -> Any:
+    """Start the run; answer its task at once, or when it ended (a client
+    that hangs up first cancels it), or its events."""
+    ready(service)
+    stream = "text/event-stream" in request.headers.get("accept", "") or (
+        body.output_only and workflow_streams(service.config, service.runner.workflow(workflow_id))
+    )
+    events = RunEvents(stream, body.output_only)
+    task = service.start_run(workflow_id, body.input, events if stream else None)
+    if not stream and not body.wait_for_completion:
         return task.to_json()
-    await _wait_unless_disconnected(task, request)
-    if task.status == TaskStatus.FAILED and task.error is not None:
-        status = status_for(task.error)
-        return JSONResponse(task.to_json(), status, headers=retry_headers(status))
-    if body.output_only and task.status == TaskStatus.COMPLETED:
-        return JSONResponse(task.output)
-    return task.to_json()
+    events.follow(task)
+    return await respond(events, request, events.answer)
 
 
-async def _wait_unless_disconnected(task: Task, request: Request) -> None:
-    """A client that hangs up while waiting cancels its run."""
-    finished = asyncio.ensure_future(task.wait())
-    while not finished.done():
-        await asyncio.wait({finished}, timeout=0.5)
-        if not finished.done() and await request.is_disconnected():
-            task.cancel()
-            await finished
+# A task answers its state (`output` once completed, `error` once failed).
+TASK: dict[str, Any] = {
+    "response_model": api_models.Task,
+    "response_model_exclude_unset": True,
+    "responses": error_responses(ErrorResponse, 404),
+}
 
 
-@router.get(
-    "/tasks/{task_id}",
-    response_model=api_models.Task,
-    response_model_exclude_unset=True,
-    responses=error_responses(ErrorResponse, 404),
-)
-async def get_task(task_id: str, request: Request) -> dict[str, Any]:
-    return service_of(request).tasks.get(task_id).to_json()
+@router.get("/tasks/{task_id}", **TASK)
+async def get_task(task_id: str, service: ServiceDep) -> dict[str, Any]:
+    return service.tasks.get(task_id).to_json()
 
 
-@router.post(
-    "/tasks/{task_id}/cancel",
-    response_model=api_models.Task,
-    response_model_exclude_unset=True,
-    responses=error_responses(ErrorResponse, 404),
-)
-async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
-    task = service_of(request).tasks.get(task_id)
+@router.post("/tasks/{task_id}/cancel", **TASK)
+async def cancel_task(task_id: str, service: ServiceDep) -> dict[str, Any]:
+    task = service.tasks.get(task_id)
     if not task.is_finished:
         task.cancel()
         await task.wait()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -26,6 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from tests.server.composes import run_body, writer_compose
 from tests.server.conftest import EXAMPLES, LiveServer, free_port, make_app, wait_for, wait_ready
@@ -143,6 +145,17 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "some-id", path)
 
 
+def every_route(routes: Any, prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, walking into included routers (FastAPI
+    keeps one as a lazy route) and mounted apps (/v1)."""
+    for route in iter_route_contexts(routes):
+        original = route.original_route
+        if isinstance(original, Mount):
+            yield from every_route(original.routes, prefix + original.path)
+        else:
+            yield prefix + (route.path or ""), getattr(original, "methods", None) or {"GET"}
+
+
 def test_every_route_of_the_app_needs_the_key_including_v1_and_the_docs(
     guarded: TestClient,
 ) -> None:
@@ -150,10 +163,8 @@ def test_every_route_of_the_app_needs_the_key_including_v1_and_the_docs(
     covered too. The OpenAPI document and the docs pages need the key as well:
     they list the workflows and their inputs, which GET /workflows guards."""
     checked = set()
-    # FastAPI keeps an included router as one lazy route: this walks into them.
-    for route in iter_route_contexts(guarded.app.routes):  # type: ignore[attr-defined]
-        path = route.path or ""
-        for method in sorted(getattr(route.original_route, "methods", None) or {"GET"}):
+    for path, methods in every_route(guarded.app.routes):  # type: ignore[attr-defined]
+        for method in sorted(methods):
             if path in OPEN_PATHS:
                 continue
             for headers in ({}, {"Authorization": "Bearer secret-but-wrong"}):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime.server import sse
+from runtime.server import run_stream
 from tests.server.composes import LONG_PROMPT, run_body, sse_events, writer_compose
 from tests.server.conftest import LiveServer
 
@@ -170,7 +170,7 @@ def test_a_bug_while_streaming_ends_the_stream_with_an_error_event(
     def broken(task: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(sse, "final_event", broken)
+    monkeypatch.setattr(run_stream, "final_event", broken)
     response = client.post("/api/workflows/runs", json=run_body(), headers=EVENTS)
     *deltas, last = sse_events(response.text)
     assert deltas

@@ -1,0 +1,101 @@
+"""What /v1 answers: a completion's JSON, or the chunks of its stream, in
+OpenAI's shapes (chat completions and legacy text completions)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from runtime.engine.types import GenerationResult, Usage
+from runtime.server.openai_requests import ChatCompletionBody, CompletionBody
+from runtime.server.openai_stream import ChunkFormat
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+class Reply:
+    """What every object of one response shares: id, object, created, model."""
+
+    def __init__(self, id_prefix: str, object_: str, model: str) -> None:
+        self.head = {
+            "id": f"{id_prefix}-{uuid.uuid4().hex}",
+            "object": object_,
+            "created": int(time.time()),
+            "model": model,
+        }
+
+    def json(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {**self.head, "choices": choices, **extra}
+
+
+def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
+    reply = Reply("chatcmpl", "chat.completion.chunk", body.model)
+    extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
+
+    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return reply.json(
+            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            **extra,
+        )
+
+    return ChunkFormat(
+        head=[choice({"role": "assistant", "content": ""})],
+        delta=lambda text: choice({"content": text}),
+        finish=lambda result: choice({}, str(result.finish_reason)),
+        usage=(lambda usage: reply.json([], usage=usage_json(usage)))
+        if body.include_usage
+        else None,
+    )
+
+
+def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[str, Any]:
+    message = {"role": "assistant", "content": result.text}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": str(result.finish_reason),
+    }
+    return Reply("chatcmpl", "chat.completion", body.model).json(
+        [choice], usage=usage_json(result.usage)
+    )
+
+
+def text_chunks(body: CompletionBody) -> ChunkFormat:
+    reply = Reply("cmpl", "text_completion", body.model)
+    extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
+
+    def choice(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+        return reply.json(
+            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}], **extra
+        )
+
+    return ChunkFormat(
+        head=[choice(body.prompt)] if body.echo and body.prompt else [],
+        delta=choice,
+        finish=lambda result: choice("", str(result.finish_reason)),
+        usage=(lambda usage: reply.json([], usage=usage_json(usage)))
+        if body.include_usage
+        else None,
+    )
+
+
+def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str, Any]:
+    text = body.prompt + result.text if body.echo else result.text
+    choice = {
+        "text": text,
+        "index": 0,
+        "logprobs": None,
+        "finish_reason": str(result.finish_reason),
+    }
+    return Reply("cmpl", "text_completion", body.model).json(
+        [choice], usage=usage_json(result.usage)
+    )

@@ -1,0 +1,147 @@
+"""The streaming edge both APIs share: a run's (or a generation's) events
+come through one small bounded queue; `respond` waits for the first event or
+the client's disconnect, then answers either JSON (its status chosen from that
+first event: 400 for a prompt that does not fit, 503 when the model's queue is
+full...) or Server-Sent Events, sent by sse-starlette, with a keep-alive ping
+when a stream goes quiet.
+
+A slow reader slows the run down instead of filling a buffer; however the
+response ends (a client that hangs up, a refusal, the end of the stream), the
+run does not outlive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
+from starlette.background import BackgroundTask
+from starlette.types import Receive
+
+T = TypeVar("T")
+
+CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
+PING_SECONDS = 15.0  # a comment after so long without an event keeps proxies from closing
+PING = ServerSentEvent(comment="ping", sep="\n")
+SSE_HEADERS = {"Cache-Control": "no-cache"}
+
+# sse-starlette cuts every stream when uvicorn is told to exit. Ours end
+# themselves: the service cancels what still runs at its shutdown timeout, and
+# each stream then sends its final event.
+AppStatus.disable_automatic_graceful_drain()
+
+
+class EventQueue:
+    """A run's listener: its text deltas, then the one event that ends them
+    (`end_with`), in order, through a small bounded queue."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(size)
+        self.task: asyncio.Future[None] | None = None
+
+    @staticmethod
+    def delta(job_id: str, text: str) -> Any:
+        return {"job_id": job_id, "text": text}
+
+    def on_delta(self, job_id: str, text: str, streaming: bool) -> Awaitable[None]:
+        return self.queue.put(self.delta(job_id, text))
+
+    def on_result(self, job_id: str, result: Any) -> None:
+        """Results arrive with the event that ends the queue."""
+
+    def end_with(self, last: Awaitable[Any], name: str | None = None) -> None:
+        """Queue what `last` returns once it returns (after every delta)."""
+
+        async def end() -> None:
+            await self.queue.put(await last)
+
+        self.task = asyncio.ensure_future(end())
+        self.task.set_name(name or "events")
+
+    async def next(self) -> Any:
+        return await self.queue.get()
+
+    def cancel(self) -> None:
+        """Stop producing events (a no-op once they ended)."""
+        if self.task is not None:
+            self.task.cancel()
+
+
+class Disconnected:
+    """What `until_disconnected` returns when the client hung up first."""
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnected(waiting: Awaitable[T], receive: Receive) -> T | Disconnected:
+    """What `waiting` returns, unless the ASGI server says the client hung up
+    first (then `waiting` is cancelled)."""
+    result = asyncio.ensure_future(waiting)
+    hangup = asyncio.ensure_future(_disconnect(receive))
+    try:
+        await asyncio.wait({result, hangup}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (result, hangup):
+            if not future.done():
+                future.cancel()
+    return result.result() if result.done() and not result.cancelled() else Disconnected()
+
+
+# What a route makes of the first event: a response, or the stream's events
+# (objects are sent as JSON, strings as they are).
+Answer = Callable[[Any], Response | AsyncIterator[Any]]
+
+
+async def respond(events: EventQueue, request: Request, answer: Answer) -> Response:
+    """Wait for the first event (or the client's disconnect, 499), then
+    answer as `answer` says. Errors `answer` raises reach the app's handlers."""
+    first = await until_disconnected(events.next(), request.receive)
+    if isinstance(first, Disconnected):
+        events.cancel()
+        return Response(status_code=CLIENT_CLOSED)
+    try:
+        answered = answer(first)
+    except BaseException:
+        events.cancel()
+        raise
+    if isinstance(answered, Response):
+        events.cancel()
+        return answered
+    return EventSourceResponse(
+        _sent(answered, events),
+        headers=SSE_HEADERS,
+        sep="\n",
+        ping=0,  # ours (`_sent`) ping only a stream that has gone quiet
+        background=BackgroundTask(events.cancel),  # also when the stream never started
+    )
+
+
+async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:
+    """The stream's events as SSE data, and a ping comment whenever none came
+    for PING_SECONDS: a stream that flows carries nothing but its events."""
+    coming: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if coming is None:
+                coming = asyncio.ensure_future(anext(stream))
+            if not (await asyncio.wait({coming}, timeout=PING_SECONDS))[0]:
+                yield PING
+                continue
+            try:
+                event = coming.result()
+            except StopAsyncIteration:
+                return
+            coming = None
+            yield event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+    finally:
+        if coming is not None:
+            coming.cancel()
+        events.cancel()
