@@ -23,7 +23,7 @@ from runtime.server.errors import ServiceUnavailable, retry_headers, status_for
 from runtime.server.openapi import error_responses, event_stream
 from runtime.server.sse import StreamListener, stream_response
 from runtime.service import Service, ServiceState
-from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
+from runtime.workflow.inputs import workflow_inputs, workflow_outputs
 from runtime.workflow.tasks import Task, TaskStatus
 
 router = APIRouter()
@@ -142,12 +142,12 @@ async def run_named_workflow(workflow_id: str, body: RunRequest, request: Reques
 
 async def _run(request: Request, workflow_id: str | None, body: RunRequest) -> Any:
     service = ready_service(request)
-    workflow = service.runner.workflow(workflow_id)
+    run = service.prepare(workflow_id, body.input)
     wants_events = "text/event-stream" in request.headers.get("accept", "")
-    if wants_events or (body.output_only and workflow_streams(service.config, workflow)):
+    if wants_events or (body.output_only and run.streams):
         listener = StreamListener()
-        return stream_response(service.start_run(workflow.id, body.input, listener), listener)
-    task = service.start_run(workflow.id, body.input)
+        return stream_response(service.start_run(run, listener=listener), listener)
+    task = service.start_run(run)
     if not body.wait_for_completion:
         return task.to_json()
     await _wait_unless_disconnected(task, request)
