@@ -80,9 +80,9 @@ async def _run(
     try:
         components = ModelComponents(loaded.config, pool, status)
         runner = WorkflowRunner(loaded.config, components)
-        # Unknown workflow or missing input: fail before loading a model.
-        prepared = runner.prepare(workflow_id, input)
-        return await runner.execute(prepared, RunContext(listener=stream))
+        # An unknown workflow or a missing input fails before any model loads:
+        # components load their model when a job first runs on them.
+        return await runner.run(workflow_id, input, RunContext(listener=stream))
     finally:
         await pool.close()
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from runtime.config import ComposeConfig
 from runtime.config.units import parse_duration
-from runtime.engine import ModelPool
+from runtime.engine import ChatMessage, ModelPool
 from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.tasks.components import ModelComponents
 from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
+from runtime.workflow.prepared import prepare_run
 from runtime.workflow.tasks import Task, TaskStatus, TaskStore
 
 logger = logging.getLogger(__name__)
@@ -84,10 +85,16 @@ class Service:
         """Components whose model failed to load while the others serve."""
         return dict(self.components.failures) if self.is_ready else {}
 
-    def prepare(self, workflow_id: str | None, input: Any) -> PreparedRun:
+    def prepare(
+        self,
+        workflow_id: str | None,
+        input: Any,
+        conversation: list[ChatMessage] | None = None,
+    ) -> PreparedRun:
         """Fail before a task exists: unknown workflow, input that is not an
-        object or misses a required value. The one lookup and check of a run."""
-        return self.runner.prepare(workflow_id, input)
+        object or misses a required value. The one lookup and check of a run;
+        `conversation` makes it a chat turn (see `PreparedRun`)."""
+        return prepare_run(self.config, workflow_id, input, conversation)
 
     def start_run(
         self,

@@ -1,10 +1,11 @@
 """Which workflows get a chat view, and what a chat turn sends.
 
 A workflow is a chat workflow when it runs one chat-completion action once.
-A chat turn goes to that action's component with the whole conversation as
-its messages, and takes everything else (sampling, max tokens, stop
-sequences, the default system prompt) from the action, rendered the way the
-runner would render it for the form's current input.
+A chat turn is a run of that workflow (through the runner, like any other
+run) whose action answers the whole conversation instead of its own
+messages, and takes everything else (sampling, max tokens, stop sequences,
+the default system prompt) from the action, rendered in the runner's own
+scope for the form's current input.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def _action_scope_or_none(target: ChatTarget, input: dict[str, Any]) -> dict[str
 def chat_request(
     target: ChatTarget, messages: list[ChatMessage], input: dict[str, Any]
 ) -> GenerationRequest:
-    """A request for one chat turn. Raises InputError when the action's
-    settings cannot be rendered from `input` (say, a temperature that is not
-    a number)."""
+    """The request one chat turn makes, for checking a turn before it is
+    shown. Raises InputError when the action's settings cannot be rendered
+    from `input` (say, a temperature that is not a number). The turn's run
+    builds its own, with the run's cancel token; this one is never submitted."""
     settings = render_settings(target.action, _action_scope(target, input))
     return generation_request(settings, CancelToken(), messages=messages)

@@ -14,6 +14,7 @@ from typing import Any
 
 from runtime.binding import render
 from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
+from runtime.engine.types import ChatMessage
 from runtime.errors import InputError, NotFoundError
 from runtime.workflow.inputs import check_required_inputs, workflow_inputs, workflow_streams
 
@@ -24,6 +25,9 @@ class PreparedRun:
     input: dict[str, Any]
     # Whether the run streams (an action sets `streaming`, or an output is `as stream`).
     streams: bool
+    # A chat turn (the Web UI's chat view): the whole conversation, which the
+    # run's chat-completion action answers instead of its rendered `messages`.
+    conversation: list[ChatMessage] | None = None
 
 
 def find_workflow(config: ComposeConfig, workflow_id: str | None) -> WorkflowConfig:
@@ -35,17 +39,26 @@ def find_workflow(config: ComposeConfig, workflow_id: str | None) -> WorkflowCon
         raise NotFoundError(f"unknown workflow '{workflow_id}' (known: {known})") from None
 
 
-def prepare_run(config: ComposeConfig, workflow_id: str | None, input: Any) -> PreparedRun:
+def prepare_run(
+    config: ComposeConfig,
+    workflow_id: str | None,
+    input: Any,
+    conversation: list[ChatMessage] | None = None,
+) -> PreparedRun:
     """Look the workflow up and check the input against its schema: unknown
     workflow (NotFoundError), input not an object or missing a required
-    value (InputError)."""
+    value (InputError). A chat turn's required inputs are not checked: the
+    conversation stands in for the messages that read them (an input that
+    something else still needs fails when it renders)."""
     workflow = find_workflow(config, workflow_id)
     if input is None:
         input = {}
     if not isinstance(input, Mapping):
         raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
-    check_required_inputs(workflow_inputs(config, workflow), input)
-    return PreparedRun(workflow, dict(input), workflow_streams(config, workflow))
+    if conversation is None:
+        check_required_inputs(workflow_inputs(config, workflow), input)
+    streams = workflow_streams(config, workflow)
+    return PreparedRun(workflow, dict(input), streams, conversation)
 
 
 def run_scope(workflow: WorkflowConfig, input: Mapping[str, Any]) -> dict[str, Any]:

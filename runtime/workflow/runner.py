@@ -30,19 +30,17 @@ class WorkflowRunner:
     def workflow(self, workflow_id: str | None) -> WorkflowConfig:
         return find_workflow(self.config, workflow_id)
 
-    def prepare(self, workflow_id: str | None, input: Any) -> PreparedRun:
-        """The one lookup and input check of a run (see `PreparedRun`)."""
-        return prepare_run(self.config, workflow_id, input)
-
     async def run(
         self, workflow_id: str | None, input: Any, context: RunContext | None = None
     ) -> Any:
         """Prepare and execute in one call (the CLI, tests)."""
-        return await self.execute(self.prepare(workflow_id, input), context)
+        return await self.execute(prepare_run(self.config, workflow_id, input), context)
 
     async def execute(self, run: PreparedRun, context: RunContext | None = None) -> Any:
         """Run a prepared run's jobs and render its output."""
         context = context or RunContext()
+        if run.conversation is not None:
+            context.messages = run.conversation
         workflow = run.workflow
         scope = run_scope(workflow, run.input)
         outputs = await self._run_jobs(workflow, scope, context)
