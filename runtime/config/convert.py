@@ -16,7 +16,7 @@ from typing import Any, TypeVar, Union
 
 import msgspec
 
-from runtime.config.source import Positions
+from runtime.config.positions import Positions
 from runtime.errors import Location, Problem
 
 S = TypeVar("S", bound=msgspec.Struct)

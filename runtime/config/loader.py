@@ -13,8 +13,9 @@ from runtime.config.convert import Converter
 from runtime.config.env import build_env, substitute
 from runtime.config.files import deep_merge, find_compose_files
 from runtime.config.normalize import Entity, Normalizer
+from runtime.config.positions import Positions
 from runtime.config.schema import Component, ComposeConfig, ControllerConfig, WorkflowConfig
-from runtime.config.source import Document, Positions, load_yaml
+from runtime.config.source import Document, load_yaml
 from runtime.errors import ConfigError, Location, Problem
 
 TOP_LEVEL_KEYS = ("controller", "component", "components", "workflow", "workflows")
