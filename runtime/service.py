@@ -96,16 +96,9 @@ class Service:
         `conversation` makes it a chat turn (see `PreparedRun`)."""
         return prepare_run(self.config, workflow_id, input, conversation)
 
-    def start_run(
-        self,
-        run: PreparedRun | str | None,
-        input: Any = None,
-        listener: RunListener | None = None,
-    ) -> Task:
-        """Create a task and run it in the background; returns at once. `run`
-        is a prepared run, or a workflow id (with `input`) to prepare here."""
-        if not isinstance(run, PreparedRun):
-            run = self.prepare(run, input)
+    def start_run(self, run: PreparedRun, listener: RunListener | None = None) -> Task:
+        """Create a task for a prepared run and run it in the background;
+        returns at once."""
         task = self.tasks.add(Task(run.workflow.id, RunContext(listener=listener)))
         task.runner = asyncio.create_task(self._run(task, run), name=f"task:{task.id}")
         return task

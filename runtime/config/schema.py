@@ -153,10 +153,10 @@ class ModelComponent(Base, kw_only=True, tag_field="task"):
     def action(self, action_id: str | None) -> Action:
         """The named action, or the only/first one when no id is given."""
         if action_id is None or action_id == "__default__":
-            return self.actions[0]  # type: ignore[no-any-return]
+            return self.actions[0]
         for action in self.actions:
             if action.id == action_id:
-                return action  # type: ignore[no-any-return]
+                return action
         raise KeyError(action_id)
 
 
@@ -171,12 +171,9 @@ class TextGenerationComponent(ModelComponent, tag="text-generation"):
     actions: list[TextGenerationAction] = msgspec.field(default_factory=list)
 
 
+# A component's `task` picks its Struct (the loader reports a missing or
+# unknown task itself, with the file's line).
 Component = ChatCompletionComponent | TextGenerationComponent
-# The tasks a component may name, and the Struct each one takes.
-COMPONENTS_BY_TASK: dict[str, type[ModelComponent]] = {
-    "chat-completion": ChatCompletionComponent,
-    "text-generation": TextGenerationComponent,
-}
 
 
 # -- workflows -----------------------------------------------------------------

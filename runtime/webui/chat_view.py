@@ -105,7 +105,7 @@ class ChatView:
             with ui.chat_message(name="Assistant").classes("w-full").mark("chat-assistant"):
                 answer = AnswerView(marker="chat-answer")
         try:
-            self.task = self.service.start_run(run, listener=_ReplyListener(turn, answer))
+            self.task = self.service.start_run(run, _ReplyListener(turn, answer))
         except ModelComposeError as error:  # every task slot is busy
             turn.state = TurnState.FAILED
             self._show_error(str(error))

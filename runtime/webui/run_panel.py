@@ -112,9 +112,8 @@ class RunPanel:
             return
         self.output.reset()
         try:
-            self.task = self.service.start_run(
-                self.workflow.id, reading.values, _StreamListener(self.output)
-            )
+            run = self.service.prepare(self.workflow.id, reading.values)
+            self.task = self.service.start_run(run, _StreamListener(self.output))
         except ModelComposeError as error:
             self._show_failure(error)
             return
