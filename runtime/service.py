@@ -15,11 +15,11 @@ from typing import Any
 
 from runtime.config import ComposeConfig
 from runtime.config.units import parse_duration
-from runtime.engine import ModelPool
+from runtime.engine import ChatMessage, ModelPool
 from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.tasks.components import ModelComponents
-from runtime.workflow import RunContext, RunListener, WorkflowRunner, check_required_inputs
-from runtime.workflow.inputs import workflow_inputs
+from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
+from runtime.workflow.prepared import prepare_run
 from runtime.workflow.tasks import Task, TaskStatus, TaskStore
 
 logger = logging.getLogger(__name__)
@@ -85,31 +85,32 @@ class Service:
         """Components whose model failed to load while the others serve."""
         return dict(self.components.failures) if self.is_ready else {}
 
-    def check_input(self, workflow_id: str | None, input: Any) -> str:
-        """Fail before a task exists: unknown workflow, missing required input.
-        Returns the workflow's real id."""
-        workflow = self.runner.workflow(workflow_id)
-        if isinstance(input, dict):
-            check_required_inputs(workflow_inputs(self.config, workflow), input)
-        return workflow.id
+    def prepare(
+        self,
+        workflow_id: str | None,
+        input: Any,
+        conversation: list[ChatMessage] | None = None,
+    ) -> PreparedRun:
+        """Fail before a task exists: unknown workflow, input that is not an
+        object or misses a required value. The one lookup and check of a run;
+        `conversation` makes it a chat turn (see `PreparedRun`)."""
+        return prepare_run(self.config, workflow_id, input, conversation)
 
-    def start_run(
-        self, workflow_id: str | None, input: Any, listener: RunListener | None = None
-    ) -> Task:
-        """Create a task and run it in the background; returns at once."""
-        real_id = self.check_input(workflow_id, input)
-        task = self.tasks.add(Task(real_id, RunContext(listener=listener)))
-        task.runner = asyncio.create_task(self._run(task, input), name=f"task:{task.id}")
+    def start_run(self, run: PreparedRun, listener: RunListener | None = None) -> Task:
+        """Create a task for a prepared run and run it in the background;
+        returns at once."""
+        task = self.tasks.add(Task(run.workflow.id, RunContext(listener=listener)))
+        task.runner = asyncio.create_task(self._run(task, run), name=f"task:{task.id}")
         return task
 
-    async def _run(self, task: Task, input: Any) -> None:
+    async def _run(self, task: Task, run: PreparedRun) -> None:
         try:
             async with self._slots if self._slots is not None else contextlib.nullcontext():
                 if task.context.cancel.is_cancelled:
                     task.finish(TaskStatus.CANCELLED)
                     return
                 task.status = TaskStatus.PROCESSING
-                output = await self.runner.run(task.workflow_id, input, task.context)
+                output = await self.runner.execute(run, task.context)
         except asyncio.CancelledError:
             task.finish(TaskStatus.CANCELLED)
         except ModelComposeError as error:

@@ -3,20 +3,26 @@
 from runtime.config.loader import LoadedConfig, load_config
 from runtime.config.schema import (
     ChatCompletionAction,
+    ChatCompletionComponent,
+    Component,
     ComposeConfig,
     JobConfig,
     ModelComponent,
     TextGenerationAction,
+    TextGenerationComponent,
     WorkflowConfig,
 )
 
 __all__ = [
     "ChatCompletionAction",
+    "ChatCompletionComponent",
+    "Component",
     "ComposeConfig",
     "JobConfig",
     "LoadedConfig",
     "ModelComponent",
     "TextGenerationAction",
+    "TextGenerationComponent",
     "WorkflowConfig",
     "load_config",
 ]

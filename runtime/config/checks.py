@@ -9,8 +9,8 @@ from convert.reference import parse_model_reference
 from runtime.binding import compile_template
 from runtime.config.convert import suggest
 from runtime.config.normalize import entity_display
+from runtime.config.positions import Positions
 from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
-from runtime.config.source import Positions
 from runtime.config.units import parse_duration, parse_size
 from runtime.errors import BindingSyntaxError, Location, Problem
 from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names

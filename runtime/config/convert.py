@@ -16,7 +16,7 @@ from typing import Any, TypeVar, Union
 
 import msgspec
 
-from runtime.config.source import Positions
+from runtime.config.positions import Positions
 from runtime.errors import Location, Problem
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -46,9 +46,12 @@ def _item_type(tp: Any) -> Any:
 
 @functools.cache
 def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    """A Struct's field names and annotations (slow to compute: cached)."""
+    """A Struct's keys and their annotations (slow to compute: cached); a
+    tagged Struct's tag is a key too."""
     hints = typing.get_type_hints(struct)
-    return {f.name: hints[f.name] for f in msgspec.structs.fields(struct)}
+    fields = {f.name: hints[f.name] for f in msgspec.structs.fields(struct)}
+    tag_field = struct.__struct_config__.tag_field
+    return {tag_field: str, **fields} if tag_field else fields
 
 
 class Converter:
@@ -79,19 +82,46 @@ class Converter:
             item_members = _struct_members(item) if item is not None else []
             if item_members and isinstance(value, list):
                 for index, entry in enumerate(value):
-                    label = entry.get("id", index) if isinstance(entry, dict) else index
-                    count += self.unknown_keys(entry, item_members[0], f"{key_path}[{label}]")
+                    entry_at = entry_path(key_path, value, index)
+                    count += self.unknown_keys(entry, item_members[0], entry_at)
         return count
+
+    def tagged_member(self, data: dict[Any, Any], union: Any, path: str) -> Any:
+        """The Struct of a tagged union that `data`'s tag names; None, with the
+        problem recorded, when the tag is missing or unknown."""
+        members = _struct_members(union)
+        tag_field = members[0].__struct_config__.tag_field
+        by_tag = {str(m.__struct_config__.tag): m for m in members}
+        tag = data.get(tag_field)
+        if isinstance(tag, str) and tag in by_tag:
+            return by_tag[tag]
+        # Still report unknown keys: a typo may be why the tag is missing.
+        self.unknown_keys(data, _common_base(members), path)
+        known = ", ".join(by_tag)
+        self.located(
+            f"unknown {tag_field} {tag!r} (supported: {known})"
+            if tag
+            else f"missing required key '{tag_field}' (one of: {known})",
+            data,
+            tag_field if tag else None,
+            path,
+        )
+        return None
 
     def convert(
         self, data: Any, struct: type[S], path: str, at: tuple[Any, Any] = (None, None)
     ) -> S | None:
         """Check keys, then types; None (with problems recorded) when it fails.
+        `struct` may be a tagged union of Structs: the tag picks the member.
         `at` (container, key) locates `data` when it is not a mapping."""
         if not isinstance(data, dict):
             container, key = at if at[0] is not None else (data, None)
             self.located(f"expected a mapping, got {kind(data)}", container, key, path)
             return None
+        if not isinstance(struct, type):
+            struct = self.tagged_member(data, struct, path)
+            if struct is None:
+                return None
         if self.unknown_keys(data, struct, path):
             return None
         try:
@@ -115,10 +145,24 @@ class Converter:
             if name:
                 display = f"{display}.{name}" if display else name
             else:
-                entry = container[key] if isinstance(container, list) else None
-                label = entry.get("id", key) if isinstance(entry, dict) else key
-                display = f"{display}[{label}]"
+                display = entry_path(display, container, key)
         self.located(prefix + _reword(text), container, key, display)
+
+
+def entry_path(list_path: str, entries: Any, index: int) -> str:
+    """How an entry of a list is named in a problem: by its id, else its index.
+    A component's one action is `action`, the shorthand the file most likely
+    wrote (the loader's checks name it the same way)."""
+    if list_path.endswith(".actions") and isinstance(entries, list) and len(entries) == 1:
+        return list_path.removesuffix("s")
+    entry = entries[index] if isinstance(entries, list) else None
+    label = entry.get("id", index) if isinstance(entry, dict) else index
+    return f"{list_path}[{label}]"
+
+
+def _common_base(members: list[type[msgspec.Struct]]) -> type[msgspec.Struct]:
+    """The nearest Struct every member of a union derives from."""
+    return next(c for c in members[0].__mro__ if all(issubclass(m, c) for m in members))
 
 
 def kind(value: Any) -> str:

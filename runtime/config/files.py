@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.config.source import Positions
+from runtime.config.positions import Positions
 from runtime.errors import ConfigError
 
 COMPOSE_FILE_NAMES = ("model-compose.yml", "model-compose.yaml")

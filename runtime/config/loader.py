@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.checks import Checker
-from runtime.config.convert import Converter, kind
+from runtime.config.convert import Converter
 from runtime.config.env import build_env, substitute
 from runtime.config.files import deep_merge, find_compose_files
 from runtime.config.normalize import Entity, Normalizer
-from runtime.config.schema import (
-    ACTION_FIELDS_BY_TASK,
-    ComposeConfig,
-    ControllerConfig,
-    ModelComponent,
-    WorkflowConfig,
-)
-from runtime.config.source import Document, Positions, load_yaml
+from runtime.config.positions import Positions
+from runtime.config.schema import Component, ComposeConfig, ControllerConfig, WorkflowConfig
+from runtime.config.source import Document, load_yaml
 from runtime.errors import ConfigError, Location, Problem
 
 TOP_LEVEL_KEYS = ("controller", "component", "components", "workflow", "workflows")
@@ -181,15 +176,10 @@ def _suggest_top(key: str) -> str:
     return suggest(key, TOP_LEVEL_KEYS)
 
 
-def _component(converter: Converter, entity: Entity) -> ModelComponent | None:
-    """Convert a component; its actions take the Struct of its task."""
+def _component(converter: Converter, entity: Entity) -> Component | None:
+    """Convert a component; its `task` picks the Struct (and its actions' type)."""
     data, display = entity.data, entity.display
-    if not isinstance(data, dict):
-        converter.located(f"expected a mapping, got {kind(data)}", *entity.at, display)
-        return None
-    task = data.get("task")
-    action_struct = ACTION_FIELDS_BY_TASK.get(task) if isinstance(task, str) else None
-    if data.get("type", "model") != "model":
+    if isinstance(data, dict) and data.get("type", "model") != "model":
         converter.located(
             f"component type '{data['type']}' is not supported here (supported: model)",
             data,
@@ -197,34 +187,5 @@ def _component(converter: Converter, entity: Entity) -> ModelComponent | None:
             display,
         )
         return None
-    if action_struct is None:
-        # Still report unknown keys: a typo may be why the task is missing.
-        fields = {k: v for k, v in data.items() if k != "actions"}
-        converter.positions.copy_of(fields, data)
-        converter.unknown_keys(fields, ModelComponent, display)
-        known = ", ".join(ACTION_FIELDS_BY_TASK)
-        converter.located(
-            f"unknown task {task!r} (supported: {known})"
-            if task
-            else f"missing required key 'task' (one of: {known})",
-            data,
-            "task" if task else None,
-            display,
-        )
-        return None
-    actions = data.get("actions", [])
-    converted_actions = []
-    for index, action in enumerate(actions):
-        label = action.get("id", index) if isinstance(action, dict) else index
-        where = f"{display}.action" if len(actions) == 1 else f"{display}.actions[{label}]"
-        converted = converter.convert(action, action_struct, where, (actions, index))
-        if converted is None:
-            return None
-        converted_actions.append(converted)
-    rest = {k: v for k, v in data.items() if k != "actions"}
-    converter.positions.copy_of(rest, data)
-    component = converter.convert(rest, ModelComponent, display)
-    if component is None:
-        return None
-    component.actions = converted_actions
+    component: Component | None = converter.convert(data, Component, display, entity.at)  # type: ignore[arg-type]
     return component

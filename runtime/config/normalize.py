@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from runtime.config.convert import kind
+from runtime.config.positions import Positions
 from runtime.config.schema import (
     ChatCompletionAction,
     ControllerConfig,
@@ -22,7 +23,6 @@ from runtime.config.schema import (
     ModelComponent,
     TextGenerationAction,
 )
-from runtime.config.source import Positions
 from runtime.errors import Location, Problem
 
 

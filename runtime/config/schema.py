@@ -100,16 +100,17 @@ class TextGenerationAction(Base):
     params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-Task = Literal["chat-completion", "text-generation"]
 Device = Literal["auto", "cpu", "cuda", "metal"]
 
 
-class ModelComponent(Base, kw_only=True):
+class ModelComponent(Base, kw_only=True, tag_field="task"):
+    """What every model component has; `task` (the tag) picks the Struct, and
+    with it the type of its actions."""
+
     id: str = "__component__"
     type: Literal["model"] = "model"
     title: str | None = None
     description: str | None = None
-    task: Task
     model: str | ModelSource
     driver: Literal["huggingface", "llamacpp"] = "huggingface"
     device: Device = "auto"
@@ -126,11 +127,30 @@ class ModelComponent(Base, kw_only=True):
     # Requests that may wait for a free slot; more are refused (HTTP 503).
     max_queue: int = 64
     options: LlamaCppOptions | None = None
-    # ChatCompletionAction or TextGenerationAction (by `task`): the loader
-    # converts each one itself, since the task decides the Struct.
+    # Each task's Struct narrows the type of its actions.
     actions: list[Any] = msgspec.field(default_factory=list)
 
-    def action(self, action_id: str | None) -> ChatCompletionAction | TextGenerationAction:
+    @property
+    def task(self) -> str:
+        return str(self.__struct_config__.tag)
+
+    @property
+    def model_name(self) -> str:
+        """The model as users name it (the CLI, /v1/models, the Web UI): the
+        string the file gives, or what a mapping's provider loads (a local
+        path, else a Hub repository: convert.reference's own rule), so the
+        name is always the model the component actually runs."""
+        model = self.model
+        if isinstance(model, str):
+            return model
+        first, second = (
+            (model.path, model.repository)
+            if model.provider == "local"
+            else (model.repository, model.path)
+        )
+        return first or second or model.provider
+
+    def action(self, action_id: str | None) -> Action:
         """The named action, or the only/first one when no id is given."""
         if action_id is None or action_id == "__default__":
             return self.actions[0]
@@ -140,12 +160,20 @@ class ModelComponent(Base, kw_only=True):
         raise KeyError(action_id)
 
 
-# Action fields that may be written directly on a component (MC's shorthand):
-# the seed documents put `text:` and `params:` at component level.
-ACTION_FIELDS_BY_TASK: dict[str, type[Base]] = {
-    "chat-completion": ChatCompletionAction,
-    "text-generation": TextGenerationAction,
-}
+Action = ChatCompletionAction | TextGenerationAction
+
+
+class ChatCompletionComponent(ModelComponent, tag="chat-completion"):
+    actions: list[ChatCompletionAction] = msgspec.field(default_factory=list)
+
+
+class TextGenerationComponent(ModelComponent, tag="text-generation"):
+    actions: list[TextGenerationAction] = msgspec.field(default_factory=list)
+
+
+# A component's `task` picks its Struct (the loader reports a missing or
+# unknown task itself, with the file's line).
+Component = ChatCompletionComponent | TextGenerationComponent
 
 
 # -- workflows -----------------------------------------------------------------
@@ -178,7 +206,7 @@ class WorkflowConfig(Base):
 
 class ComposeConfig(Base):
     controller: ControllerConfig = msgspec.field(default_factory=ControllerConfig)
-    components: list[ModelComponent] = msgspec.field(default_factory=list)
+    components: list[Component] = msgspec.field(default_factory=list)
     workflows: list[WorkflowConfig] = msgspec.field(default_factory=list)
     # Where relative model paths are resolved from: the first compose file's folder.
     base_dir: str = "."
@@ -195,8 +223,15 @@ class ComposeConfig(Base):
                 return workflow
         raise KeyError(workflow_id)
 
-    def component(self, component_id: str) -> ModelComponent:
+    def component(self, component_id: str) -> Component:
         for component in self.components:
             if component.id == component_id:
                 return component
         raise KeyError(component_id)
+
+    def job_component(self, job: JobConfig) -> str | None:
+        """The id of the component a job runs: its own, or the first one
+        (a file with one component need not name it)."""
+        if job.component is not None:
+            return job.component
+        return self.components[0].id if self.components else None

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from runtime.config.schema import ComposeConfig, ModelComponent
+from runtime.config.schema import ComposeConfig
 from runtime.engine.types import GenerationResult
 from runtime.errors import PromptTooLongError
 from runtime.server import streaming
@@ -71,20 +71,11 @@ def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, A
 # -- models ------------------------------------------------------------------------
 
 
-def model_name(component: ModelComponent) -> str | None:
-    model = component.model
-    if isinstance(model, str):
-        return model
-    return model.repository or model.path
-
-
 def served_models(config: ComposeConfig) -> dict[str, str]:
     """Every name a request may use → its component id: component ids first."""
     names = {component.id: component.id for component in config.components}
     for component in config.components:
-        name = model_name(component)
-        if name:
-            names.setdefault(name, component.id)
+        names.setdefault(component.model_name, component.id)
     return names
 
 

@@ -23,7 +23,7 @@ from runtime.server.openapi import error_responses, event_stream
 from runtime.server.run_stream import RunEvents
 from runtime.server.streaming import respond
 from runtime.service import Service
-from runtime.workflow.inputs import workflow_inputs, workflow_outputs, workflow_streams
+from runtime.workflow.inputs import workflow_inputs, workflow_outputs
 
 router = APIRouter()
 
@@ -127,11 +127,12 @@ async def run(request: Request, service: Service, workflow_id: str | None, body:
     """Start the run; answer its task at once, or when it ended (a client
     that hangs up first cancels it), or its events."""
     ready(service)
+    prepared = service.prepare(workflow_id, body.input)
     stream = "text/event-stream" in request.headers.get("accept", "") or (
-        body.output_only and workflow_streams(service.config, service.runner.workflow(workflow_id))
+        body.output_only and prepared.streams
     )
     events = RunEvents(stream, body.output_only)
-    task = service.start_run(workflow_id, body.input, events if stream else None)
+    task = service.start_run(prepared, listener=events if stream else None)
     if not stream and not body.wait_for_completion:
         return task.to_json()
     events.follow(task)

@@ -7,9 +7,15 @@ from typing import Any
 
 from runtime.binding import render
 from runtime.config.schema import ChatCompletionAction
-from runtime.engine.types import ChatMessage, Engine, GenerationRequest
+from runtime.engine.types import ChatMessage, Engine
 from runtime.errors import InputError
-from runtime.tasks.common import action_scope, generate, render_flag, render_settings
+from runtime.tasks.common import (
+    action_scope,
+    generate,
+    generation_request,
+    render_flag,
+    render_settings,
+)
 from runtime.workflow.context import RunContext
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -43,15 +49,10 @@ async def run_chat_completion(
     engine: Engine, action: ChatCompletionAction, input: Any, context: RunContext, job_id: str
 ) -> str:
     scope = action_scope(input)
-    messages = chat_messages(render(action.messages, scope))
+    # A chat turn (the Web UI) brings its conversation in place of the messages.
+    messages = context.messages or chat_messages(render(action.messages, scope))
     settings = render_settings(action, scope)
     streaming = render_flag("streaming", action.streaming, scope)
-    request = GenerationRequest(
-        messages=messages,
-        sampling=settings.sampling,
-        stop=settings.stop,
-        max_tokens=settings.max_tokens,
-        max_length=settings.max_length,
-    )
+    request = generation_request(settings, context.cancel, messages=messages)
     result = await generate(engine, request, context, job_id, streaming)
     return result.text

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.binding import render
-from runtime.engine.types import Engine, GenerationRequest, GenerationResult
+from runtime.engine.types import (
+    CancelToken,
+    ChatMessage,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+)
 from runtime.errors import InputError
 from runtime.tasks.params import GenerationSettings, generation_settings
 from runtime.workflow.context import RunContext
@@ -33,6 +40,27 @@ def render_settings(action: Any, scope: dict[str, Any]) -> GenerationSettings:
     return generation_settings(params, max_output_length, stop)
 
 
+def generation_request(
+    settings: GenerationSettings,
+    cancel: CancelToken,
+    *,
+    messages: list[ChatMessage] | None = None,
+    prompt: str | None = None,
+    sampling: SamplingParams | None = None,
+) -> GenerationRequest:
+    """The engine request for an action's rendered settings. `cancel` is the
+    run's token, taken at construction: the engine watches the request's own."""
+    return GenerationRequest(
+        prompt=prompt,
+        messages=messages,
+        sampling=settings.sampling if sampling is None else sampling,
+        stop=settings.stop,
+        max_tokens=settings.max_tokens,
+        max_length=settings.max_length,
+        cancel=cancel,
+    )
+
+
 async def generate(
     engine: Engine,
     request: GenerationRequest,
@@ -42,8 +70,8 @@ async def generate(
     lead: str = "",
 ) -> GenerationResult:
     """Run one generation, passing its deltas (after `lead`, text that is part
-    of the output but not generated) to the run's listener."""
-    request.cancel = context.cancel
+    of the output but not generated) to the run's listener. The request
+    carries the run's cancel token (see `generation_request`)."""
     generation = engine.submit(request)
     try:
         # The lead goes out with the first generated text, not at submit: when

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 from convert.locate import locate_model
 from convert.reference import parse_model_reference
 from runtime.config.schema import (
-    ChatCompletionAction,
+    ChatCompletionComponent,
+    Component,
     ComposeConfig,
     ModelComponent,
-    TextGenerationAction,
+    TextGenerationComponent,
 )
 from runtime.engine import ModelPool
 from runtime.engine.types import (
@@ -84,7 +86,7 @@ class ModelComponents:
         # Generations running through `generate` (no task holds them).
         self._generating: list[CancelToken] = []
 
-    def component(self, component_id: str) -> ModelComponent:
+    def component(self, component_id: str) -> Component:
         try:
             return self.config.component(component_id)
         except KeyError:
@@ -139,7 +141,11 @@ class ModelComponents:
         self, component_id: str, request: GenerationRequest, context: RunContext
     ) -> GenerationResult:
         """One generation on a component's model, outside any workflow (the
-        OpenAI routes), under the same concurrency limit as its actions."""
+        OpenAI routes), under the same concurrency limit as its actions.
+        The request is built outside any run: it takes the run's cancel token
+        here, as a copy (a request built inside a run already has it)."""
+        if request.cancel is not context.cancel:
+            request = dataclasses.replace(request, cancel=context.cancel)
         self._generating.append(context.cancel)
         try:
             engine = await self.engine(component_id)
@@ -153,12 +159,13 @@ class ModelComponents:
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
     ) -> Any:
         component = self.component(component_id)
-        action = component.action(action_id)
         engine = await self.engine(component_id)
         limit = self._limits.get(component_id)
         async with limit if limit is not None else contextlib.nullcontext():
-            if isinstance(action, ChatCompletionAction):
+            if isinstance(component, ChatCompletionComponent):
+                action = component.action(action_id)
                 return await run_chat_completion(engine, action, input, context, job_id)
-            if isinstance(action, TextGenerationAction):
+            if isinstance(component, TextGenerationComponent):
+                action = component.action(action_id)
                 return await run_text_generation(engine, action, input, context, job_id)
         raise NotFoundError(f"component '{component_id}' has no runnable action")

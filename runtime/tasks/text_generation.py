@@ -9,9 +9,15 @@ from typing import Any
 
 from runtime.binding import render
 from runtime.config.schema import TextGenerationAction
-from runtime.engine.types import Engine, GenerationRequest
+from runtime.engine.types import Engine
 from runtime.errors import InputError
-from runtime.tasks.common import action_scope, generate, render_flag, render_settings
+from runtime.tasks.common import (
+    action_scope,
+    generate,
+    generation_request,
+    render_flag,
+    render_settings,
+)
 from runtime.workflow.context import RunContext
 
 
@@ -48,13 +54,7 @@ async def run_text_generation(
         if count > 1 and sampling.seed is not None:
             # Same seed for every sequence would give the same text n times.
             sampling = replace(sampling, seed=sampling.seed + index)
-        request = GenerationRequest(
-            prompt=prompt,
-            sampling=sampling,
-            stop=settings.stop,
-            max_tokens=settings.max_tokens,
-            max_length=settings.max_length,
-        )
+        request = generation_request(settings, context.cancel, prompt=prompt, sampling=sampling)
         result = await generate(engine, request, context, job_id, streaming, lead)
         return lead + result.text
 

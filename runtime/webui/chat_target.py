@@ -1,25 +1,26 @@
 """Which workflows get a chat view, and what a chat turn sends.
 
 A workflow is a chat workflow when it runs one chat-completion action once.
-A chat turn goes to that action's component with the whole conversation as
-its messages, and takes everything else (sampling, max tokens, stop
-sequences, the default system prompt) from the action, rendered the way the
-runner would render it for the form's current input.
+A chat turn is a run of that workflow (through the runner, like any other
+run) whose action answers the whole conversation instead of its own
+messages, and takes everything else (sampling, max tokens, stop sequences,
+the default system prompt) from the action, rendered in the runner's own
+scope for the form's current input.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.binding import render
 from runtime.binding.casts import to_text
 from runtime.config.schema import ChatCompletionAction, ComposeConfig, JobConfig, WorkflowConfig
-from runtime.engine.types import ChatMessage, GenerationRequest
+from runtime.engine.types import CancelToken, ChatMessage, GenerationRequest
 from runtime.errors import ModelComposeError
-from runtime.tasks.common import action_scope, render_settings
+from runtime.tasks.common import action_scope, generation_request, render_settings
 from runtime.workflow.inputs import workflow_jobs
+from runtime.workflow.prepared import job_input, run_scope
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def chat_target(config: ComposeConfig, workflow: WorkflowConfig) -> ChatTarget |
     if len(jobs) != 1 or jobs[0].repeat_count is not None or not config.components:
         return None
     job = jobs[0]
-    component_id = job.component or config.components[0].id
+    component_id = config.job_component(job)
+    if component_id is None:
+        return None
     try:
         action = config.component(component_id).action(job.action)
     except (KeyError, IndexError):
@@ -46,13 +49,8 @@ def chat_target(config: ComposeConfig, workflow: WorkflowConfig) -> ChatTarget |
 
 
 def _action_scope(target: ChatTarget, input: dict[str, Any]) -> dict[str, Any]:
-    """The scope the action renders in for `input`, as the runner builds it:
-    the workflow's own input mapping first, then the job's input."""
-    scope: dict[str, Any] = {"input": dict(input), "env": dict(os.environ), "jobs": {}}
-    if target.workflow.input is not None:
-        scope["input"] = render(target.workflow.input, scope)
-    job_input = scope["input"] if target.job.input is None else render(target.job.input, scope)
-    return action_scope(job_input)
+    """The scope the action renders in for `input`: the runner's own."""
+    return action_scope(job_input(target.job, run_scope(target.workflow, input)))
 
 
 def default_system_prompt(target: ChatTarget, input: dict[str, Any]) -> str:
@@ -84,14 +82,9 @@ def _action_scope_or_none(target: ChatTarget, input: dict[str, Any]) -> dict[str
 def chat_request(
     target: ChatTarget, messages: list[ChatMessage], input: dict[str, Any]
 ) -> GenerationRequest:
-    """A request for one chat turn. Raises InputError when the action's
-    settings cannot be rendered from `input` (say, a temperature that is not
-    a number)."""
+    """The request one chat turn makes, for checking a turn before it is
+    shown. Raises InputError when the action's settings cannot be rendered
+    from `input` (say, a temperature that is not a number). The turn's run
+    builds its own, with the run's cancel token; this one is never submitted."""
     settings = render_settings(target.action, _action_scope(target, input))
-    return GenerationRequest(
-        messages=messages,
-        sampling=settings.sampling,
-        stop=settings.stop,
-        max_tokens=settings.max_tokens,
-        max_length=settings.max_length,
-    )
+    return generation_request(settings, CancelToken(), messages=messages)

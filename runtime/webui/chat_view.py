@@ -4,7 +4,6 @@ page, and each turn goes to the workflow's model with the whole history."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +15,9 @@ from runtime.service import Service
 from runtime.webui.answer import AnswerView
 from runtime.webui.chat_target import ChatTarget, chat_request, default_system_prompt
 from runtime.webui.conversation import Conversation, Turn, TurnState
-from runtime.webui.run_panel import GRACEFUL_CANCEL_S
+from runtime.webui.run_panel import cancel_gracefully, stop_now
 from runtime.webui.stats import RunStats, format_stats, run_stats
-from runtime.workflow.context import RunContext
-
-logger = logging.getLogger(__name__)
+from runtime.workflow.tasks import Task, TaskStatus
 
 
 class _ReplyListener:
@@ -51,8 +48,7 @@ class ChatView:
         self.target = target
         self.form_input = form_input
         self.conversation = Conversation()
-        self.generation: asyncio.Task[GenerationResult] | None = None
-        self.context: RunContext | None = None
+        self.task: Task | None = None
         with ui.column().classes("w-full gap-3") as self.root:
             with ui.row().classes("w-full items-start no-wrap gap-2"):
                 self.system_prompt = (
@@ -84,7 +80,7 @@ class ChatView:
 
     @property
     def is_answering(self) -> bool:
-        return self.generation is not None and not self.generation.done()
+        return self.task is not None and not self.task.is_finished
 
     async def send(self) -> None:
         text = (self.input.value or "").strip()
@@ -92,8 +88,12 @@ class ChatView:
             return
         self.error.set_visibility(False)
         messages = self.conversation.messages(self.system_prompt.value or "", text)
+        form = self.form_input()
         try:
-            request = chat_request(self.target, messages, self.form_input())
+            # Settings that cannot render from the form's input fail here,
+            # before the turn is shown; the turn itself runs as a workflow run.
+            chat_request(self.target, messages, form)
+            run = self.service.prepare(self.target.workflow.id, form, conversation=messages)
         except ModelComposeError as error:
             self._show_error(str(error))
             return
@@ -104,48 +104,44 @@ class ChatView:
                 ui.label(text).classes("whitespace-pre-wrap").mark("chat-user")
             with ui.chat_message(name="Assistant").classes("w-full").mark("chat-assistant"):
                 answer = AnswerView(marker="chat-answer")
-        self.context = RunContext(listener=_ReplyListener(turn, answer))
-        self.generation = asyncio.create_task(
-            self.service.components.generate(self.target.component_id, request, self.context)
-        )
-        self._set_answering(True)
         try:
-            result = await self.generation
-        except asyncio.CancelledError:
-            turn.state = TurnState.DONE
-            self._show_stats(RunStats(FinishReason.CANCELLED))
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this handler itself is being cancelled, not just the turn
-        except ModelComposeError as error:
+            self.task = self.service.start_run(run, _ReplyListener(turn, answer))
+        except ModelComposeError as error:  # every task slot is busy
             turn.state = TurnState.FAILED
             self._show_error(str(error))
-        except Exception as error:  # a bug: say so, keep the page alive
-            logger.exception("chat turn failed")
-            turn.state = TurnState.FAILED
-            self._show_error(f"internal error: {error}")
-        else:
-            turn.state = TurnState.DONE
-            self._show_stats(run_stats([result], result.finish_reason))
+            return
+        self._set_answering(True)
+        try:
+            await self.task.wait()
+        except asyncio.CancelledError:
+            self.stop()  # this handler itself is being cancelled (the page is gone)
+            raise
         finally:
             self._set_answering(False)
+        self._show_turn(turn, self.task)
+
+    def _show_turn(self, turn: Turn, task: Task) -> None:
+        if task.status == TaskStatus.FAILED:
+            turn.state = TurnState.FAILED
+            self._show_error(str(task.error))
+            return
+        turn.state = TurnState.DONE
+        if task.status == TaskStatus.CANCELLED:
+            self._show_stats(RunStats(FinishReason.CANCELLED))
+        else:
+            self._show_stats(run_stats(task.context.results, task.finish_reason))
 
     async def cancel(self) -> None:
-        generation, context = self.generation, self.context
-        if generation is None or generation.done() or context is None:
-            return
-        self.cancel_button.disable()
-        context.cancel.cancel()
-        # send() reports how the turn ended; here it only has to end.
-        _, running = await asyncio.wait({generation}, timeout=GRACEFUL_CANCEL_S)
-        if running:
-            generation.cancel()
+        if self.is_answering:
+            self.cancel_button.disable()
+            # send() reports how the turn ended; here it only has to end.
+            await cancel_gracefully(self.task)
 
     async def new_chat(self) -> None:
-        generation = self.generation
-        if generation is not None and not generation.done():
+        task = self.task
+        if task is not None and not task.is_finished:
             self.stop()
-            await asyncio.wait({generation})
+            await task.wait()
         self.conversation.clear()
         self.messages.clear()
         self.stats.set_text("")
@@ -153,10 +149,7 @@ class ChatView:
 
     def stop(self) -> None:
         """Stop the turn being answered now (the page is gone, or New chat)."""
-        if self.context is not None:
-            self.context.cancel.cancel()
-        if self.generation is not None and not self.generation.done():
-            self.generation.cancel()
+        stop_now(self.task)
 
     def _set_answering(self, answering: bool) -> None:
         self.send_button.set_enabled(not answering)

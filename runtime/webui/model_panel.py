@@ -57,16 +57,8 @@ class ModelStatus:
         return rows
 
 
-def _reference(component: ModelComponent) -> str:
-    model = component.model
-    if isinstance(model, str):
-        return model
-    parts = [model.repository, model.filename, model.path]
-    return " / ".join(p for p in parts if p) or model.provider
-
-
 def model_status(service: Service, component: ModelComponent) -> ModelStatus:
-    base = {"component_id": component.id, "task": component.task, "model": _reference(component)}
+    base = {"component_id": component.id, "task": component.task, "model": component.model_name}
     engine = service.components.loaded(component.id)
     if engine is not None:
         info = engine.info

@@ -27,6 +27,23 @@ logger = logging.getLogger(__name__)
 GRACEFUL_CANCEL_S = 1.0
 
 
+async def cancel_gracefully(task: Task | None) -> None:
+    """Ask a run to stop, so that it ends with the stats of what it generated;
+    cancel it outright if it has not ended within GRACEFUL_CANCEL_S."""
+    if task is None or task.is_finished:
+        return
+    task.context.cancel.cancel()
+    try:
+        await asyncio.wait_for(asyncio.shield(task.wait()), GRACEFUL_CANCEL_S)
+    except TimeoutError:
+        task.cancel()
+
+
+def stop_now(task: Task | None) -> None:
+    if task is not None and not task.is_finished:
+        task.cancel()
+
+
 class _StreamListener:
     """Shows a run's text as it is generated, each job's text apart."""
 
@@ -95,9 +112,8 @@ class RunPanel:
             return
         self.output.reset()
         try:
-            self.task = self.service.start_run(
-                self.workflow.id, reading.values, _StreamListener(self.output)
-            )
+            run = self.service.prepare(self.workflow.id, reading.values)
+            self.task = self.service.start_run(run, _StreamListener(self.output))
         except ModelComposeError as error:
             self._show_failure(error)
             return
@@ -112,20 +128,13 @@ class RunPanel:
             self._set_running(False)
 
     async def cancel(self) -> None:
-        task = self.task
-        if task is None or task.is_finished:
-            return
-        self.cancel_button.disable()
-        task.context.cancel.cancel()
-        try:
-            await asyncio.wait_for(asyncio.shield(task.wait()), GRACEFUL_CANCEL_S)
-        except TimeoutError:
-            task.cancel()
+        if self.is_running:
+            self.cancel_button.disable()
+            await cancel_gracefully(self.task)
 
     def stop(self) -> None:
         """The page is gone: stop its run now."""
-        if self.task is not None and not self.task.is_finished:
-            self.task.cancel()
+        stop_now(self.task)
 
     def _set_running(self, running: bool) -> None:
         self.run_button.set_enabled(not running)

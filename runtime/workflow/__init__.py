@@ -2,10 +2,12 @@
 
 from runtime.workflow.context import RunContext, RunListener
 from runtime.workflow.inputs import check_required_inputs, workflow_inputs
+from runtime.workflow.prepared import PreparedRun
 from runtime.workflow.runner import ComponentRunner, WorkflowRunner
 
 __all__ = [
     "ComponentRunner",
+    "PreparedRun",
     "RunContext",
     "RunListener",
     "WorkflowRunner",

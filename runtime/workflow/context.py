@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from runtime.engine.types import CancelToken, GenerationResult
+from runtime.engine.types import CancelToken, ChatMessage, GenerationResult
 
 
 class RunListener(Protocol):
@@ -27,6 +27,9 @@ class RunContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     listener: RunListener | None = None
     results: list[GenerationResult] = field(default_factory=list)
+    # A chat turn's whole conversation (the Web UI's chat view): the run's
+    # chat-completion action answers it instead of its rendered `messages`.
+    messages: list[ChatMessage] | None = None
 
     async def delta(self, job_id: str, text: str, streaming: bool) -> None:
         if self.listener is not None and text:

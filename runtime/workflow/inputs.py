@@ -14,7 +14,7 @@ from runtime.errors import InputError
 
 def implicit_job(config: ComposeConfig) -> JobConfig:
     """The job a workflow without jobs runs: the only component, whole input."""
-    return JobConfig(id="__job__", component=config.components[0].id if config.components else None)
+    return JobConfig(id="__job__", component=config.job_component(JobConfig()))
 
 
 def workflow_jobs(config: ComposeConfig, workflow: WorkflowConfig) -> list[JobConfig]:
@@ -41,7 +41,7 @@ def _input_bindings(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator
         return
     for job in workflow_jobs(config, workflow):
         yield from iter_bindings([job.input, job.output, job.repeat_count])
-        component_id = job.component or (config.components[0].id if config.components else None)
+        component_id = config.job_component(job)
         if _passes_input_through(job.input) and component_id is not None:
             component = config.component(component_id)
             yield from iter_bindings(_action_values(component.action(job.action)))
@@ -101,7 +101,7 @@ def workflow_streams(config: ComposeConfig, workflow: WorkflowConfig) -> bool:
     """Whether a run of the workflow streams: an action it runs sets
     `streaming` (true or a binding), or an output is `as stream`."""
     for job in workflow_jobs(config, workflow):
-        component_id = job.component or (config.components[0].id if config.components else None)
+        component_id = config.job_component(job)
         if component_id is None:
             continue
         streaming = config.component(component_id).action(job.action).streaming

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from runtime.binding import render
 from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
-from runtime.errors import InputError, NotFoundError
+from runtime.errors import InputError
 from runtime.workflow.context import RunContext
-from runtime.workflow.inputs import check_required_inputs, workflow_inputs, workflow_jobs
+from runtime.workflow.inputs import workflow_jobs
+from runtime.workflow.prepared import PreparedRun, find_workflow, job_input, prepare_run, run_scope
 
 
 class ComponentRunner(Protocol):
@@ -29,25 +28,21 @@ class WorkflowRunner:
         self.components = components
 
     def workflow(self, workflow_id: str | None) -> WorkflowConfig:
-        try:
-            return self.config.workflow(workflow_id)
-        except KeyError:
-            known = ", ".join(f"'{w.id}'" for w in self.config.workflows)
-            raise NotFoundError(f"unknown workflow '{workflow_id}' (known: {known})") from None
+        return find_workflow(self.config, workflow_id)
 
     async def run(
         self, workflow_id: str | None, input: Any, context: RunContext | None = None
     ) -> Any:
+        """Prepare and execute in one call (the CLI, tests)."""
+        return await self.execute(prepare_run(self.config, workflow_id, input), context)
+
+    async def execute(self, run: PreparedRun, context: RunContext | None = None) -> Any:
+        """Run a prepared run's jobs and render its output."""
         context = context or RunContext()
-        workflow = self.workflow(workflow_id)
-        if input is None:
-            input = {}
-        if not isinstance(input, Mapping):
-            raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
-        check_required_inputs(workflow_inputs(self.config, workflow), input)
-        scope: dict[str, Any] = {"input": dict(input), "env": dict(os.environ), "jobs": {}}
-        if workflow.input is not None:
-            scope["input"] = render(workflow.input, scope)
+        if run.conversation is not None:
+            context.messages = run.conversation
+        workflow = run.workflow
+        scope = run_scope(workflow, run.input)
         outputs = await self._run_jobs(workflow, scope, context)
         if workflow.output is not None:
             return render(workflow.output, {**scope, "output": outputs["__last__"]})
@@ -127,10 +122,11 @@ class WorkflowRunner:
         self, job: JobConfig, scope: dict[str, Any], context: RunContext, index: int | None
     ) -> Any:
         job_scope = dict(scope) if index is None else {**scope, "index": index}
-        job_input = scope["input"] if job.input is None else render(job.input, job_scope)
-        component_id = job.component or self.config.components[0].id
+        component_id = self.config.job_component(job)
+        if component_id is None:
+            raise InputError(f"job '{job.id}' has no component to run")
         result = await self.components.run_action(
-            component_id, job.action, job_input, context, job.id
+            component_id, job.action, job_input(job, job_scope), context, job.id
         )
         if job.output is None:
             return result

@@ -203,14 +203,14 @@ def test_a_bug_inside_a_run_fails_that_task_only(
 ) -> None:
     client = client_for(writer_compose(), raise_server_exceptions=False)
     runner = client.app.state.service.runner  # type: ignore[attr-defined]
-    run = runner.run
+    execute = runner.execute
 
-    async def broken_run(workflow_id: str | None, input: Any, context: Any = None) -> Any:
-        if input.get("prompt") == "crash":
+    async def broken_run(run: Any, context: Any = None) -> Any:
+        if run.input.get("prompt") == "crash":
             raise KeyError("jobs")
-        return await run(workflow_id, input, context)
+        return await execute(run, context)
 
-    monkeypatch.setattr(runner, "run", broken_run)
+    monkeypatch.setattr(runner, "execute", broken_run)
     response = client.post("/api/workflows/runs", json=run_body("crash"))
     assert response.status_code == 500
     body = response.json()

@@ -4,34 +4,81 @@ sent with their history, New chat, the system prompt, folded reasoning."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from runtime.engine.types import (
     ChatMessage,
+    Delta,
     FinishReason,
     GenerationRequest,
     GenerationResult,
     Timings,
     Usage,
 )
-from runtime.workflow.context import RunContext
 from tests.webui.composes import CHAT
 from tests.webui.conftest import OpenPage, Page, text_of
 
 
-def spy_on_generate(page: Page, monkeypatch: pytest.MonkeyPatch) -> list[GenerationRequest]:
-    """The requests the chat sends to the model (which still answers them)."""
+def spy_on_requests(page: Page, monkeypatch: pytest.MonkeyPatch) -> list[GenerationRequest]:
+    """The requests the chat's turns send to the model (which still answers them)."""
     requests: list[GenerationRequest] = []
-    generate = page.service.components.generate
+    engine_of = page.service.components.engine
 
-    async def spy(component_id: str, request: GenerationRequest, context: RunContext) -> Any:
-        requests.append(request)
-        return await generate(component_id, request, context)
+    class Spy:
+        def __init__(self, engine: Any) -> None:
+            self.engine = engine
 
-    monkeypatch.setattr(page.service.components, "generate", spy)
+        def submit(self, request: GenerationRequest) -> Any:
+            requests.append(request)
+            return self.engine.submit(request)
+
+    async def spied(component_id: str) -> Any:
+        return Spy(await engine_of(component_id))
+
+    monkeypatch.setattr(page.service.components, "engine", spied)
     return requests
+
+
+class ScriptedGeneration:
+    """A generation whose text comes from `script`, and whose result is
+    `result(text)`: what the engine contract promises, without a model."""
+
+    def __init__(
+        self, script: AsyncIterator[str], result: Callable[[str], GenerationResult]
+    ) -> None:
+        self.script, self.make_result, self.text = script, result, ""
+
+    async def __aiter__(self) -> AsyncIterator[Delta]:
+        async for text in self.script:
+            self.text += text
+            yield Delta(text, len(self.text))
+
+    async def result(self) -> GenerationResult:
+        return self.make_result(self.text)
+
+    def cancel(self) -> None:
+        pass
+
+
+def answer_with(
+    page: Page,
+    monkeypatch: pytest.MonkeyPatch,
+    script: Callable[[GenerationRequest], AsyncIterator[str]],
+    result: Callable[[str], GenerationResult],
+) -> None:
+    """The chat's model answers every request with `script` (see ScriptedGeneration)."""
+
+    class Scripted:
+        def submit(self, request: GenerationRequest) -> ScriptedGeneration:
+            return ScriptedGeneration(script(request), result)
+
+    async def engine(component_id: str) -> Any:
+        return Scripted()
+
+    monkeypatch.setattr(page.service.components, "engine", engine)
 
 
 async def say(page: Page, text: str) -> str:
@@ -46,7 +93,7 @@ async def test_each_turn_is_sent_with_the_conversation_so_far(
     open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with open_page(CHAT) as page:
-        requests = spy_on_generate(page, monkeypatch)
+        requests = spy_on_requests(page, monkeypatch)
         assert page.value("system-prompt") == "You are a helpful assistant."
 
         stats = await say(page, "What is the capital of France?")
@@ -76,7 +123,7 @@ async def test_new_chat_forgets_the_conversation_and_the_edited_system_prompt_is
     open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with open_page(CHAT) as page:
-        requests = spy_on_generate(page, monkeypatch)
+        requests = spy_on_requests(page, monkeypatch)
         # The Form tab's values reach the chat's settings too.
         page.user.find(marker="input-max_tokens").clear().type("4")
         await say(page, "Hello!")
@@ -99,17 +146,18 @@ async def test_reasoning_is_folded_apart_from_the_answer_while_it_streams(
     async with open_page(CHAT, load=False) as page:
         more = asyncio.Event()
 
-        async def think(_: str, request: GenerationRequest, context: RunContext) -> Any:
-            await context.delta("__chat__", "<think>Paris is the ", True)
-            await context.delta("__chat__", "capital.</thi", True)
+        async def think(request: GenerationRequest) -> AsyncIterator[str]:
+            yield "<think>Paris is the "
+            yield "capital.</thi"
             await more.wait()
-            await context.delta("__chat__", "nk>\n\nIt is **Paris**.", True)
-            text = "<think>Paris is the capital.</think>\n\nIt is **Paris**."
+            yield "nk>\n\nIt is **Paris**."
+
+        def thought(text: str) -> GenerationResult:
             return GenerationResult(
                 text, FinishReason.STOP, Usage(20, 0, 9), Timings(0.05, 0.2, 45)
             )
 
-        monkeypatch.setattr(page.service.components, "generate", think)
+        answer_with(page, monkeypatch, think, thought)
         page.user.find(marker="chat-input").type("Capital of France?")
         page.user.find(marker="chat-send").click()
 
@@ -134,15 +182,15 @@ async def test_cancel_stops_the_answer_and_keeps_what_was_said(
 ) -> None:
     async with open_page(CHAT, load=False) as page:
 
-        async def ramble(_: str, request: GenerationRequest, context: RunContext) -> Any:
-            count = 0
-            while not context.cancel.is_cancelled:
-                count += 1
-                await context.delta("__chat__", "la ", True)
+        async def ramble(request: GenerationRequest) -> AsyncIterator[str]:
+            while not request.cancel.is_cancelled:
+                yield "la "
                 await asyncio.sleep(0.01)
-            return GenerationResult("la " * count, FinishReason.CANCELLED, Usage(5, 0, count))
 
-        monkeypatch.setattr(page.service.components, "generate", ramble)
+        def sung(text: str) -> GenerationResult:
+            return GenerationResult(text, FinishReason.CANCELLED, Usage(5, 0, text.count("la")))
+
+        answer_with(page, monkeypatch, ramble, sung)
         page.user.find(marker="chat-input").type("Sing!")
         page.user.find(marker="chat-send").click()
         await page.until(lambda: page.text("chat-answer").startswith("la la la"))

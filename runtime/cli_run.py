@@ -1,0 +1,124 @@
+"""`model-compose run`: one workflow run in this process, its output on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runtime.cli_options import ComposeFiles, file_options
+from runtime.config import LoadedConfig
+from runtime.engine.types import FinishReason, GenerationResult
+from runtime.errors import UserError
+from runtime.workflow import RunContext
+
+
+def parse_input(value: str | None) -> Any:
+    if value is None:
+        return {}
+    source = "--input"
+    if value.startswith("@"):
+        path = Path(value[1:])
+        source = str(path)
+        try:
+            value = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"cannot read the input file {path}: {error.strerror}") from None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{source} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{source} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def format_output(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return json.dumps(output, ensure_ascii=False, indent=2)
+
+
+class TerminalStream:
+    """Prints streamed text as it comes, when the action streams and stdout is
+    a terminal (piped output stays clean, machine-readable)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.text = ""
+
+    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
+        if self.enabled and streaming:
+            self.text += text
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def on_result(self, job_id: str, result: GenerationResult) -> None:
+        # Say why an answer was cut short, when the limit was not the user's own.
+        if result.finish_reason == FinishReason.LENGTH and result.detail:
+            click.echo(f"{chr(10) if self.text else ''}note: {result.detail}", err=True)
+
+
+async def _run(
+    loaded: LoadedConfig, workflow_id: str | None, input: Any, stream: TerminalStream
+) -> Any:
+    from runtime.engine import ModelPool
+    from runtime.tasks.components import ModelComponents
+    from runtime.workflow import WorkflowRunner
+
+    pool = ModelPool()
+    show_status = sys.stderr.isatty()
+
+    def status(message: str) -> None:
+        if show_status:
+            click.echo(f"{message}…", err=True)
+
+    try:
+        components = ModelComponents(loaded.config, pool, status)
+        runner = WorkflowRunner(loaded.config, components)
+        # An unknown workflow or a missing input fails before any model loads:
+        # components load their model when a job first runs on them.
+        return await runner.run(workflow_id, input, RunContext(listener=stream))
+    finally:
+        await pool.close()
+
+
+@click.command()
+@click.argument("workflow_id", required=False)
+@click.option(
+    "-i",
+    "--input",
+    "input_",
+    metavar="JSON|@FILE",
+    help="The workflow input: a JSON object, or @file.json.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output to FILE.")
+@file_options
+def run(
+    workflow_id: str | None, input_: str | None, output: str | None, compose: ComposeFiles
+) -> None:
+    """Run a workflow once, in this process, and print its output."""
+    loaded = compose.load()
+    data = parse_input(input_)
+    stream = TerminalStream(enabled=sys.stdout.isatty() and output is None)
+    result = asyncio.run(_run(loaded, workflow_id, data, stream))
+    text = format_output(result)
+    if output is not None:
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    elif stream.text and stream.text.strip() in _strings(result):
+        click.echo()  # the answer is already on screen
+    else:
+        click.echo(text)
+
+
+def _strings(value: Any) -> list[str]:
+    """The string values of an output, to tell whether streaming showed it all."""
+    if isinstance(value, str):
+        return [value.strip()]
+    if isinstance(value, dict) and len(value) == 1:
+        return _strings(next(iter(value.values())))
+    return []
