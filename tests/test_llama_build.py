@@ -1,4 +1,4 @@
-"""scripts/llama_build.py: the llama-cpp-python build scripts/setup installs
+"""scripts/llama_build: the llama-cpp-python build scripts/setup installs
 (native minus AMX), its cache key, the proof by a real decode in a child
 process, and the fallback to portable flags when that child dies of a signal."""
 
@@ -68,14 +68,13 @@ def test_the_safe_build_enables_what_the_cpu_lists_up_to_avx2_and_never_avx512_o
     assert old_cpu["GGML_FMA"] == "OFF"
 
 
-def test_the_cache_key_follows_the_flags_and_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_key_follows_the_flags_and_the_version() -> None:
     native = llama_build.native_build("x86_64", True)
     cuda = llama_build.native_build("x86_64", True, ("-DGGML_CUDA=ON",))
     key = llama_build.cache_key(native, sys.executable)
     assert key == llama_build.cache_key(native, sys.executable)
     assert key != llama_build.cache_key(cuda, sys.executable)
-    monkeypatch.setattr(llama_build, "VERSION", "0.0.1")
-    assert key != llama_build.cache_key(native, sys.executable)
+    assert key != llama_build.cache_key(native, sys.executable, version="0.0.1")
 
 
 def _preprocessor_macros(*flags: str) -> str:

@@ -19,7 +19,7 @@ from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.server.errors import ServiceUnavailable
 from runtime.server.openai_errors import openai_error
 from runtime.server.openai_models import DONE
-from runtime.server.streaming import EventQueue
+from runtime.server.streaming import PING, EventQueue
 from runtime.tasks.components import ModelComponents
 from runtime.workflow.context import RunContext
 
@@ -94,9 +94,9 @@ async def chunk_events(
     for chunk in chunks.head:
         yield chunk
     event = first
-    while isinstance(event, str):
-        yield chunks.delta(event)
-        event = await generation.next()
+    while isinstance(event, str) or event is PING:
+        yield PING if event is PING else chunks.delta(event)
+        event = await generation.next_or_ping()
     if isinstance(event, GenerationResult):
         event = unfinished_error(event) or event
     if isinstance(event, GenerationResult):

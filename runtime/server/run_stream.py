@@ -15,7 +15,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from runtime.server.errors import retry_headers, status_for
-from runtime.server.streaming import EventQueue
+from runtime.server.streaming import PING, EventQueue
 from runtime.workflow.tasks import Task, TaskStatus, error_body
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ async def run_events(task: Task, first: Any, events: RunEvents) -> AsyncIterator
     try:
         event = first
         while event is not task:
-            yield {"type": "delta", "task_id": task.id, **event}
-            event = await events.next()
+            yield PING if event is PING else {"type": "delta", "task_id": task.id, **event}
+            event = await events.next_or_ping()
         yield final_event(task)
     except Exception:  # a bug: end the stream with an error event, not a cut
         logger.exception("stream of task %s failed", task.id)

@@ -64,7 +64,23 @@ class EventQueue:
         self.task.set_name(name or "events")
 
     async def next(self) -> Any:
+        """The next event, waiting as long as it takes (for the first one)."""
         return await self.queue.get()
+
+    async def next_or_ping(self) -> Any:
+        """The next event, or `PING` once PING_SECONDS pass without one.
+
+        No task per event (a stream may carry thousands): the queue is read
+        directly, and only an empty one is awaited under a timeout, which
+        cancels nothing but the wait (`Queue.get` loses no item when cancelled).
+        """
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        try:
+            async with asyncio.timeout(PING_SECONDS):
+                return await self.queue.get()
+        except TimeoutError:
+            return PING
 
     def cancel(self) -> None:
         """Stop producing events (a no-op once they ended)."""
@@ -119,29 +135,19 @@ async def respond(events: EventQueue, request: Request, answer: Answer) -> Respo
         _sent(answered, events),
         headers=SSE_HEADERS,
         sep="\n",
-        ping=0,  # ours (`_sent`) ping only a stream that has gone quiet
+        ping=0,  # ours (`next_or_ping`) ping only a stream that has gone quiet
         background=BackgroundTask(events.cancel),  # also when the stream never started
     )
 
 
 async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:
-    """The stream's events as SSE data, and a ping comment whenever none came
-    for PING_SECONDS: a stream that flows carries nothing but its events."""
-    coming: asyncio.Future[Any] | None = None
+    """The stream's events as SSE data (`PING`, which the routes' streams pass
+    on when `next_or_ping` gives it, as the comment it is)."""
     try:
-        while True:
-            if coming is None:
-                coming = asyncio.ensure_future(anext(stream))
-            if not (await asyncio.wait({coming}, timeout=PING_SECONDS))[0]:
-                yield PING
-                continue
-            try:
-                event = coming.result()
-            except StopAsyncIteration:
-                return
-            coming = None
-            yield event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+        async for event in stream:
+            if event is PING or isinstance(event, str):
+                yield event
+            else:
+                yield json.dumps(event, ensure_ascii=False)
     finally:
-        if coming is not None:
-            coming.cancel()
         events.cancel()

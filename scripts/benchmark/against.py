@@ -35,7 +35,11 @@ def compare(settings: dict[str, Any], other: Path, rounds: int, say: Any) -> dic
             rows[name].append(
                 [summarize([r for r in records if r.clients == n]) for n in settings["clients"]]
             )
-    summary: dict[str, Any] = {"trees": {k: str(v) for k, v in trees.items()}, "median": {}}
+    summary: dict[str, Any] = {
+        "trees": {k: str(v) for k, v in trees.items()},
+        "rounds": rows,
+        "median": {},
+    }
     for name, runs in rows.items():
         summary["median"][name] = {
             str(clients): {

@@ -34,7 +34,7 @@ def app_for(*texts: str, gap: float = 0.0) -> FastAPI:
         event = first
         while event != END:
             yield event
-            event = await events.next()
+            event = await events.next_or_ping()
         yield "[END]"
 
     def answer(first: Any, events: EventQueue) -> Response | AsyncIterator[Any]:

@@ -1,0 +1,122 @@
+"""Our wheel cache (pip's keys a wheel by name and version only, never by
+CMAKE_ARGS), installing a wheel, and the record of what .venv holds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from scripts.llama_build.builds import VERSION, Build, compiler_version, cpu_features, machine
+
+RECORD = ".llama-build.json"
+# From the source distribution, never a prebuilt wheel a package index may offer.
+PIP_WHEEL_ARGS = ("--no-binary", "llama-cpp-python")
+
+
+class SetupError(Exception):
+    """Setup cannot go on; the message is the one line the user sees."""
+
+
+def say(line: str) -> None:
+    print(f"scripts/setup: {line}", flush=True)
+
+
+def cache_key(build: Build, python: str, version: str = VERSION) -> str:
+    """What makes two wheels differ; the folder name of one under the cache."""
+    facts = {
+        "version": version,
+        "cmake_args": build.cmake_args,
+        "cc": compiler_version(os.environ.get("CC", "cc")),
+        "cxx": compiler_version(os.environ.get("CXX", "c++")),
+        "machine": machine(),
+        "cpu": sorted(cpu_features()),
+        "python": python_tag(python),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def python_tag(python: str) -> str:
+    done = subprocess.run(
+        [python, "-c", "import sys, sysconfig; print(sys.version, sysconfig.get_platform())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def cache_root() -> Path:
+    if "MODEL_COMPOSE_WHEEL_CACHE" in os.environ:
+        return Path(os.environ["MODEL_COMPOSE_WHEEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "model-compose" / "llama-cpp-python"
+
+
+def wheel_for(build: Build, python: str) -> Path:
+    """The wheel for `build`: from our cache, or compiled now (minutes)."""
+    folder = cache_root() / cache_key(build, python)
+    wheels = sorted(folder.glob("llama_cpp_python-*.whl"))
+    if wheels:
+        return wheels[-1]
+    say(f"compiling llama-cpp-python {VERSION}, {build.about} (about 5 minutes on 2 cores)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
+    try:
+        log = scratch / "build.log"
+        with log.open("w") as out:
+            command = [python, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir"]
+            done = subprocess.run(
+                [*command, *PIP_WHEEL_ARGS, "-w", str(scratch), f"llama-cpp-python=={VERSION}"],
+                env=build.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if done.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print("\n".join(tail), file=sys.stderr)
+            raise SetupError(
+                f"compiling llama-cpp-python failed (CMAKE_ARGS: {shlex.join(build.cmake_args)})"
+            )
+        (scratch / "build.json").write_text(json.dumps(asdict(build), indent=2))
+        if not folder.exists():  # else another setup finished first: use its wheel
+            scratch.rename(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sorted(folder.glob("llama_cpp_python-*.whl"))[-1]
+
+
+def install_wheel(python: str, wheel: Path) -> None:
+    # Uninstall first: the same version built with other flags would look installed.
+    subprocess.run(
+        [python, "-m", "pip", "uninstall", "--quiet", "--yes", "llama-cpp-python"],
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-warn-conflicts", str(wheel)], check=True
+    )
+
+
+def record_path(python: str) -> Path:
+    # Not resolve(): a virtualenv's python is a symlink to the base interpreter.
+    return Path(os.path.abspath(python)).parent.parent / RECORD
+
+
+def read_record(python: str) -> dict[str, object]:
+    try:
+        return dict(json.loads(record_path(python).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_record(python: str, **fields: object) -> None:
+    record_path(python).write_text(json.dumps(fields, indent=2) + "\n")
