@@ -1,7 +1,7 @@
 """Whether models load with llama.cpp's extra CPU buffer types.
 
 llama.cpp's CPU backend can keep weights in "extra" buffer types: the
-repacked (interleaved) Q4_0/Q4_K/IQ4_NL layouts that make prompt processing
+repacked (interleaved) Q4_0/Q4_K/IQ4_NL layouts that make decoding
 fast, and, in a build compiled with AMX, the AMX layout. The AMX matmul kernel
 of llama.cpp as vendored by llama-cpp-python (0.3.36 and every release before
 it) crashes with SIGILL when GCC 12 compiled it: `ggml_tile_config_init`
@@ -11,7 +11,7 @@ builds its tile config on the stack, GCC drops the stores, and the first
 `scripts/setup` builds without AMX. This guard is for a llama-cpp-python
 built elsewhere: when the library reports `AMX_INT8 = 1` and its version is
 not known to be fixed, every model loads with `use_extra_bufts = False` (no
-AMX; no repacking either, so prompt processing is slower), and one warning
+AMX; no repacking either, so decoding is slower), and one warning
 says why and how to rebuild. The decision rests on what the library reports
 (`llama_print_system_info`, its version), never on the machine's name.
 
@@ -78,7 +78,7 @@ def decide(
         False,
         f"this llama.cpp (llama-cpp-python {version}) was built with AMX (AMX_INT8 = 1), "
         "whose matmul kernel crashes with SIGILL; loading models without extra buffer "
-        f"types (no AMX, no weight repacking: slower prompt processing). To fix it, "
+        f"types (no AMX, no weight repacking: slower decoding). To fix it, "
         f"{REBUILD_HINT}",
     )
 
