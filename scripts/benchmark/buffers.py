@@ -33,15 +33,8 @@ def job(settings: dict[str, Any]) -> dict[str, Any]:
 async def _job(settings: dict[str, Any]) -> dict[str, Any]:
     from runtime.engine.llama import extra_buffers
     from scripts.benchmark import engine_bench
-    from scripts.benchmark.ceiling import RawModel
 
-    vocab = RawModel(settings["model"], 1, vocab_only=True)
-    try:
-        long_text = prompts.system_prompt(
-            lambda text: len(vocab.encode(text)), settings["pp_tokens"]
-        )
-    finally:
-        vocab.close()
+    long_text = prompts.system_prompt_for(settings["model"], settings["pp_tokens"])
     spec = engine_bench.make_spec(
         settings["model"], settings["n_ctx"], settings["n_batch"], settings["n_threads"],
         max(CLIENTS),

@@ -80,3 +80,14 @@ def system_prompt(count_tokens: Callable[[str], int], target_tokens: int = 1000)
             f"and never promise anything the timetable does not show.\n"
         )
     return text
+
+
+def system_prompt_for(model: str, target_tokens: int) -> str:
+    """`system_prompt` of about `target_tokens` tokens of `model`'s vocabulary."""
+    from scripts.benchmark.ceiling import RawModel
+
+    vocab = RawModel(model, 1, vocab_only=True)
+    try:
+        return system_prompt(lambda text: len(vocab.encode(text)), target_tokens)
+    finally:
+        vocab.close()

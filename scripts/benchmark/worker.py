@@ -108,7 +108,6 @@ def engine_job(settings: dict[str, Any]) -> dict[str, Any]:
 
 async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
     from scripts.benchmark import engine_bench
-    from scripts.benchmark.ceiling import RawModel
 
     spec = _engine_spec(settings)
     pool, engine = await engine_bench.acquire(spec)
@@ -125,13 +124,7 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
             **_memory(),
         }
         # Warm prefix, after the RSS reading: the system prompt is new to every slot.
-        vocab = RawModel(settings["model"], 1, vocab_only=True)
-        try:
-            system = prompts.system_prompt(
-                lambda text: len(vocab.encode(text)), settings["system_prompt_tokens"]
-            )
-        finally:
-            vocab.close()
+        system = prompts.system_prompt_for(settings["model"], settings["system_prompt_tokens"])
         result["warm_prefix"] = await engine_bench.warm_prefix(
             engine, system, prompts.QUESTIONS, settings["warm_prefix_max_tokens"]
         )

@@ -17,6 +17,7 @@ from scripts.llama_build.wheels import (
     SetupError,
     cache_key,
     install_wheel,
+    python_says,
     read_record,
     say,
     wheel_for,
@@ -56,13 +57,8 @@ def install(python: str) -> None:
 
 
 def _installed(python: str) -> bool:
-    done = subprocess.run(
-        [python, "-c", "import importlib.metadata as m; print(m.version('llama-cpp-python'))"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() == VERSION
+    code = "import importlib.metadata as m; print(m.version('llama-cpp-python'))"
+    return python_says(python, code) == VERSION
 
 
 @dataclass

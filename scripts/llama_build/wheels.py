@@ -43,14 +43,16 @@ def cache_key(build: Build, python: str, version: str = VERSION) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def python_says(python: str, code: str) -> str:
+    """What `python -c code` prints ("" when it fails)."""
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def python_tag(python: str) -> str:
-    done = subprocess.run(
-        [python, "-c", "import sys, sysconfig; print(sys.version, sysconfig.get_platform())"],
-        capture_output=True,
-        text=True,
-        check=True,
+    return python_says(
+        python, "import sys, sysconfig; print(sys.version, sysconfig.get_platform())"
     )
-    return done.stdout.strip()
 
 
 def cache_root() -> Path:
