@@ -52,9 +52,14 @@ class WorkflowRunner:
         self, workflow: WorkflowConfig, scope: dict[str, Any], context: RunContext
     ) -> dict[str, Any]:
         jobs = workflow_jobs(self.config, workflow)
-        done: dict[str, asyncio.Future[Any]] = {
-            job.id: asyncio.get_running_loop().create_future() for job in jobs
-        }
+        done: dict[str, asyncio.Future[Any]] = {}
+        for job in jobs:
+            # These futures only tell dependents that a job ended; its error
+            # travels through its task. Marking it retrieved here keeps a run
+            # cancelled mid-cleanup (twice, say) from logging "Future exception
+            # was never retrieved" for a future nobody depends on.
+            done[job.id] = asyncio.get_running_loop().create_future()
+            done[job.id].add_done_callback(_retrieve)
 
         async def run_when_ready(job: JobConfig) -> None:
             for dependency in job.depends_on:
@@ -77,9 +82,6 @@ class WorkflowRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for future in done.values():
-                if future.done() and not future.cancelled():
-                    future.exception()  # mark retrieved: the first error is what we raise
             raise
         # The workflow's result is its last job that nothing depends on; with
         # several such jobs, a mapping of their outputs by job id.
@@ -131,3 +133,8 @@ class WorkflowRunner:
         if job.output is None:
             return result
         return render(job.output, {**job_scope, "output": result, "result": result})
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

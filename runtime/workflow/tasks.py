@@ -69,7 +69,9 @@ class Task:
     def cancel(self, reason: str | None = None) -> None:
         """Ask the run to stop; the runner marks the task cancelled."""
         self.context.cancel.cancel(reason)
-        if self.runner is not None and not self.runner.done():
+        # Once: a second cancel would land in the runner's own clean-up (the
+        # streaming edge may ask again as its response closes).
+        if self.runner is not None and not self.runner.done() and not self.runner.cancelling():
             self.runner.cancel()
 
     @property
