@@ -42,7 +42,8 @@ class BackgroundGeneration(EventQueue):
         queue_size: int = 32,
     ) -> None:
         super().__init__(queue_size)
-        self.context = RunContext(listener=self if streaming else None)
+        # The run is this one request: cancelling either cancels both.
+        self.context = RunContext(cancel=request.cancel, listener=self if streaming else None)
         self.end_with(self._produce(components, component_id, request), name=f"v1:{component_id}")
 
     @staticmethod

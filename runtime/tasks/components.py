@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,10 +141,7 @@ class ModelComponents:
     ) -> GenerationResult:
         """One generation on a component's model, outside any workflow (the
         OpenAI routes), under the same concurrency limit as its actions.
-        The request is built outside any run: it takes the run's cancel token
-        here, as a copy (a request built inside a run already has it)."""
-        if request.cancel is not context.cancel:
-            request = dataclasses.replace(request, cancel=context.cancel)
+        `context.cancel` must be the request's own token."""
         self._generating.append(context.cancel)
         try:
             engine = await self.engine(component_id)

@@ -47,7 +47,7 @@ REBUILD_HINT = (
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str | None = None  # why not, for the one warning
+    reason: str | None = None  # why not, when the user should be warned
 
 
 def system_features(text: str) -> dict[str, str]:
@@ -66,13 +66,14 @@ def decide(
     fixed_in: tuple[int, ...] | None = AMX_FIXED_IN,
 ) -> Decision:
     """Extra buffers or not, from the library's facts and the user's setting."""
-    if setting is not None and setting.strip() not in ("0", "1"):
+    chosen = None if setting is None else setting.strip()
+    if chosen not in (None, "0", "1"):
         raise ModelLoadError(f"{SETTING} must be 0 or 1, got {setting!r}")
-    if setting is not None and setting.strip() == "0":
-        return Decision(False, f"{SETTING}=0")
+    if chosen == "0":
+        return Decision(False)  # the user's choice: nothing to warn about
     amx = features.get("AMX_INT8") == "1"
     fixed = fixed_in is not None and version_tuple(version) >= fixed_in
-    if not amx or fixed or setting is not None:  # setting "1": the user vouches for it
+    if not amx or fixed or chosen == "1":  # "1": the user vouches for this build
         return Decision(True)
     return Decision(
         False,
@@ -89,6 +90,6 @@ def decision() -> Decision:
     first call logs the warning (once per process)."""
     features = system_features(llama_cpp.llama_print_system_info().decode(errors="replace"))
     made = decide(features, llama_cpp.__version__, os.environ.get(SETTING))
-    if not made.allowed and made.reason and not made.reason.startswith(SETTING):
+    if made.reason is not None:
         logger.warning("%s", made.reason)
     return made
