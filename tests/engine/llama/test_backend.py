@@ -4,12 +4,9 @@ over several KV streams, prefix keeping and copying, and failures."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 
 from runtime.engine.budget import TokenBudget
@@ -17,7 +14,6 @@ from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
 from runtime.engine.types import GenerationRequest, ModelSpec, SamplingParams
-from runtime.errors import ModelLoadError
 
 CONTEXT = 128
 
@@ -114,26 +110,3 @@ def test_an_invalid_batch_is_a_decode_error_and_the_cache_stays_usable(backend: 
     with pytest.raises(DecodeError, match="llama_decode failed"):
         evaluate(backend, bad)
     assert evaluate(backend, sequence(backend, prompt, 0)) == expected
-
-
-def test_a_truncated_file_is_refused_before_llama_cpp_sees_it(
-    embedded_model_path: Path, tmp_path: Path
-) -> None:
-    path = tmp_path / "cut.gguf"
-    with embedded_model_path.open("rb") as source, path.open("wb") as target:
-        shutil.copyfileobj(source, target, length=1 << 20)
-        target.truncate(embedded_model_path.stat().st_size // 2)
-    with pytest.raises(ModelLoadError, match="truncated"):
-        Backend.load(ModelSpec(str(path), parallel=2))
-
-
-def test_a_file_llama_cpp_refuses_is_a_load_error_with_its_reason(tmp_path: Path) -> None:
-    path = tmp_path / "alien.gguf"
-    writer = gguf.GGUFWriter(path, "no-such-arch")
-    writer.add_tensor("token_embd.weight", np.zeros((4, 64), np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    with pytest.raises(ModelLoadError, match="unknown model architecture: 'no-such-arch'"):
-        Backend.load(ModelSpec(str(path), parallel=2))
