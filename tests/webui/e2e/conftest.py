@@ -183,7 +183,17 @@ def wait_until(
 
 
 def visible(elements: list[WebElement]) -> WebElement | None:
-    return next((each for each in elements if each.is_displayed()), None)
+    """The first of `elements` on screen. One the page removed since it was
+    found (NiceGUI re-renders while we poll) is not on screen."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for each in elements:
+        try:
+            if each.is_displayed():
+                return each
+        except StaleElementReferenceException:
+            continue
+    return None
 
 
 def buttons(driver: WebDriver, text: str) -> list[WebElement]:
