@@ -22,6 +22,7 @@ from runtime.engine.budget import token_budget
 from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.llama.chat_template import ChatTemplate, prompt_text
 from runtime.engine.placement import KVPlacement
+from runtime.engine.reasoning import FORCED_CLOSE, ends_inside_block
 from runtime.engine.scheduler import Batch, Scheduler
 from runtime.engine.sequence import Sequence
 from runtime.engine.types import EngineStats, GenerationRequest, ModelInfo, ModelSpec
@@ -48,6 +49,7 @@ class BatchedEngine:
             max_batch_tokens=backend.n_batch,
         )
         self.steps = 0  # batches decoded so far
+        self._close_tokens = backend.encode_piece(FORCED_CLOSE)
         name = backend.info.name
         self._intake = ThreadPoolExecutor(1, thread_name_prefix=f"llama-intake:{name}")
         self._thread = threading.Thread(target=self._work, name=f"llama-worker:{name}", daemon=True)
@@ -100,6 +102,16 @@ class BatchedEngine:
         """The tokens the engine feeds the model for `request` (any thread)."""
         return self.model.encode(prompt_text(self.chat_template, request))
 
+    def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:
+        """The prompt's tokens, and whether the output starts inside a
+        reasoning block the prompt opened. With a zero reasoning budget, such
+        a block is closed in the prompt itself."""
+        text = prompt_text(self.chat_template, request)
+        thinking = ends_inside_block(text)
+        if thinking and request.reasoning_budget == 0:
+            text, thinking = text + FORCED_CLOSE, False
+        return self.model.encode(text), thinking
+
     def shutdown(self) -> None:
         """Blocking close: cancel what is queued or running, stop the worker,
         free the model. Idempotent."""
@@ -118,7 +130,7 @@ class BatchedEngine:
         try:
             if not self.scheduler.is_closed and not seq.is_cancelled:
                 request = seq.request
-                tokens = self.prompt_tokens(request)
+                tokens, thinking = self._prompt(request)
                 if not tokens:
                     raise InputError("the prompt is empty")
                 context_length = self.model.context_length
@@ -135,6 +147,8 @@ class BatchedEngine:
                     token_bytes=self.model.token_bytes,
                     context_length=context_length,
                     sampler=sampler,
+                    thinking=thinking,
+                    close_tokens=self._close_tokens if request.reasoning_budget is not None else [],
                 )
         except Exception as error:
             if not isinstance(error, ModelComposeError):
@@ -207,6 +221,8 @@ def validate_request(request: GenerationRequest) -> None:
         raise ValueError(f"max_tokens must be ≥ 0, got {request.max_tokens}")
     if request.max_length is not None and request.max_length < 0:
         raise ValueError(f"max_length must be ≥ 0, got {request.max_length}")
+    if request.reasoning_budget is not None and request.reasoning_budget < 0:
+        raise ValueError(f"reasoning_budget must be ≥ 0, got {request.reasoning_budget}")
 
 
 def _as_failure(error: Exception) -> Exception:

@@ -1,6 +1,7 @@
 """One request from submit to result, as nano-vllm's `Sequence`: its tokens,
-status, token budget, timings, stop matching, and the delivery of its deltas
-and result to the event loop. It is also the `Generation` that `submit`
+status, token budget, timings, stop matching, the split of its reasoning from
+its answer (and the reasoning budget), and the delivery of its deltas and
+result to the event loop. It is also the `Generation` that `submit`
 returns: the caller iterates it and awaits `result()`.
 
 Threads. Created on the event loop thread; prepared (`prepare`) by the
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from runtime.engine.budget import TokenBudget
 from runtime.engine.detokenize import Detokenizer, TokenBytes
+from runtime.engine.reasoning import ReasoningSplitter
 from runtime.engine.stops import StopMatcher
 from runtime.engine.types import (
     Delta,
@@ -60,15 +62,20 @@ class Sequence:
         self.sampler: Sampler | None = None
         self._detokenizer: Detokenizer | None = None
         self._stops = StopMatcher(request.stop)
+        self._split = ReasoningSplitter()
+        # The tokens that end a reasoning block that ran past its budget.
+        self._close_tokens: list[int] = []
         # Where its KV cache is (set by `KVPlacement`): positions 0..num_kv-1 of `slot`.
         self.slot: int | None = None
         self.num_kv = 0
         self.num_cached = 0  # prompt tokens found in the KV cache at admission
         # How it went:
         self.num_completion_tokens = 0
+        self.num_reasoning_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.detail: str | None = None
-        self._pieces: list[str] = []
+        self._pieces: list[str] = []  # the answer
+        self._reasoning: list[str] = []
         self.decode_started_at: float | None = None
         self.first_token_at: float | None = None
         self.first_delta_at: float | None = None
@@ -100,7 +107,13 @@ class Sequence:
 
     @property
     def text(self) -> str:
+        """The answer so far (never the reasoning)."""
         return "".join(self._pieces)
+
+    @property
+    def reasoning(self) -> str | None:
+        """The reasoning so far; None when no block was opened."""
+        return "".join(self._reasoning) if self._split.opened else None
 
     # -- the consumer (event loop) -------------------------------------------------
 
@@ -140,14 +153,20 @@ class Sequence:
         token_bytes: TokenBytes,
         context_length: int,
         sampler: Sampler | None,
+        thinking: bool = False,
+        close_tokens: list[int] | None = None,
     ) -> None:
-        """Tokenized and budgeted: ready for a slot (or finished: nothing to generate)."""
+        """Tokenized and budgeted: ready for a slot (or finished: nothing to
+        generate). `thinking`: the prompt leaves a reasoning block open;
+        `close_tokens` end a block past the request's reasoning budget."""
         self.tokens = list(prompt)
         self.num_prompt_tokens = len(prompt)
         self.budget, self.detail = budget, budget.detail
         self.context_length = context_length
         self.sampler = sampler
         self._detokenizer = Detokenizer(token_bytes)
+        self._split = ReasoningSplitter(thinking=thinking)
+        self._close_tokens = list(close_tokens or [])
         if budget.max_new_tokens <= 0:
             self._finish(FinishReason.LENGTH)
 
@@ -182,16 +201,17 @@ class Sequence:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         if is_eog:  # end-of-generation tokens are never part of the text
-            self._emit(self._release_tail())
+            self._emit(self._release_tail(), last=True)
             self._finish(FinishReason.STOP)
             return
         self.num_completion_tokens += 1
+        was_thinking = self._split.is_thinking
         check = self._stops.feed(self._detokenizer.feed(token))  # type: ignore[union-attr]
         if check.stopped:
-            self._emit(check.text)
+            self._emit(check.text, last=True)
             self._finish(FinishReason.STOP)
         elif self.num_completion_tokens >= self.budget.max_new_tokens:
-            self._emit(check.text + self._release_tail())
+            self._emit(check.text + self._release_tail(), last=True)
             if self._stops.stopped:
                 self._finish(FinishReason.STOP)
                 return
@@ -200,12 +220,39 @@ class Sequence:
             self._finish(FinishReason.LENGTH)
         else:
             self._emit(check.text)
+        if was_thinking or self._split.is_thinking:
+            self.num_reasoning_tokens += 1
+        if not self.is_finished and self._over_reasoning_budget():
+            self._force(self._close_tokens)
+
+    def _over_reasoning_budget(self) -> bool:
+        budget = self.request.reasoning_budget
+        return (
+            budget is not None
+            and self._split.is_thinking
+            and self.num_reasoning_tokens >= budget
+            and bool(self._close_tokens)
+            # Room for the closing tokens and at least one token of answer.
+            and self.num_completion_tokens + len(self._close_tokens) < self.budget.max_new_tokens
+        )
+
+    def _force(self, tokens: list[int]) -> None:
+        """Write `tokens` as if the model had: they are evaluated (one prompt
+        chunk) before the next token is sampled."""
+        for token in tokens:
+            self.tokens.append(token)
+            self.num_completion_tokens += 1
+            self.num_reasoning_tokens += 1
+            if self.sampler is not None:
+                self.sampler.accept(token)
+            self._emit(self._stops.feed(self._detokenizer.feed(token)).text)  # type: ignore[union-attr]
+        self.status = SequenceStatus.PREFILL
 
     def end_cancelled(self, detail: str | None = None) -> None:
         """End now as cancelled; text held back so far is still delivered."""
         if self.is_finished:
             return
-        self._emit(self._release_tail())
+        self._emit(self._release_tail(), last=True)
         if detail:
             self.detail = detail
         self._finish(FinishReason.CANCELLED)
@@ -226,13 +273,19 @@ class Sequence:
         return GenerationResult(
             text=self.text,
             finish_reason=self.finish_reason or FinishReason.ERROR,
-            usage=Usage(self.num_prompt_tokens, self.num_cached, self.num_completion_tokens),
+            usage=Usage(
+                self.num_prompt_tokens,
+                self.num_cached,
+                self.num_completion_tokens,
+                self.num_reasoning_tokens,
+            ),
             timings=Timings(
                 ttft_s=first - self.submitted_at if first is not None else 0.0,
                 total_s=end - self.submitted_at,
                 tokens_per_s=self.num_completion_tokens / decode_s if decode_s > 0 else 0.0,
             ),
             detail=self.detail,
+            reasoning=self.reasoning,
         )
 
     def _release_tail(self) -> str:
@@ -242,14 +295,19 @@ class Sequence:
         check = self._stops.feed(self._detokenizer.flush())
         return check.text if check.stopped else check.text + self._stops.flush()
 
-    def _emit(self, text: str) -> None:
-        if not text:
-            return
-        if self.first_delta_at is None:
-            self.first_delta_at = time.perf_counter()
-        self._pieces.append(text)
-        if not self._post(self._deltas.put_nowait, Delta(text, self.num_completion_tokens)):
-            self._orphaned = True  # nobody listens: free the slot at the next step
+    def _emit(self, text: str, *, last: bool = False) -> None:
+        """Post generated text, split into reasoning and answer; `last`: the
+        output ends here (the splitter lets go of what it held back)."""
+        pieces = self._split.feed(text) if text else []
+        if last:
+            pieces += self._split.flush()
+        for piece in pieces:
+            if self.first_delta_at is None:
+                self.first_delta_at = time.perf_counter()
+            (self._reasoning if piece.reasoning else self._pieces).append(piece.text)
+            delta = Delta(piece.text, self.num_completion_tokens, reasoning=piece.reasoning)
+            if not self._post(self._deltas.put_nowait, delta):
+                self._orphaned = True  # nobody listens: free the slot at the next step
 
     def _finish(self, reason: FinishReason) -> None:
         self.finish_reason = reason

@@ -7,7 +7,7 @@ import enum
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class FinishReason(enum.StrEnum):
@@ -81,6 +81,11 @@ class GenerationRequest:
 
     `max_tokens` None means "as many as fit the context". `max_length` caps
     prompt + output tokens (transformers' `max_length`).
+
+    `chat_template_kwargs` are extra variables for the chat template (e.g.
+    SmolLM3's and Qwen3's `enable_thinking`). `reasoning_budget` caps the
+    tokens of a reasoning block: past it, the engine closes the block and
+    the model goes on to answer (None: no cap; 0: close it at once).
     """
 
     prompt: str | None = None
@@ -89,6 +94,8 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
     max_length: int | None = None
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    reasoning_budget: int | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
@@ -98,6 +105,7 @@ class Delta:
 
     text: str
     num_tokens: int  # completion tokens generated so far
+    reasoning: bool = False  # a piece of the reasoning, not of the answer
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class Usage:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    # Of the completion tokens, those of the reasoning block (its tags included).
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -120,13 +130,15 @@ class Timings:
 
 @dataclass(frozen=True)
 class GenerationResult:
-    text: str
+    text: str  # the answer: never the reasoning
     finish_reason: FinishReason
     usage: Usage = Usage()
     timings: Timings = Timings()
     # Why the generation ended early or was clamped, for people to read,
     # e.g. "max_output_length 32768 clamped to the 3940 tokens left in the context".
     detail: str | None = None
+    # The reasoning block's text; None when the model wrote no block.
+    reasoning: str | None = None
 
 
 class Generation(Protocol):

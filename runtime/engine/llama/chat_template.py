@@ -3,7 +3,10 @@
 The template comes from the GGUF metadata (`tokenizer.chat_template`, the same
 Jinja template transformers uses) and is rendered the way transformers renders
 it, through llama-cpp-python's `Jinja2ChatFormatter` (sandboxed Jinja, `tojson`,
-`strftime_now`, `raise_exception`). BOS handling and stopping live elsewhere:
+`strftime_now`, `raise_exception`), with the request's `chat_template_kwargs`
+as extra variables. A conversation that ends with an assistant message is
+continued, not answered (a prefill, as transformers' `continue_final_message`
+renders it). BOS handling and stopping live elsewhere:
 `Vocabulary.encode` never adds a second BOS, and generation stops at the
 model's end-of-generation tokens.
 """
@@ -11,7 +14,8 @@ model's end-of-generation tokens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jinja2
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -29,6 +33,17 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# Variables the renderer sets itself: a request's chat_template_kwargs may not.
+RESERVED_VARIABLES = frozenset(
+    {
+        "messages",
+        "add_generation_prompt",
+        "bos_token",
+        "eos_token",
+        "raise_exception",
+        "strftime_now",
+    }
+)
 
 
 class ChatTemplate:
@@ -40,29 +55,69 @@ class ChatTemplate:
             template = CHATML_TEMPLATE
         self.source = template
         try:
-            self._formatter = Jinja2ChatFormatter(
-                template=template,
-                bos_token=bos_token,
-                eos_token=eos_token,
-                add_generation_prompt=True,
+            # The formatter fixes add_generation_prompt when it is made: one
+            # that answers, one that continues a prefilled assistant message.
+            self._answering, self._continuing = (
+                Jinja2ChatFormatter(
+                    template=template,
+                    bos_token=bos_token,
+                    eos_token=eos_token,
+                    add_generation_prompt=answer,
+                )
+                for answer in (True, False)
             )
         except jinja2.TemplateError as exc:
             raise ModelLoadError(f"the model's chat template does not compile: {exc}") from exc
 
-    def render(self, messages: Sequence[ChatMessage]) -> str:
+    def render(
+        self, messages: Sequence[ChatMessage], options: Mapping[str, Any] | None = None
+    ) -> str:
+        """The prompt for the reply to `messages`, or for the rest of their
+        last message when it is the assistant's. `options` are extra template
+        variables (`chat_template_kwargs`)."""
+        options = dict(options or {})
+        reserved = sorted(RESERVED_VARIABLES & options.keys())
+        if reserved:
+            raise InputError(f"chat_template_kwargs cannot set {', '.join(reserved)}")
+        if messages and messages[-1].role == "assistant" and not messages[-1].content.strip():
+            messages = messages[:-1]  # an empty prefill: just answer
+        prefill = messages[-1].content if messages and messages[-1].role == "assistant" else None
+        formatter = self._answering if prefill is None else self._continuing
         payload = [{"role": m.role, "content": m.content} for m in messages]
         try:
             # The formatter's type hints ask for OpenAI message dicts; plain dicts are them.
-            return self._formatter(messages=payload).prompt  # type: ignore[arg-type]
+            prompt = formatter(messages=payload, **options).prompt  # type: ignore[arg-type]
         except (jinja2.TemplateError, ValueError, TypeError) as exc:
             # Templates call raise_exception() for e.g. roles out of order:
             # that is about the messages the user sent.
             raise InputError(f"the model's chat template rejected the messages: {exc}") from exc
+        return prompt if prefill is None else _up_to_prefill(prompt, prefill)
+
+
+def _up_to_prefill(prompt: str, prefill: str) -> str:
+    """The rendered conversation cut right after the last assistant message's
+    text, so that the model continues it (transformers' rule: templates may
+    strip the message, so it is looked for stripped)."""
+    at = prompt.rfind(prefill.strip())
+    if at == -1:
+        raise InputError(
+            "the model's chat template does not render the final assistant message "
+            "as it was sent, so the reply cannot continue it"
+        )
+    kept = prefill.lstrip()
+    if prompt[at : at + len(kept)] == kept:
+        return prompt[: at + len(kept)]
+    return prompt[: at + len(prefill.strip())]
 
 
 def prompt_text(chat: ChatTemplate, request: GenerationRequest) -> str:
     """The text an engine tokenizes for a request: the chat template over its
     messages, or its raw prompt."""
     if request.messages is not None:
-        return chat.render(request.messages)
+        options = request.chat_template_kwargs
+        if request.reasoning_budget == 0 and "enable_thinking" not in options:
+            # No room to think: templates that can turn thinking off do
+            # (llama-server's rule), and the engine closes any block at once.
+            options = {**options, "enable_thinking": False}
+        return chat.render(request.messages, options)
     return request.prompt or ""

@@ -39,6 +39,12 @@ class Sampler:
             for token in prompt_tokens[-REPEAT_LAST_N:]:
                 llama_cpp.llama_sampler_accept(self._chain, token)
 
+    def accept(self, token: int) -> None:
+        """A token the engine wrote itself (not sampled): the chain's history
+        sees it as if it had been."""
+        if self._chain is not None:
+            llama_cpp.llama_sampler_accept(self._chain, token)
+
     def sample(self, ctx: llama_cpp.llama_context_p, idx: int = -1) -> int:
         """Sample from the logits of output `idx` of the last decode, and accept it."""
         if self._chain is None:

@@ -63,6 +63,11 @@ class Vocabulary:
             tokens.pop(0)
         return tokens
 
+    def encode_piece(self, text: str) -> list[int]:
+        """Tokenize text that goes in the middle of a sequence: special-token
+        text is parsed, and no BOS is added."""
+        return self._tokenize(text.encode("utf-8"))
+
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token; control tokens (BOS, EOS…) give b""."""
         cached = self._bytes.get(token)
