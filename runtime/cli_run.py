@@ -51,7 +51,7 @@ class TerminalStream:
         self.enabled = enabled
         self.text = ""
 
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
+    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
         if self.enabled and streaming:
             self.text += text
             sys.stdout.write(text)

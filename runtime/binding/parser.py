@@ -19,7 +19,7 @@ from runtime.binding.casts import TYPE_NAMES, TYPES_WITH_OPTIONS, BindingType, C
 from runtime.binding.template import Binding, PathPart, Template
 from runtime.errors import BindingSyntaxError
 
-KEYS = ("input", "output", "result", "jobs", "env", "index", "item", "context")
+KEYS = ("input", "output", "result", "reasoning", "jobs", "env", "index", "item", "context")
 
 _WHITESPACE = " \t\r\n"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

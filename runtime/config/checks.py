@@ -95,6 +95,13 @@ class Checker:
                 self.error("parallel must be at least 1", data, "parallel", f"{display}.parallel")
             if component.max_queue < 0:
                 self.error("max_queue must be 0 or more", data, "max_queue", f"{display}.max_queue")
+            if component.reasoning_budget is not None and component.reasoning_budget < 0:
+                self.error(
+                    "reasoning_budget must be 0 or more",
+                    data,
+                    "reasoning_budget",
+                    f"{display}.reasoning_budget",
+                )
             try:
                 parse_model_reference(component.model)
             except ValueError as error:
@@ -107,6 +114,11 @@ class Checker:
                     else f"{display}.action"
                 )
                 self.params(action.params, raw_action, where)
+                budget = action.reasoning_budget
+                if isinstance(budget, int) and budget < 0:
+                    self.error(
+                        "reasoning_budget must be 0 or more", raw_action, "reasoning_budget", where
+                    )
                 if isinstance(action, TextGenerationAction):
                     if action.prompt is not None and action.text is not None:
                         self.error(

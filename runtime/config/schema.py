@@ -85,6 +85,10 @@ class ChatCompletionAction(Base):
     streaming: bool | str = False
     stop_sequences: list[str] | str | None = None
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Reasoning models: these override the component's (see ModelComponent).
+    thinking: bool | str | None = None
+    reasoning_budget: int | str | None = None
+    chat_template_kwargs: dict[str, Any] | str | None = None
 
 
 class TextGenerationAction(Base):
@@ -98,6 +102,7 @@ class TextGenerationAction(Base):
     return_full_text: bool | str = True
     streaming: bool | str = False
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    reasoning_budget: int | str | None = None
 
 
 Device = Literal["auto", "cpu", "cuda", "metal"]
@@ -127,6 +132,14 @@ class ModelComponent(Base, kw_only=True, tag_field="task"):
     # Requests that may wait for a free slot; more are refused (HTTP 503).
     max_queue: int = 64
     options: LlamaCppOptions | None = None
+    # Reasoning models (SmolLM3, Qwen3...), for every action of the component
+    # and every /v1 request on it; an action or a request may say otherwise.
+    # `thinking` is the chat template's `enable_thinking` (None: the
+    # template's default); `chat_template_kwargs` are any other template
+    # variables; `reasoning_budget` caps the tokens of a reasoning block.
+    thinking: bool | None = None
+    reasoning_budget: int | None = None
+    chat_template_kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
     # Each task's Struct narrows the type of its actions.
     actions: list[Any] = msgspec.field(default_factory=list)
 

@@ -96,11 +96,23 @@ class RunUsage(Strict):
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = Field(description="of the completion tokens, the reasoning blocks'")
     total_tokens: int
 
 
 class DeltaEvent(Strict):
+    """A piece of the answer."""
+
     type: Literal["delta"]
+    task_id: str
+    job_id: str
+    text: str
+
+
+class ReasoningEvent(Strict):
+    """A piece of a reasoning model's thinking: never part of the output."""
+
+    type: Literal["reasoning"]
     task_id: str
     job_id: str
     text: str
@@ -123,4 +135,6 @@ class ErrorEvent(Strict):
     error: ErrorDetail
 
 
-RunEvent = Annotated[DeltaEvent | DoneEvent | ErrorEvent, Field(discriminator="type")]
+RunEvent = Annotated[
+    DeltaEvent | ReasoningEvent | DoneEvent | ErrorEvent, Field(discriminator="type")
+]

@@ -45,11 +45,16 @@ class PromptTokensDetails(Strict):
     cached_tokens: int
 
 
+class CompletionTokensDetails(Strict):
+    reasoning_tokens: int = Field(description="of the completion tokens, the reasoning block's")
+
+
 class Usage(Strict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    completion_tokens_details: CompletionTokensDetails
 
 
 class Reply(Strict):
@@ -60,9 +65,13 @@ class Reply(Strict):
     model: str = Field(description="the model name as the request gave it")
 
 
+REASONING = "the model's reasoning block (its thinking), never part of `content`"
+
+
 class AssistantMessage(Strict):
     role: Literal["assistant"]
     content: str
+    reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
 
 
 class ChatChoice(Strict):
@@ -81,6 +90,7 @@ class ChatCompletion(Reply):
 class ChatDelta(Strict):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = Field(None, description=REASONING)
 
 
 class ChatChunkChoice(Strict):
@@ -104,6 +114,7 @@ class TextChoice(Strict):
     index: int
     logprobs: None
     finish_reason: FinishReason
+    reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
 
 
 class TextCompletion(Reply):
@@ -117,6 +128,7 @@ class TextChunkChoice(Strict):
     index: int
     logprobs: None
     finish_reason: FinishReason | None = Field(description="null in every chunk but the last")
+    reasoning_content: str | None = Field(None, description=REASONING)
 
 
 class TextCompletionChunk(Reply):

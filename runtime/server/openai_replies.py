@@ -9,7 +9,7 @@ from typing import Any
 
 from runtime.engine.types import GenerationResult, Usage
 from runtime.server.openai_requests import ChatCompletionBody, CompletionBody
-from runtime.server.openai_stream import ChunkFormat
+from runtime.server.openai_stream import ChunkFormat, TextEvent
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -18,7 +18,14 @@ def usage_json(usage: Usage) -> dict[str, Any]:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
         "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
+
+
+def chat_delta(event: TextEvent) -> dict[str, Any]:
+    """A streamed piece of the reply: reasoning goes in `reasoning_content`
+    (llama-server's and vLLM's field, which the openai client passes through)."""
+    return {"reasoning_content": event.text} if event.reasoning else {"content": event.text}
 
 
 class Reply:
@@ -48,7 +55,7 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
 
     return ChunkFormat(
         head=[choice({"role": "assistant", "content": ""})],
-        delta=lambda text: choice({"content": text}),
+        delta=lambda event: choice(chat_delta(event)),
         finish=lambda result: choice({}, str(result.finish_reason)),
         usage=(lambda usage: reply.json([], usage=usage_json(usage)))
         if body.include_usage
@@ -57,7 +64,9 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
 
 
 def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[str, Any]:
-    message = {"role": "assistant", "content": result.text}
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.reasoning is not None:
+        message["reasoning_content"] = result.reasoning
     choice = {
         "index": 0,
         "message": message,
@@ -73,14 +82,20 @@ def text_chunks(body: CompletionBody) -> ChunkFormat:
     reply = Reply("cmpl", "text_completion", body.model)
     extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
 
-    def choice(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    def choice(text: str, finish_reason: str | None = None, **more: Any) -> dict[str, Any]:
         return reply.json(
-            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}], **extra
+            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason, **more}],
+            **extra,
         )
+
+    def delta(event: TextEvent) -> dict[str, Any]:
+        if event.reasoning:
+            return choice("", reasoning_content=event.text)
+        return choice(event.text)
 
     return ChunkFormat(
         head=[choice(body.prompt)] if body.echo and body.prompt else [],
-        delta=choice,
+        delta=delta,
         finish=lambda result: choice("", str(result.finish_reason)),
         usage=(lambda usage: reply.json([], usage=usage_json(usage)))
         if body.include_usage
@@ -96,6 +111,8 @@ def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str,
         "logprobs": None,
         "finish_reason": str(result.finish_reason),
     }
+    if result.reasoning is not None:
+        choice["reasoning_content"] = result.reasoning
     return Reply("cmpl", "text_completion", body.model).json(
         [choice], usage=usage_json(result.usage)
     )

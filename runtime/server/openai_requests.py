@@ -19,9 +19,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
+from runtime.tasks.common import ReasoningSettings
 
 # OpenAI's own default for the legacy completions endpoint.
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+# OpenAI's reasoning efforts. "none" turns thinking off (Ollama's OpenAI API
+# does the same); the others leave it on: a template has only on and off.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -137,6 +141,9 @@ class GenerationBody(BaseModel):
     top_k: Count | None = None
     min_p: float | None = Field(None, ge=0, le=1)
     repeat_penalty: float | None = Field(None, gt=0)
+    # llama-server's: the most tokens a reasoning block may take before the
+    # server closes it (-1: no limit). Default: the component's.
+    reasoning_budget: JsonInt | None = Field(None, ge=-1)
 
     @field_validator("stop")
     @classmethod
@@ -170,6 +177,12 @@ class GenerationBody(BaseModel):
         }
         return dataclasses.replace(SamplingParams(), **given, greedy=self.temperature == 0)
 
+    def reasoning(self, defaults: ReasoningSettings) -> ReasoningSettings:
+        """The component's reasoning settings with this request's on top."""
+        if self.reasoning_budget == -1:
+            return dataclasses.replace(defaults, budget=None)
+        return defaults.but(budget=self.reasoning_budget)
+
 
 class ChatCompletionBody(GenerationBody):
     messages: list[Message] = Field(min_length=1)
@@ -188,6 +201,22 @@ class ChatCompletionBody(GenerationBody):
     tool_choice: Any = only("none", "auto", None)
     functions: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
     function_call: Any = only("none", "auto", None)
+    # Extra chat template variables, as llama-server and vLLM take them
+    # (SmolLM3's and Qwen3's `enable_thinking`).
+    chat_template_kwargs: dict[str, Any] | None = None
+    reasoning_effort: Any = Field(None, json_schema_extra={"enum": [*REASONING_EFFORTS, None]})
+
+    def reasoning(self, defaults: ReasoningSettings) -> ReasoningSettings:
+        effort = self.reasoning_effort
+        if effort is not None and effort not in REASONING_EFFORTS:
+            raise OpenAIRequestError(
+                f"Invalid value for 'reasoning_effort': {effort!r}; use one of "
+                f"{', '.join(REASONING_EFFORTS)}.",
+                "reasoning_effort",
+            )
+        settings = super().reasoning(defaults)
+        thinking = None if effort is None else effort != "none"
+        return settings.but(thinking=thinking).but(kwargs=self.chat_template_kwargs)
 
     def check_supported(self) -> None:
         super().check_supported()
@@ -219,14 +248,18 @@ class ChatCompletionBody(GenerationBody):
             messages.append(ChatMessage(role, message.content or ""))
         return messages
 
-    def generation_request(self) -> GenerationRequest:
+    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
+        """The engine request; `reasoning`: the component's settings."""
         self.check_supported()
         max_tokens = self.max_completion_tokens
+        settings = self.reasoning(reasoning)
         return GenerationRequest(
             messages=self.chat_messages(),
             sampling=self.sampling(),
             stop=self.stop,
             max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            chat_template_kwargs=settings.chat_template_kwargs,
+            reasoning_budget=settings.budget,
         )
 
 
@@ -261,7 +294,8 @@ class CompletionBody(GenerationBody):
         if self.suffix:
             raise unsupported("suffix")
 
-    def generation_request(self) -> GenerationRequest:
+    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
+        """The engine request; `reasoning`: the component's settings."""
         self.check_supported()
         return GenerationRequest(
             prompt=self.prompt,
@@ -270,4 +304,5 @@ class CompletionBody(GenerationBody):
             max_tokens=COMPLETIONS_DEFAULT_MAX_TOKENS
             if self.max_tokens is None
             else self.max_tokens,
+            reasoning_budget=self.reasoning(reasoning).budget,
         )

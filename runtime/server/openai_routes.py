@@ -47,6 +47,7 @@ from runtime.server.openai_stream import (
 )
 from runtime.server.openapi import error_responses, event_stream
 from runtime.service import Service
+from runtime.tasks.common import component_reasoning
 
 # Paths relative to the /v1 app (app.py mounts it); its 404s and 405s are
 # its handlers' (openai_errors.py).
@@ -148,7 +149,8 @@ async def generate(
     or any other failure before the first token, is still a plain JSON error;
     then stream chunks or answer with the reply."""
     component_id = component_for(service.config, body.model)
-    generation_request = body.generation_request()
+    component = service.config.component(component_id)
+    generation_request = body.generation_request(component_reasoning(component))
     ready(service)
     generation = BackgroundGeneration(
         service.components, component_id, generation_request, streaming=body.stream

@@ -25,8 +25,17 @@ from runtime.workflow.context import RunContext
 
 logger = logging.getLogger(__name__)
 
-# What the queue carries: a text delta, then the result or the error that ends it.
-Event = str | GenerationResult | Exception
+
+@dataclass(frozen=True)
+class TextEvent:
+    """A text delta: of the answer, or of the reasoning (`reasoning_content`)."""
+
+    text: str
+    reasoning: bool = False
+
+
+# What the queue carries: text deltas, then the result or the error that ends them.
+Event = TextEvent | GenerationResult | Exception
 
 
 class BackgroundGeneration(EventQueue):
@@ -47,8 +56,8 @@ class BackgroundGeneration(EventQueue):
         self.end_with(self._produce(components, component_id, request), name=f"v1:{component_id}")
 
     @staticmethod
-    def delta(job_id: str, text: str) -> str:
-        return text
+    def delta(job_id: str, text: str, reasoning: bool) -> TextEvent:
+        return TextEvent(text, reasoning)
 
     async def _produce(
         self, components: ModelComponents, component_id: str, request: GenerationRequest
@@ -82,7 +91,7 @@ class ChunkFormat:
     delta, the finishing chunk, and the usage chunk (None: not asked for)."""
 
     head: list[dict[str, Any]]
-    delta: Callable[[str], dict[str, Any]]
+    delta: Callable[[TextEvent], dict[str, Any]]
     finish: Callable[[GenerationResult], dict[str, Any]]
     usage: Callable[[Usage], dict[str, Any]] | None
 
@@ -95,7 +104,7 @@ async def chunk_events(
     for chunk in chunks.head:
         yield chunk
     event = first
-    while isinstance(event, str) or event is PING:
+    while isinstance(event, TextEvent) or event is PING:
         yield PING if event is PING else chunks.delta(event)
         event = await generation.next_or_ping()
     if isinstance(event, GenerationResult):

@@ -1,5 +1,7 @@
-"""A workflow run's events: one JSON event per text delta, then a `done`
-event with the output, finish reason and usage, or an `error` event. A run
+"""A workflow run's events: one JSON event per text delta (`delta` for the
+answer, `reasoning` for a reasoning model's thinking, which is never part of
+the output), then a `done` event with the output, finish reason and usage,
+or an `error` event. A run
 that fails before its first delta (the model's queue is full, the prompt does
 not fit) answers a plain JSON error with its status (503 with Retry-After,
 400...), not a stream, as it does for a client that waits for the run."""
@@ -75,13 +77,18 @@ def final_event(task: Task) -> dict[str, Any]:
     }
 
 
+def delta_event(task: Task, delta: dict[str, Any]) -> dict[str, Any]:
+    kind = "reasoning" if delta.get("reasoning") else "delta"
+    return {"type": kind, "task_id": task.id, "job_id": delta["job_id"], "text": delta["text"]}
+
+
 async def run_events(task: Task, first: Any, events: RunEvents) -> AsyncIterator[dict[str, Any]]:
     """The stream from the first event on. Deltas carry their task's id, so a
     client can poll or cancel the run."""
     try:
         event = first
         while event is not task:
-            yield PING if event is PING else {"type": "delta", "task_id": task.id, **event}
+            yield PING if event is PING else delta_event(task, event)
             event = await events.next_or_ping()
         yield final_event(task)
     except Exception:  # a bug: end the stream with an error event, not a cut

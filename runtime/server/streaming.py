@@ -45,11 +45,15 @@ class EventQueue:
         self.task: asyncio.Future[None] | None = None
 
     @staticmethod
-    def delta(job_id: str, text: str) -> Any:
+    def delta(job_id: str, text: str, reasoning: bool) -> Any:
+        if reasoning:
+            return {"job_id": job_id, "text": text, "reasoning": True}
         return {"job_id": job_id, "text": text}
 
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> Awaitable[None]:
-        return self.queue.put(self.delta(job_id, text))
+    def on_delta(
+        self, job_id: str, text: str, streaming: bool, reasoning: bool = False
+    ) -> Awaitable[None]:
+        return self.queue.put(self.delta(job_id, text, reasoning))
 
     def on_result(self, job_id: str, result: Any) -> None:
         """Results arrive with the event that ends the queue."""

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from runtime.binding import render
-from runtime.config.schema import ChatCompletionAction
+from runtime.config.schema import ChatCompletionAction, ModelComponent
 from runtime.engine.types import ChatMessage, Engine
 from runtime.errors import InputError
 from runtime.tasks.common import (
+    action_reasoning,
     action_scope,
     generate,
     generation_request,
@@ -17,6 +18,7 @@ from runtime.tasks.common import (
     render_settings,
 )
 from runtime.workflow.context import RunContext
+from runtime.workflow.runner import ActionResult
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -46,13 +48,19 @@ def chat_messages(value: Any) -> list[ChatMessage]:
 
 
 async def run_chat_completion(
-    engine: Engine, action: ChatCompletionAction, input: Any, context: RunContext, job_id: str
-) -> str:
+    engine: Engine,
+    component: ModelComponent,
+    action: ChatCompletionAction,
+    input: Any,
+    context: RunContext,
+    job_id: str,
+) -> ActionResult:
     scope = action_scope(input)
     # A chat turn (the Web UI) brings its conversation in place of the messages.
     messages = context.messages or chat_messages(render(action.messages, scope))
     settings = render_settings(action, scope)
     streaming = render_flag("streaming", action.streaming, scope)
-    request = generation_request(settings, context.cancel, messages=messages)
+    reasoning = action_reasoning(component, action, scope)
+    request = generation_request(settings, context.cancel, messages=messages, reasoning=reasoning)
     result = await generate(engine, request, context, job_id, streaming)
-    return result.text
+    return ActionResult(result.text, result.reasoning)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.binding import render
+from runtime.config.schema import ModelComponent
 from runtime.engine.types import (
     CancelToken,
     ChatMessage,
@@ -14,7 +16,7 @@ from runtime.engine.types import (
     SamplingParams,
 )
 from runtime.errors import InputError
-from runtime.tasks.params import GenerationSettings, generation_settings
+from runtime.tasks.params import GenerationSettings, generation_settings, reasoning_budget
 from runtime.workflow.context import RunContext
 
 
@@ -40,6 +42,55 @@ def render_settings(action: Any, scope: dict[str, Any]) -> GenerationSettings:
     return generation_settings(params, max_output_length, stop)
 
 
+@dataclass(frozen=True)
+class ReasoningSettings:
+    """A reasoning model's controls: chat template variables (thinking on or
+    off is `enable_thinking`) and the reasoning budget."""
+
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    budget: int | None = None
+
+    def but(
+        self,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        thinking: bool | None = None,
+        budget: int | None = None,
+    ) -> ReasoningSettings:
+        """These settings with what a more specific level (an action, a
+        request) says; None there leaves a setting as it is."""
+        merged = {**self.chat_template_kwargs, **(kwargs or {})}
+        if thinking is not None:
+            merged["enable_thinking"] = thinking
+        return ReasoningSettings(merged, self.budget if budget is None else budget)
+
+
+def component_reasoning(component: ModelComponent) -> ReasoningSettings:
+    """The component's own reasoning settings: its actions' and its /v1 requests' defaults."""
+    return ReasoningSettings(budget=component.reasoning_budget).but(
+        kwargs=component.chat_template_kwargs, thinking=component.thinking
+    )
+
+
+def action_reasoning(
+    component: ModelComponent, action: Any, scope: dict[str, Any]
+) -> ReasoningSettings:
+    """The component's reasoning settings with the action's rendered ones on
+    top. A binding that renders to null (an optional input left out) leaves
+    the component's setting in place."""
+    kwargs = render(getattr(action, "chat_template_kwargs", None), scope)
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise InputError(f"chat_template_kwargs must be a mapping, got {kwargs!r}")
+    thinking = render(getattr(action, "thinking", None), scope)
+    if thinking is not None:
+        thinking = render_flag("thinking", thinking, scope)
+    return component_reasoning(component).but(
+        kwargs=kwargs,
+        thinking=thinking,
+        budget=reasoning_budget(render(action.reasoning_budget, scope)),
+    )
+
+
 def generation_request(
     settings: GenerationSettings,
     cancel: CancelToken,
@@ -47,9 +98,11 @@ def generation_request(
     messages: list[ChatMessage] | None = None,
     prompt: str | None = None,
     sampling: SamplingParams | None = None,
+    reasoning: ReasoningSettings | None = None,
 ) -> GenerationRequest:
     """The engine request for an action's rendered settings. `cancel` is the
     run's token, taken at construction: the engine watches the request's own."""
+    reasoning = reasoning or ReasoningSettings()
     return GenerationRequest(
         prompt=prompt,
         messages=messages,
@@ -57,6 +110,8 @@ def generation_request(
         stop=settings.stop,
         max_tokens=settings.max_tokens,
         max_length=settings.max_length,
+        chat_template_kwargs=reasoning.chat_template_kwargs,
+        reasoning_budget=reasoning.budget,
         cancel=cancel,
     )
 
@@ -78,9 +133,10 @@ async def generate(
         # several generations queue at once (repeats, num_return_sequences), each
         # one's lead then stays next to its own text instead of all leads first.
         async for delta in generation:
-            await context.delta(job_id, lead, streaming)
-            lead = ""
-            await context.delta(job_id, delta.text, streaming)
+            if not delta.reasoning:  # the lead goes with the answer, not the reasoning
+                await context.delta(job_id, lead, streaming)
+                lead = ""
+            await context.delta(job_id, delta.text, streaming, reasoning=delta.reasoning)
         result = await generation.result()
     except BaseException:
         # The engine does not notice an abandoned generation by itself: a run

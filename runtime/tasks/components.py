@@ -36,6 +36,7 @@ from runtime.tasks.chat_completion import run_chat_completion
 from runtime.tasks.common import generate
 from runtime.tasks.text_generation import run_text_generation
 from runtime.workflow.context import RunContext
+from runtime.workflow.runner import ActionResult
 
 StatusCallback = Callable[[str], None]
 # Slots per model when the file does not say: enough for a few clients on a laptop.
@@ -153,15 +154,15 @@ class ModelComponents:
 
     async def run_action(
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
-    ) -> Any:
+    ) -> ActionResult:
         component = self.component(component_id)
         engine = await self.engine(component_id)
         limit = self._limits.get(component_id)
         async with limit if limit is not None else contextlib.nullcontext():
             if isinstance(component, ChatCompletionComponent):
                 action = component.action(action_id)
-                return await run_chat_completion(engine, action, input, context, job_id)
+                return await run_chat_completion(engine, component, action, input, context, job_id)
             if isinstance(component, TextGenerationComponent):
                 action = component.action(action_id)
-                return await run_text_generation(engine, action, input, context, job_id)
+                return await run_text_generation(engine, component, action, input, context, job_id)
         raise NotFoundError(f"component '{component_id}' has no runnable action")

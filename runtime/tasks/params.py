@@ -139,6 +139,16 @@ def _stops(value: Any) -> tuple[str, ...]:
     raise InputError(f"stop sequences must be a string or a list of strings, got {value!r}")
 
 
+def reasoning_budget(value: Any) -> int | None:
+    """A rendered `reasoning_budget`: a whole number of tokens, 0 or more; None: not set."""
+    if value is None:
+        return None
+    budget = _int("reasoning_budget", value)
+    if budget < 0:
+        raise InputError(f"reasoning_budget must be 0 or more, got {budget}", "reasoning_budget")
+    return budget
+
+
 def generation_settings(
     params: Mapping[str, Any],
     max_output_length: Any = None,

@@ -8,10 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 from runtime.binding import render
-from runtime.config.schema import TextGenerationAction
+from runtime.config.schema import ModelComponent, TextGenerationAction
 from runtime.engine.types import Engine
 from runtime.errors import InputError
 from runtime.tasks.common import (
+    action_reasoning,
     action_scope,
     generate,
     generation_request,
@@ -19,6 +20,7 @@ from runtime.tasks.common import (
     render_settings,
 )
 from runtime.workflow.context import RunContext
+from runtime.workflow.runner import ActionResult
 
 
 def prompt_text(value: Any) -> str:
@@ -30,8 +32,13 @@ def prompt_text(value: Any) -> str:
 
 
 async def run_text_generation(
-    engine: Engine, action: TextGenerationAction, input: Any, context: RunContext, job_id: str
-) -> str | list[str]:
+    engine: Engine,
+    component: ModelComponent,
+    action: TextGenerationAction,
+    input: Any,
+    context: RunContext,
+    job_id: str,
+) -> ActionResult:
     scope = action_scope(input)
     prompt = prompt_text(render(action.prompt if action.prompt is not None else action.text, scope))
     settings = render_settings(action, scope)
@@ -48,16 +55,20 @@ async def run_text_generation(
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"num_return_sequences must be a whole number of 1 or more, got {count!r}")
     lead = prompt if full_text else ""
+    reasoning = action_reasoning(component, action, scope)
 
-    async def one(index: int) -> str:
+    async def one(index: int) -> ActionResult:
         sampling = settings.sampling
         if count > 1 and sampling.seed is not None:
             # Same seed for every sequence would give the same text n times.
             sampling = replace(sampling, seed=sampling.seed + index)
-        request = generation_request(settings, context.cancel, prompt=prompt, sampling=sampling)
+        request = generation_request(
+            settings, context.cancel, prompt=prompt, sampling=sampling, reasoning=reasoning
+        )
         result = await generate(engine, request, context, job_id, streaming, lead)
-        return lead + result.text
+        return ActionResult(lead + result.text, result.reasoning)
 
     if count == 1:
         return await one(0)
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    return ActionResult([r.output for r in results], [r.reasoning for r in results])

@@ -25,7 +25,7 @@ class _ReplyListener:
         self.turn = turn
         self.answer = answer
 
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
+    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
         self.turn.reply += text
         self.answer.set_text(self.turn.reply)
 

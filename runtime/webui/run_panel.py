@@ -51,7 +51,7 @@ class _StreamListener:
         self.output = output
         self.texts: dict[str, str] = {}
 
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
+    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
         # Always live, whatever the action's `streaming`: a page has nothing
         # better to show meanwhile.
         self.texts[job_id] = self.texts.get(job_id, "") + text

@@ -12,8 +12,11 @@ from runtime.engine.types import CancelToken, ChatMessage, GenerationResult
 
 
 class RunListener(Protocol):
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> Awaitable[None] | None:
-        """A piece of generated text. `streaming` is the action's own setting:
+    def on_delta(
+        self, job_id: str, text: str, streaming: bool, reasoning: bool = False
+    ) -> Awaitable[None] | None:
+        """A piece of generated text: of the answer, or with `reasoning` of a
+        reasoning block. `streaming` is the action's own setting:
         listeners that honour it (the CLI) show text live only when it is set.
         A listener may return an awaitable: the run waits for it, which is how
         a slow HTTP client slows the run down instead of filling a buffer."""
@@ -31,9 +34,11 @@ class RunContext:
     # chat-completion action answers it instead of its rendered `messages`.
     messages: list[ChatMessage] | None = None
 
-    async def delta(self, job_id: str, text: str, streaming: bool) -> None:
+    async def delta(
+        self, job_id: str, text: str, streaming: bool, *, reasoning: bool = False
+    ) -> None:
         if self.listener is not None and text:
-            waiting = self.listener.on_delta(job_id, text, streaming)
+            waiting = self.listener.on_delta(job_id, text, streaming, reasoning)
             if inspect.isawaitable(waiting):
                 await waiting
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runtime.binding import render
@@ -14,12 +15,22 @@ from runtime.workflow.inputs import workflow_jobs
 from runtime.workflow.prepared import PreparedRun, find_workflow, job_input, prepare_run, run_scope
 
 
+@dataclass(frozen=True)
+class ActionResult:
+    """What an action gives: its output (`${output}`: a reasoning model's
+    answer), and its reasoning (`${reasoning}`: None when the model wrote
+    none; a list, like the output, for several sequences)."""
+
+    output: Any
+    reasoning: Any = None
+
+
 class ComponentRunner(Protocol):
     """What the runner needs from the component layer (runtime.tasks)."""
 
     async def run_action(
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
-    ) -> Any: ...
+    ) -> ActionResult: ...
 
 
 class WorkflowRunner:
@@ -43,14 +54,18 @@ class WorkflowRunner:
             context.messages = run.conversation
         workflow = run.workflow
         scope = run_scope(workflow, run.input)
-        outputs = await self._run_jobs(workflow, scope, context)
+        last = await self._run_jobs(workflow, scope, context)
         if workflow.output is not None:
-            return render(workflow.output, {**scope, "output": outputs["__last__"]})
-        return outputs["__last__"]
+            return render(
+                workflow.output, {**scope, "output": last.output, "reasoning": last.reasoning}
+            )
+        return last.output
 
     async def _run_jobs(
         self, workflow: WorkflowConfig, scope: dict[str, Any], context: RunContext
-    ) -> dict[str, Any]:
+    ) -> ActionResult:
+        """Run the jobs; the result of the last (a mapping by job id of each
+        output and reasoning when several jobs end the workflow)."""
         jobs = workflow_jobs(self.config, workflow)
         done: dict[str, asyncio.Future[Any]] = {}
         for job in jobs:
@@ -71,7 +86,7 @@ class WorkflowRunner:
                 if not done[job.id].done():
                     done[job.id].set_exception(error)
                 raise
-            scope["jobs"][job.id] = {"output": output}
+            scope["jobs"][job.id] = {"output": output.output, "reasoning": output.reasoning}
             done[job.id].set_result(output)
 
         tasks = [asyncio.create_task(run_when_ready(job), name=f"job:{job.id}") for job in jobs]
@@ -87,14 +102,17 @@ class WorkflowRunner:
         # several such jobs, a mapping of their outputs by job id.
         needed = {d for job in jobs for d in job.depends_on}
         terminal = [job.id for job in jobs if job.id not in needed]
-        outputs = {job_id: scope["jobs"][job_id]["output"] for job_id in done}
-        if len(terminal) == 1:
-            outputs["__last__"] = outputs[terminal[0]]
-        else:
-            outputs["__last__"] = {job_id: outputs[job_id] for job_id in terminal}
-        return outputs
+        ends = [done[job_id].result() for job_id in terminal]
+        if len(ends) == 1:
+            return ends[0]
+        return ActionResult(
+            {job_id: end.output for job_id, end in zip(terminal, ends, strict=True)},
+            {job_id: end.reasoning for job_id, end in zip(terminal, ends, strict=True)},
+        )
 
-    async def _run_job(self, job: JobConfig, scope: dict[str, Any], context: RunContext) -> Any:
+    async def _run_job(
+        self, job: JobConfig, scope: dict[str, Any], context: RunContext
+    ) -> ActionResult:
         if job.repeat_count is None:
             return await self._run_once(job, scope, context, index=None)
         count = render(job.repeat_count, scope)
@@ -111,7 +129,8 @@ class WorkflowRunner:
             for i in range(count)
         ]
         try:
-            return list(await asyncio.gather(*repeats))
+            results = list(await asyncio.gather(*repeats))
+            return ActionResult([r.output for r in results], [r.reasoning for r in results])
         except BaseException:
             # gather does not cancel the other repeats when one fails: they
             # would run on, unobserved, after the run has already failed.
@@ -122,7 +141,7 @@ class WorkflowRunner:
 
     async def _run_once(
         self, job: JobConfig, scope: dict[str, Any], context: RunContext, index: int | None
-    ) -> Any:
+    ) -> ActionResult:
         job_scope = dict(scope) if index is None else {**scope, "index": index}
         component_id = self.config.job_component(job)
         if component_id is None:
@@ -132,7 +151,16 @@ class WorkflowRunner:
         )
         if job.output is None:
             return result
-        return render(job.output, {**job_scope, "output": result, "result": result})
+        output = render(
+            job.output,
+            {
+                **job_scope,
+                "output": result.output,
+                "result": result.output,
+                "reasoning": result.reasoning,
+            },
+        )
+        return ActionResult(output, result.reasoning)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -81,6 +81,7 @@ class Task:
             prompt_tokens=sum(r.usage.prompt_tokens for r in results),
             cached_tokens=sum(r.usage.cached_tokens for r in results),
             completion_tokens=sum(r.usage.completion_tokens for r in results),
+            reasoning_tokens=sum(r.usage.reasoning_tokens for r in results),
         )
 
     @property

@@ -199,7 +199,7 @@ def test_bindings_lists_nested_ones_after_their_parent() -> None:
         ("${ }", "expected a key after '${'", 3),
         (
             "${inputs.x}",
-            "unknown key 'inputs'; expected one of input, output, result, jobs, env, index, "
+            "unknown key 'inputs'; expected one of input, output, result, reasoning, jobs, env, index, "
             "item, context",
             2,
         ),

@@ -142,6 +142,7 @@ def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
         "completion_tokens": 2,
         "total_tokens": 7,
         "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
 

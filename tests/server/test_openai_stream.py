@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from runtime.engine.types import FinishReason, Generation, GenerationRequest, GenerationResult
 from runtime.errors import RuntimeFailure
 from runtime.server import openai_routes
-from runtime.server.openai_stream import BackgroundGeneration
+from runtime.server.openai_stream import BackgroundGeneration, TextEvent
 from runtime.workflow.context import RunContext
 from tests.server.conftest import LiveServer
 
@@ -52,7 +52,7 @@ async def test_a_reader_that_does_not_read_holds_the_generation_back() -> None:
     await asyncio.sleep(0.05)
     assert components.sent <= 5
     events = [await generation.next() for _ in range(101)]
-    assert events[:2] == ["t0 ", "t1 "]
+    assert events[:2] == [TextEvent("t0 "), TextEvent("t1 ")]
     assert isinstance(events[-1], GenerationResult)
 
 

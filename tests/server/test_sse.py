@@ -57,7 +57,13 @@ def test_a_client_that_accepts_events_gets_deltas_then_a_done_event(client_for: 
     assert done["output"].startswith("Once upon a time")
     assert done["finish_reason"] == "length"
     usage = done["usage"]
-    assert set(usage) == {"prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens"}
+    assert set(usage) == {
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+    }
     assert usage["completion_tokens"] == 8
     assert usage["prompt_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

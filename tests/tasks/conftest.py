@@ -50,17 +50,26 @@ class Recorder:
     """A RunListener that keeps every delta and result."""
 
     deltas: list[tuple[str, str, bool]] = field(default_factory=list)
+    reasoning_deltas: list[tuple[str, str]] = field(default_factory=list)
     results: list[tuple[str, GenerationResult]] = field(default_factory=list)
 
-    def on_delta(self, job_id: str, text: str, streaming: bool) -> None:
-        self.deltas.append((job_id, text, streaming))
+    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
+        if reasoning:
+            self.reasoning_deltas.append((job_id, text))
+        else:
+            self.deltas.append((job_id, text, streaming))
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
         self.results.append((job_id, result))
 
     @property
     def text(self) -> str:
+        """The answer's deltas, joined."""
         return "".join(text for _, text, _ in self.deltas)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(text for _, text in self.reasoning_deltas)
 
 
 class ObservedGeneration:

@@ -15,6 +15,7 @@ import pytest
 
 from runtime.config import ComposeConfig
 from runtime.workflow import RunContext
+from runtime.workflow.runner import ActionResult
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -57,7 +58,7 @@ class FakeComponents:
             raise
         call.finished = time.perf_counter()
         self.log.append(("end", job_id))
-        return result
+        return result if isinstance(result, ActionResult) else ActionResult(result)
 
     def position(self, event: str, job_id: str) -> int:
         return self.log.index((event, job_id))
