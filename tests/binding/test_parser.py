@@ -199,8 +199,8 @@ def test_bindings_lists_nested_ones_after_their_parent() -> None:
         ("${ }", "expected a key after '${'", 3),
         (
             "${inputs.x}",
-            "unknown key 'inputs'; expected one of input, output, result, reasoning, jobs, env, index, "
-            "item, context",
+            "unknown key 'inputs'; expected one of input, output, result, reasoning, jobs, env, "
+            "index, item, context",
             2,
         ),
         ("${input.}", "expected a name after '.'", 8),
