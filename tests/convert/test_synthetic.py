@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from convert import synthetic
-from convert.synthetic import SMOLLM3_3B, TINY, LlamaDims, write_llama_gguf, write_model
+from convert.presets import write_preset
+from convert.smollm3_standin import SMOLLM3_3B
+from convert.synthetic import TINY, LlamaDims, write_llama_gguf, write_model
 from runtime.engine.batched import BatchedEngine
 from runtime.engine.types import (
     ChatMessage,
@@ -153,10 +155,11 @@ def test_the_smollm3_preset_has_smollm3s_shapes() -> None:
 
 
 def test_presets_are_written_by_name(tmp_path: Path) -> None:
-    path = write_model(tmp_path / "tiny.gguf", "tiny")
+    path = write_preset(tmp_path / "tiny.gguf", "tiny")
     assert gguf.GGUFReader(path).fields["general.name"].contents() == "synthetic-tiny"
-    with pytest.raises(ValueError, match="unknown preset 'huge'; use one of: tiny, smollm3-3b"):
-        write_model(tmp_path / "x.gguf", "huge")
+    message = "unknown preset 'huge'; use one of: smollm3-3b, smollm3-tiny, tiny"
+    with pytest.raises(ValueError, match=message):
+        write_preset(tmp_path / "x.gguf", "huge")
 
 
 def test_impossible_dimensions_are_refused(tmp_path: Path) -> None:

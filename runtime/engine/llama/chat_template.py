@@ -14,7 +14,8 @@ model's end-of-generation tokens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -49,7 +50,16 @@ RESERVED_VARIABLES = frozenset(
 class ChatTemplate:
     """A compiled chat template; `render` gives the prompt text for the next reply."""
 
-    def __init__(self, template: str | None, *, bos_token: str, eos_token: str) -> None:
+    def __init__(
+        self,
+        template: str | None,
+        *,
+        bos_token: str,
+        eos_token: str,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """`now` is the clock of the templates' `strftime_now` (SmolLM3's
+        writes today's date into every prompt); tests pin it."""
         if not template:
             logger.warning("the model has no chat template; using ChatML")
             template = CHATML_TEMPLATE
@@ -68,6 +78,11 @@ class ChatTemplate:
             )
         except jinja2.TemplateError as exc:
             raise ModelLoadError(f"the model's chat template does not compile: {exc}") from exc
+        if now is not None:
+            clock = now
+            # The formatter hands its own `strftime_now` to every render.
+            for formatter in (self._answering, self._continuing):
+                formatter.strftime_now = lambda fmt: clock().strftime(fmt)  # type: ignore[method-assign]
 
     def render(
         self, messages: Sequence[ChatMessage], options: Mapping[str, Any] | None = None
