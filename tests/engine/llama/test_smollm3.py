@@ -178,5 +178,6 @@ async def test_generation_stops_at_im_end_with_finish_reason_stop(
     request = GenerationRequest(prompt="Hi", sampling=GREEDY, max_tokens=16)
     result = await generate(smollm3, request)
     assert result.finish_reason is FinishReason.STOP
-    assert result.text == "<think>Hello</think>Hello"
+    assert (result.reasoning, result.text) == ("Hello", "Hello")
     assert result.usage.completion_tokens == 4
+    assert result.usage.reasoning_tokens == 3
