@@ -12,15 +12,14 @@ first use, next to it.
 
 from __future__ import annotations
 
+import json
 import os
-import struct
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import gguf
 
@@ -28,20 +27,8 @@ from runtime.errors import RuntimeFailure
 
 VOCAB_FILE = "ggml-vocab-llama-bpe.gguf"
 _MEMBER_SUFFIX = f"/vendor/llama.cpp/models/{VOCAB_FILE}"
-_T = gguf.GGUFValueType
-_FORMATS = {
-    _T.UINT8: "<B",
-    _T.INT8: "<b",
-    _T.UINT16: "<H",
-    _T.INT16: "<h",
-    _T.UINT32: "<I",
-    _T.INT32: "<i",
-    _T.FLOAT32: "<f",
-    _T.BOOL: "<?",
-    _T.UINT64: "<Q",
-    _T.INT64: "<q",
-    _T.FLOAT64: "<d",
-}
+# The metadata arrays a BpeVocabulary holds, in its fields' order.
+_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges")
 
 
 class VocabularyMissing(RuntimeFailure):
@@ -85,53 +72,17 @@ def read_llama3_vocab(path: Path | None = None) -> BpeVocabulary:
 
 @cache
 def _read(path: Path) -> BpeVocabulary:
-    # Read once per process: the tests write several stand-ins.
-    arrays = _string_and_int_arrays(path.read_bytes())
-    return BpeVocabulary(
-        tokens=tuple(arrays["tokenizer.ggml.tokens"]),
-        types=tuple(arrays["tokenizer.ggml.token_type"]),
-        merges=tuple(arrays["tokenizer.ggml.merges"]),
-    )
-
-
-def _string_and_int_arrays(data: bytes) -> dict[str, list[Any]]:
-    """The arrays in a tensor-less GGUF file's metadata (strings or numbers).
-
-    `gguf.GGUFReader` takes 8 s over this file (it builds a numpy view per
-    string); this walk takes a fraction of a second."""
-    if data[:4] != b"GGUF":
-        raise VocabularyMissing("the vocabulary file is not a GGUF file")
-    unpack = struct.unpack_from
-
-    def string(at: int) -> tuple[str, int]:
-        (length,) = unpack("<Q", data, at)
-        return data[at + 8 : at + 8 + length].decode("utf-8"), at + 8 + length
-
-    (kv_count,) = unpack("<Q", data, 16)
-    at = 24
-    arrays: dict[str, list[Any]] = {}
-    for _ in range(kv_count):
-        key, at = string(at)
-        (value_type,) = unpack("<I", data, at)
-        at += 4
-        if value_type == _T.STRING:
-            _, at = string(at)
-        elif value_type != _T.ARRAY:
-            at += struct.calcsize(_FORMATS[value_type])
-        else:
-            item_type, count = unpack("<IQ", data, at)
-            at += 12
-            items: list[Any] = []
-            if item_type == _T.STRING:
-                for _ in range(count):
-                    text, at = string(at)
-                    items.append(text)
-            else:
-                end = at + struct.calcsize(_FORMATS[item_type]) * count
-                items = [v for (v,) in struct.iter_unpack(_FORMATS[item_type], data[at:end])]
-                at = end
-            arrays[key] = items
-    return arrays
+    # Read once per process (the tests write several stand-ins), and through a
+    # JSON copy kept beside the file: `gguf.GGUFReader` takes about 8 s over
+    # this file (a numpy view per string), the copy a fraction of a second.
+    copy = path.with_name(path.name + ".json")
+    try:
+        fields = json.loads(copy.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        reader = gguf.GGUFReader(path)
+        fields = {key: reader.fields[key].contents() for key in _ARRAYS}
+        _write_atomically(copy, json.dumps(fields).encode("utf-8"))
+    return BpeVocabulary(*(tuple(fields[key]) for key in _ARRAYS))
 
 
 def _pick_sdist(folder: Path) -> Path:
@@ -157,12 +108,16 @@ def _extract(tarball: Path, target: Path) -> None:
         source = archive.extractfile(member) if member is not None else None
         if source is None:
             raise VocabularyMissing(f"{tarball} holds no {VOCAB_FILE}")
-        # Write beside the target and rename, so a reader never sees half a file.
-        handle, scratch = tempfile.mkstemp(dir=target.parent, prefix=".vocab-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(source.read())
-            os.replace(scratch, target)
-        except BaseException:
-            Path(scratch).unlink(missing_ok=True)
-            raise
+        _write_atomically(target, source.read())
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write beside the target and rename, so a reader never sees half a file."""
+    handle, scratch = tempfile.mkstemp(dir=target.parent, prefix=".vocab-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(scratch, target)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
