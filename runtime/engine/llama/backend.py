@@ -210,6 +210,7 @@ class Backend(Vocabulary):
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
         if self._model is not None:
+            self._forget_vocab()
             llama_cpp.llama_model_free(self._model)
             self._model = None
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import llama_cpp
 
+from runtime.errors import RuntimeFailure
+
 
 @dataclass(frozen=True)
 class SpecialTokens:
@@ -44,7 +46,7 @@ class Vocabulary:
 
     @property
     def n_vocab(self) -> int:
-        return int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        return int(llama_cpp.llama_vocab_n_tokens(self._live()))
 
     def encode(self, text: str) -> list[int]:
         """Tokenize a prompt; special-token text (e.g. `<|im_start|>`) is parsed.
@@ -76,7 +78,7 @@ class Vocabulary:
         size = 64
         while True:
             buffer = ctypes.create_string_buffer(size)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
+            n = llama_cpp.llama_token_to_piece(self._live(), token, buffer, size, 0, False)
             if n >= 0:
                 self._bytes[token] = piece = buffer.raw[:n]
                 return piece
@@ -84,13 +86,25 @@ class Vocabulary:
 
     def is_eog(self, token: int) -> bool:
         """End of generation: EOS, EOT, `<|im_end|>` and the like."""
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return bool(llama_cpp.llama_vocab_is_eog(self._live(), token))
+
+    def _live(self) -> llama_cpp.llama_vocab_p:
+        """The vocabulary, while its model is loaded: after that, its pointer
+        would dangle (and llama.cpp abort the process)."""
+        if self._vocab is None:
+            raise RuntimeFailure("the model was unloaded")
+        return self._vocab
+
+    def _forget_vocab(self) -> None:
+        """The model is being freed: refuse vocabulary calls from now on."""
+        self._vocab = None
 
     def _tokenize(self, data: bytes) -> list[int]:
+        vocab = self._live()
         size = len(data) + 8  # about a token per byte at most; llama.cpp says if not
         for _ in range(2):
             buffer = (llama_cpp.llama_token * size)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, size, False, True)
+            n = llama_cpp.llama_tokenize(vocab, data, len(data), buffer, size, False, True)
             if n >= 0:
                 return buffer[:n]
             size = -n

@@ -14,6 +14,7 @@ from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
 from runtime.engine.types import GenerationRequest, ModelSpec, SamplingParams
+from runtime.errors import RuntimeFailure
 
 CONTEXT = 128
 
@@ -110,3 +111,15 @@ def test_an_invalid_batch_is_a_decode_error_and_the_cache_stays_usable(backend: 
     with pytest.raises(DecodeError, match="llama_decode failed"):
         evaluate(backend, bad)
     assert evaluate(backend, sequence(backend, prompt, 0)) == expected
+
+
+def test_the_vocabulary_of_a_closed_model_refuses_calls_instead_of_crashing(
+    embedded_model_path: Path,
+) -> None:
+    backend = Backend.load(ModelSpec(str(embedded_model_path), n_ctx=CONTEXT))
+    assert backend.encode("Hi")
+    backend.close()
+    with pytest.raises(RuntimeFailure, match="the model was unloaded"):
+        backend.encode("Hi")
+    with pytest.raises(RuntimeFailure):
+        backend.is_eog(0)

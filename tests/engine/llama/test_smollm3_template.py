@@ -79,7 +79,7 @@ REPLY_WITHOUT_THINKING = "<|im_start|>assistant\n<think>\n\n</think>\n"
 # transformers' output, date pinned (see the module docstring).
 SEED_WITH_SYSTEM = system_turn("/think", SYSTEM.content) + USER_TURN + REPLY
 SEED_WITHOUT_SYSTEM = system_turn("/think", THINKING_INSTRUCTIONS) + USER_TURN + REPLY
-# enable_thinking=False (a template option `render` does not take yet):
+# enable_thinking=False (chat_template_kwargs):
 GOLDEN_NO_THINK = system_turn("/no_think", PLAIN_INSTRUCTIONS) + USER_TURN + REPLY_WITHOUT_THINKING
 GOLDEN_NO_THINK_WITH_SYSTEM = (
     system_turn("/no_think", SYSTEM.content) + USER_TURN + REPLY_WITHOUT_THINKING
