@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -45,22 +45,46 @@ def format_output(output: Any) -> str:
 
 class TerminalStream:
     """Prints streamed text as it comes, when the action streams and stdout is
-    a terminal (piped output stays clean, machine-readable)."""
+    a terminal (piped output stays clean, machine-readable). The answer goes
+    to stdout; a reasoning model's reasoning goes to stderr, dimmed when that
+    is a terminal: the user watches the model think, and stdout holds the
+    answer only."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, dim: bool = False) -> None:
         self.enabled = enabled
-        self.text = ""
+        self.dim = dim
+        self.text = ""  # the answer shown so far
+        self._reasoning_line = False  # reasoning was shown last: its line is open
 
     def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
-        if self.enabled and streaming:
-            self.text += text
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        if not (self.enabled and streaming):
+            return
+        if reasoning:
+            if not self._reasoning_line and self.text and not self.text.endswith("\n"):
+                _write(sys.stderr, "\n")  # another job thinks after an answer's last line
+            self._reasoning_line = True
+            _write(sys.stderr, click.style(text, dim=True) if self.dim else text)
+            return
+        self._end_reasoning()
+        self.text += text
+        _write(sys.stdout, text)
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
+        self._end_reasoning()
         # Say why an answer was cut short, when the limit was not the user's own.
         if result.finish_reason == FinishReason.LENGTH and result.detail:
             click.echo(f"{chr(10) if self.text else ''}note: {result.detail}", err=True)
+
+    def _end_reasoning(self) -> None:
+        """The answer starts on a line of its own, not after the reasoning."""
+        if self._reasoning_line:
+            _write(sys.stderr, "\n")
+            self._reasoning_line = False
+
+
+def _write(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
 
 
 async def _run(
@@ -104,7 +128,7 @@ def run(
     """Run a workflow once, in this process, and print its output."""
     loaded = compose.load()
     data = parse_input(input_)
-    stream = TerminalStream(enabled=sys.stdout.isatty() and output is None)
+    stream = TerminalStream(sys.stdout.isatty() and output is None, dim=sys.stderr.isatty())
     result = asyncio.run(_run(loaded, workflow_id, data, stream))
     text = format_output(result)
     if output is not None:

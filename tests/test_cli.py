@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
+import select
 import subprocess
 import sys
 import textwrap
@@ -128,6 +130,97 @@ def test_a_streaming_action_streams_to_the_terminal_once(tmp_path: Path) -> None
     screen = b"".join(chunks).decode()
     assert os.waitstatus_to_exitcode(status) == 0, screen
     assert screen.count("Paris") == 1
+
+
+def run_on_terminal(*args: str, cwd: Path, stderr_terminal: bool) -> tuple[str, str, int]:
+    """`model-compose` with stdout on a terminal of its own (and stderr on
+    another one, or a pipe): (stdout, stderr, exit code), as the user sees them."""
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty() if stderr_terminal else os.pipe()
+    process = subprocess.Popen(
+        [COMMAND, *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=out_slave, stderr=err_slave
+    )
+    os.close(out_slave)
+    os.close(err_slave)
+    received: dict[int, list[bytes]] = {out_master: [], err_master: []}
+    open_ends = set(received)
+    while open_ends:
+        for fd in select.select(list(open_ends), [], [], 300)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # a terminal whose other end closed
+                chunk = b""
+            if chunk:
+                received[fd].append(chunk)
+            else:
+                open_ends.discard(fd)
+                os.close(fd)
+    code = process.wait(timeout=60)
+    # A terminal writes each newline as CR LF.
+    out, err = (b"".join(received[fd]).decode().replace("\r\n", "\n") for fd in received)
+    return out, err, code
+
+
+# A reasoning model's run from a model that does not reason: the prompt ends
+# inside an open `<think>` block (a prefill), so the output starts as
+# reasoning; the budget closes the block after 4 tokens and the model answers.
+THINKING = """
+messages:
+  - role: user
+    content: ${input.question}
+  - role: assistant
+    content: "<think>\\n"
+reasoning_budget: 4
+max_output_length: 24
+streaming: true
+"""
+APART = """
+workflows:
+  - id: answer
+    default: true
+    job: {output: "${output}"}
+  - id: apart
+    job: {output: {answer: "${output}", reasoning: "${reasoning}"}}
+"""
+FRANCE = '{"question": "What is the capital of France?"}'
+
+
+def thinking_compose(tmp_path: Path) -> dict[str, str]:
+    """A workflow that reasons, and what it answers and reasons (greedy: every run alike)."""
+    path = compose(tmp_path, THINKING)
+    path.write_text(APART + path.read_text())
+    result = run("run", "apart", "--input", FRANCE, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = json.loads(result.stdout)
+    assert expected["reasoning"] and expected["answer"]
+    assert expected["reasoning"] not in expected["answer"]
+    return expected
+
+
+@needs_model
+def test_on_a_terminal_the_reasoning_streams_dimmed_to_stderr_and_the_answer_to_stdout(
+    tmp_path: Path,
+) -> None:
+    expected = thinking_compose(tmp_path)
+    out, err, code = run_on_terminal("run", "--input", FRANCE, cwd=tmp_path, stderr_terminal=True)
+    assert code == 0, err
+    assert out == expected["answer"] + "\n"
+    dimmed = re.findall(r"\x1b\[2m(.*?)\x1b\[0m", err, re.DOTALL)
+    assert "".join(dimmed) == expected["reasoning"]
+    assert re.sub(r"\x1b\[[0-9;]*m", "", err).endswith(expected["reasoning"] + "\n")
+
+
+@needs_model
+def test_reasoning_is_plain_on_a_piped_stderr_and_absent_from_piped_output(
+    tmp_path: Path,
+) -> None:
+    expected = thinking_compose(tmp_path)
+    out, err, code = run_on_terminal("run", "--input", FRANCE, cwd=tmp_path, stderr_terminal=False)
+    assert code == 0, err
+    assert (out, err) == (expected["answer"] + "\n", expected["reasoning"] + "\n")
+    # Nothing streams when stdout is not a terminal: the answer only, once.
+    piped = run("run", "--input", FRANCE, cwd=tmp_path)
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, expected["answer"] + "\n", "")
 
 
 def test_a_missing_required_input_is_one_line_and_exit_code_2() -> None:

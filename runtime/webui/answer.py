@@ -1,27 +1,29 @@
-"""Generated text on the page: markdown with a copy button, and `<think>`
-reasoning folded into a "Reasoning" expansion apart from the answer."""
+"""Generated text on the page: markdown with a copy button, and a reasoning
+model's reasoning folded into a "Reasoning" expansion above the answer.
+
+The engine splits the reasoning from the answer (runtime/engine/reasoning.py);
+the page only shows the two parts it is given."""
 
 from __future__ import annotations
 
 from nicegui import ui
-
-from runtime.webui.reasoning import split_reasoning
 
 
 class AnswerView:
     """Create it inside the container it belongs to; `set_text` as text streams in."""
 
     def __init__(self, marker: str = "answer") -> None:
-        self.text = ""
+        self.answer = ""
+        self.reasoning: str | None = None
         with ui.column().classes("w-full gap-1") as self.root:
-            self.reasoning = (
+            self.fold = (
                 ui.expansion("Reasoning")
                 .classes("w-full text-grey-8")
                 .props("dense")
                 .mark("reasoning")
             )
-            with self.reasoning:
-                self.reasoning_text = ui.markdown().classes("text-sm").mark("reasoning-text")
+            with self.fold:
+                self.fold_text = ui.markdown().classes("text-sm").mark("reasoning-text")
             with ui.row().classes("w-full items-start no-wrap gap-1"):
                 self.markdown = ui.markdown().classes("grow min-w-0").mark(marker)
                 self.copy_button = (
@@ -32,18 +34,17 @@ class AnswerView:
                 )
         self.set_text("")
 
-    @property
-    def answer(self) -> str:
-        return split_reasoning(self.text).answer
-
-    def set_text(self, text: str) -> None:
-        self.text = text
-        parts = split_reasoning(text)
-        self.reasoning.set_visibility(parts.has_reasoning)
-        self.reasoning.text = "Reasoning…" if parts.is_thinking else "Reasoning"
-        self.reasoning_text.set_content(parts.reasoning or "")
-        self.markdown.set_content(parts.answer)
-        self.copy_button.set_visibility(bool(parts.answer))
+    def set_text(self, answer: str, reasoning: str | None = None, *, live: bool = False) -> None:
+        """`live`: the generation is still going, so reasoning with no answer
+        yet means the model is still thinking."""
+        self.answer, self.reasoning = answer, reasoning or None
+        # SmolLM3 writes an empty block when thinking is off: nothing to show.
+        self.fold.set_visibility(self.reasoning is not None)
+        thinking = live and self.reasoning is not None and not answer
+        self.fold.text = "Reasoning…" if thinking else "Reasoning"
+        self.fold_text.set_content(self.reasoning or "")
+        self.markdown.set_content(answer)
+        self.copy_button.set_visibility(bool(answer))
 
     def copy(self) -> None:
         ui.clipboard.write(self.answer)

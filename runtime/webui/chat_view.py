@@ -20,14 +20,18 @@ from runtime.webui.stats import RunStats, format_stats, run_stats
 from runtime.workflow.tasks import Task, TaskStatus
 
 
+def _show_reply(turn: Turn, answer: AnswerView) -> None:
+    answer.set_text(turn.reply, turn.reasoning, live=turn.state is TurnState.ANSWERING)
+
+
 class _ReplyListener:
     def __init__(self, turn: Turn, answer: AnswerView) -> None:
         self.turn = turn
         self.answer = answer
 
     def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
-        self.turn.reply += text
-        self.answer.set_text(self.turn.reply)
+        self.turn.add(text, reasoning)
+        _show_reply(self.turn, self.answer)
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
         pass
@@ -119,6 +123,7 @@ class ChatView:
         finally:
             self._set_answering(False)
         self._show_turn(turn, self.task)
+        _show_reply(turn, answer)  # no longer live: "Reasoning…" ends
 
     def _show_turn(self, turn: Turn, task: Task) -> None:
         if task.status == TaskStatus.FAILED:

@@ -6,7 +6,6 @@ import enum
 from dataclasses import dataclass, field
 
 from runtime.engine.types import ChatMessage
-from runtime.webui.reasoning import split_reasoning
 
 
 class TurnState(enum.StrEnum):
@@ -18,8 +17,16 @@ class TurnState(enum.StrEnum):
 @dataclass
 class Turn:
     user: str
-    reply: str = ""  # as generated, reasoning included
+    reply: str = ""  # the answer, as the engine split it from the reasoning
+    reasoning: str = ""
     state: TurnState = TurnState.ANSWERING
+
+    def add(self, text: str, reasoning: bool) -> None:
+        """A streamed piece of the reply: of its reasoning or of its answer."""
+        if reasoning:
+            self.reasoning += text
+        else:
+            self.reply += text
 
 
 @dataclass
@@ -39,10 +46,9 @@ class Conversation:
         for turn in self.turns:
             if turn.state is not TurnState.DONE:
                 continue
-            answer = split_reasoning(turn.reply).answer
             messages.append(ChatMessage("user", turn.user))
-            if answer:
-                messages.append(ChatMessage("assistant", answer))
+            if turn.reply:
+                messages.append(ChatMessage("assistant", turn.reply))
         messages.append(ChatMessage("user", user))
         return messages
 

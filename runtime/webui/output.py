@@ -1,5 +1,7 @@
 """Where a workflow run's output appears: streamed text while it runs, then
-the output itself, the stats line under it, or a readable error."""
+the output itself, the stats line under it, or a readable error. A reasoning
+model's reasoning, as it streamed, stays folded above the output (which is
+the answer only)."""
 
 from __future__ import annotations
 
@@ -38,21 +40,26 @@ class OutputView:
         self.stats.set_text("")
         self.stats.set_visibility(False)
 
-    def stream(self, text: str) -> None:
-        self.answer.set_text(text)
+    def stream(self, answer: str, reasoning: str | None = None) -> None:
+        self.answer.set_text(answer, reasoning, live=True)
+
+    def end_stream(self) -> None:
+        """The run is over (answered, failed or cancelled): no longer thinking."""
+        self.answer.set_text(self.answer.answer, self.answer.reasoning)
 
     def show_output(self, output: Any) -> None:
         """The run's final output: text as markdown; a mapping's text fields as
         markdown (the first one where the streamed text was) and its other
         fields as JSON; anything else as JSON."""
+        reasoning = self.answer.reasoning
         if isinstance(output, str):
-            self.answer.set_text(output)
+            self.answer.set_text(output, reasoning)
             return
         if isinstance(output, dict) and any(isinstance(v, str) for v in output.values()):
             first = next(k for k, v in output.items() if isinstance(v, str))
             self.caption.set_text(str(first))
             self.caption.set_visibility(True)
-            self.answer.set_text(output[first])
+            self.answer.set_text(output[first], reasoning)
             with self.fields:
                 for name, value in output.items():
                     if name == first:
@@ -65,8 +72,8 @@ class OutputView:
                             f"output-field-{name}"
                         )
             return
-        self.answer.set_text("")
-        self.answer.root.set_visibility(False)
+        self.answer.set_text("", reasoning)
+        self.answer.root.set_visibility(reasoning is not None)
         self.json.set_content(_json(output))
         self.json.set_visibility(True)
 

@@ -45,23 +45,32 @@ def stop_now(task: Task | None) -> None:
 
 
 class _StreamListener:
-    """Shows a run's text as it is generated, each job's text apart."""
+    """Shows a run's text as it is generated, each job's text apart: its
+    answer, and its reasoning in the fold above."""
 
     def __init__(self, output: OutputView) -> None:
         self.output = output
-        self.texts: dict[str, str] = {}
+        self.answers: dict[str, str] = {}
+        self.reasonings: dict[str, str] = {}
 
     def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
         # Always live, whatever the action's `streaming`: a page has nothing
         # better to show meanwhile.
-        self.texts[job_id] = self.texts.get(job_id, "") + text
-        if len(self.texts) == 1:
-            self.output.stream(text=self.texts[job_id])
-        else:
-            self.output.stream("\n\n".join(f"**{j}**\n\n{t}" for j, t in self.texts.items()))
+        self.answers.setdefault(job_id, "")
+        self.reasonings.setdefault(job_id, "")
+        texts = self.reasonings if reasoning else self.answers
+        texts[job_id] += text
+        self.output.stream(_by_job(self.answers), _by_job(self.reasonings))
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
         pass
+
+
+def _by_job(texts: dict[str, str]) -> str:
+    """One job's text as it is; several jobs' texts each under its job's name."""
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    return "\n\n".join(f"**{job}**\n\n{text}" for job, text in texts.items() if text)
 
 
 class RunPanel:
@@ -142,6 +151,7 @@ class RunPanel:
         self.spinner.set_visibility(running)
 
     def _show_result(self, task: Task) -> None:
+        self.output.end_stream()
         if task.status == TaskStatus.COMPLETED:
             self.output.show_output(task.output)
         elif task.status == TaskStatus.FAILED and task.error is not None:

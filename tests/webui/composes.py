@@ -75,3 +75,30 @@ TWO_WORKFLOWS = """
         text: ${input.prompt}
         max_output_length: 8
 """
+
+# A reasoning model's output from a model that does not reason: the prompt
+# ends inside an open `<think>` block (a prefill: the engine continues a final
+# assistant message), so the output starts as reasoning; the budget closes
+# the block after 4 tokens and the model answers.
+THINKING = """
+    workflow:
+      title: Think first
+      job:
+        input: ${input}
+        output:
+          generated: ${output}
+    component:
+      type: model
+      task: chat-completion
+      model: HuggingFaceTB/SmolLM2-135M-Instruct
+      reasoning_budget: 4
+      action:
+        messages:
+          - role: user
+            content: ${input.question}
+          - role: assistant
+            content: "<think>\\n"
+        max_output_length: 24
+        params:
+          do_sample: false
+"""

@@ -4,10 +4,12 @@ sent with their history, New chat, the system prompt, folded reasoning."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from nicegui import ui
+from nicegui.testing.user_interaction import UserInteraction
 
 from runtime.engine.types import (
     ChatMessage,
@@ -20,6 +22,7 @@ from runtime.engine.types import (
 )
 from tests.webui.composes import CHAT
 from tests.webui.conftest import OpenPage, Page, text_of
+from tests.webui.scripted import answer_with
 
 
 def spy_on_requests(page: Page, monkeypatch: pytest.MonkeyPatch) -> list[GenerationRequest]:
@@ -40,45 +43,6 @@ def spy_on_requests(page: Page, monkeypatch: pytest.MonkeyPatch) -> list[Generat
 
     monkeypatch.setattr(page.service.components, "engine", spied)
     return requests
-
-
-class ScriptedGeneration:
-    """A generation whose text comes from `script`, and whose result is
-    `result(text)`: what the engine contract promises, without a model."""
-
-    def __init__(
-        self, script: AsyncIterator[str], result: Callable[[str], GenerationResult]
-    ) -> None:
-        self.script, self.make_result, self.text = script, result, ""
-
-    async def __aiter__(self) -> AsyncIterator[Delta]:
-        async for text in self.script:
-            self.text += text
-            yield Delta(text, len(self.text))
-
-    async def result(self) -> GenerationResult:
-        return self.make_result(self.text)
-
-    def cancel(self) -> None:
-        pass
-
-
-def answer_with(
-    page: Page,
-    monkeypatch: pytest.MonkeyPatch,
-    script: Callable[[GenerationRequest], AsyncIterator[str]],
-    result: Callable[[str], GenerationResult],
-) -> None:
-    """The chat's model answers every request with `script` (see ScriptedGeneration)."""
-
-    class Scripted:
-        def submit(self, request: GenerationRequest) -> ScriptedGeneration:
-            return ScriptedGeneration(script(request), result)
-
-    async def engine(component_id: str) -> Any:
-        return Scripted()
-
-    monkeypatch.setattr(page.service.components, "engine", engine)
 
 
 async def say(page: Page, text: str) -> str:
@@ -146,31 +110,42 @@ async def test_reasoning_is_folded_apart_from_the_answer_while_it_streams(
     async with open_page(CHAT, load=False) as page:
         more = asyncio.Event()
 
-        async def think(request: GenerationRequest) -> AsyncIterator[str]:
-            yield "<think>Paris is the "
-            yield "capital.</thi"
+        async def think(request: GenerationRequest) -> AsyncIterator[str | Delta]:
+            yield Delta("Paris is the ", 3, reasoning=True)
+            yield Delta("capital.", 4, reasoning=True)
             await more.wait()
-            yield "nk>\n\nIt is **Paris**."
+            yield "It is "
+            yield "**Paris**."
 
-        def thought(text: str) -> GenerationResult:
+        def thought(answer: str) -> GenerationResult:
             return GenerationResult(
-                text, FinishReason.STOP, Usage(20, 0, 9), Timings(0.05, 0.2, 45)
+                answer,
+                FinishReason.STOP,
+                Usage(20, 0, 9, reasoning_tokens=6),
+                Timings(0.05, 0.2, 45),
+                reasoning="Paris is the capital.",
             )
 
         answer_with(page, monkeypatch, think, thought)
         page.user.find(marker="chat-input").type("Capital of France?")
         page.user.find(marker="chat-send").click()
 
-        await page.until(lambda: page.text("reasoning-text", within="chat-assistant"))
+        await page.until(
+            lambda: page.text("reasoning-text", within="chat-assistant") == "Paris is the capital."
+        )
         expansion = page.element("reasoning", within="chat-assistant")
         assert expansion.visible and expansion.text == "Reasoning…"
-        assert page.text("reasoning-text", within="chat-assistant") == "Paris is the capital."
         assert page.text("chat-answer") == ""
 
         more.set()
         stats = await page.until(lambda: page.text("chat-stats"))
         assert expansion.text == "Reasoning" and expansion.value is False  # folded
         assert page.text("chat-answer") == "It is **Paris**."
+        copied: list[str] = []
+        monkeypatch.setattr(ui.clipboard, "write", copied.append)
+        copy = page.element("copy", within="chat-assistant")
+        UserInteraction(page.user, {copy}, None).click()
+        assert copied == ["It is **Paris**."]  # the answer only
         assert stats == (
             "finish: stop · 20 prompt + 9 completion tokens"
             " · first token after 50 ms · 45.0 tokens/s"

@@ -9,7 +9,9 @@ from runtime.webui.conversation import Conversation, TurnState
 def test_a_turn_sends_the_system_prompt_the_answered_turns_and_the_new_message() -> None:
     chat = Conversation()
     first = chat.add("Hi")
-    first.reply, first.state = "<think>greet back</think>Hello!", TurnState.DONE
+    first.add("greet back", reasoning=True)
+    first.add("Hello!", reasoning=False)
+    first.state = TurnState.DONE
     failed = chat.add("Lost question")
     failed.state = TurnState.FAILED
     assert chat.messages("Be brief.", "Bye") == [
@@ -21,3 +23,11 @@ def test_a_turn_sends_the_system_prompt_the_answered_turns_and_the_new_message()
     assert chat.messages("  ", "Bye")[0] == ChatMessage("user", "Hi")
     chat.clear()
     assert chat.messages("", "Again") == [ChatMessage("user", "Again")]
+
+
+def test_a_turn_keeps_its_streamed_reasoning_apart_from_its_answer() -> None:
+    turn = Conversation().add("Capital of France?")
+    for text, reasoning in [("Paris is ", True), ("the capital.", True), ("It is ", False)]:
+        turn.add(text, reasoning)
+    turn.add("**Paris**.", reasoning=False)
+    assert (turn.reasoning, turn.reply) == ("Paris is the capital.", "It is **Paris**.")

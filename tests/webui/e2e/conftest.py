@@ -1,7 +1,8 @@
-"""A real `model-compose up` of examples/quickstart on free ports, and headless
-Chromium (Debian's chromium and chromium-driver, installed by
-`scripts/setup --with-browser`) driven through selenium, for tests that use the
-Web UI the way a person does: by what the page shows."""
+"""A real `model-compose up` of examples/quickstart (or of a test's own
+compose file) on free ports, and headless Chromium (Debian's chromium and
+chromium-driver, installed by `scripts/setup --with-browser`) driven through
+selenium, for tests that use the Web UI the way a person does: by what the
+page shows."""
 
 from __future__ import annotations
 
@@ -77,15 +78,26 @@ def chromium() -> Path:
 def quickstart_up(
     folder: Path, ready_page: str = "/", api_key_line: str = "", env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """`model-compose up` of a copy of examples/quickstart in `folder`, on free
-    ports (plus `api_key_line` under `controller:`), ready when the API's
-    health and the UI's `ready_page` answer; stopped with SIGTERM, exiting 0."""
-    api_port, ui_port = free_port(), free_port()
+    """`model-compose up` of a copy of examples/quickstart in `folder` (see
+    `compose_up`), plus `api_key_line` under `controller:`."""
     text = (EXAMPLES / "quickstart" / "model-compose.yml").read_text()
-    assert "port: 8080" in text and "port: 8081" in text
-    text = text.replace("port: 8080", f"port: {api_port}").replace("port: 8081", f"port: {ui_port}")
     if api_key_line:
         text = text.replace("controller:\n", f"controller:\n  {api_key_line}\n", 1)
+    with compose_up(folder, text, ready_page, env) as running:
+        yield running
+
+
+@contextmanager
+def compose_up(
+    folder: Path, text: str, ready_page: str = "/", env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`model-compose up` of the compose file `text` written to `folder`, its
+    API's `port: 8080` and its Web UI's `port: 8081` moved to free ports;
+    ready when the API's health and the UI's `ready_page` answer; stopped
+    with SIGTERM, exiting 0."""
+    api_port, ui_port = free_port(), free_port()
+    assert "port: 8080" in text and "port: 8081" in text
+    text = text.replace("port: 8080", f"port: {api_port}").replace("port: 8081", f"port: {ui_port}")
     (folder / "model-compose.yml").write_text(text)
     log = folder / "server.log"
     with log.open("wb") as sink:
@@ -232,8 +244,8 @@ def field(driver: WebDriver, label: str, timeout: float = 10) -> WebElement:
 
 
 # Icons are font ligatures: their names are text on the page (the answer's copy
-# button shows as "content_copy").
-ICONS = frozenset({"content_copy"})
+# button shows as "content_copy", the Reasoning fold's arrow as "keyboard_arrow_down").
+ICONS = frozenset({"content_copy", "keyboard_arrow_down"})
 
 
 def page_text(driver: WebDriver) -> str:
