@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -119,6 +119,17 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def of(cls, usages: Iterable[Usage]) -> Usage:
+        """The usage of several generations together (a run's)."""
+        usages = list(usages)
+        return cls(
+            prompt_tokens=sum(u.prompt_tokens for u in usages),
+            cached_tokens=sum(u.cached_tokens for u in usages),
+            completion_tokens=sum(u.completion_tokens for u in usages),
+            reasoning_tokens=sum(u.reasoning_tokens for u in usages),
+        )
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,7 @@ def run_stats(results: Sequence[GenerationResult], finish_reason: str | None) ->
     the earliest one; the speed is over all completion tokens together."""
     if not results:
         return RunStats(finish_reason)
-    usage = Usage(
-        prompt_tokens=sum(r.usage.prompt_tokens for r in results),
-        cached_tokens=sum(r.usage.cached_tokens for r in results),
-        completion_tokens=sum(r.usage.completion_tokens for r in results),
-    )
+    usage = Usage.of(r.usage for r in results)
     started = [r.timings.ttft_s for r in results if r.usage.completion_tokens > 0]
     timed = [r for r in results if r.timings.tokens_per_s > 0 and r.usage.completion_tokens > 0]
     decode_s = sum(r.usage.completion_tokens / r.timings.tokens_per_s for r in timed)
@@ -46,8 +42,10 @@ def format_stats(stats: RunStats) -> str:
     usage = stats.usage
     if usage.total_tokens:
         cached = f", {usage.cached_tokens} cached" if usage.cached_tokens else ""
+        thought = f" ({usage.reasoning_tokens} reasoning)" if usage.reasoning_tokens else ""
         parts.append(
-            f"{usage.prompt_tokens} prompt{cached} + {usage.completion_tokens} completion tokens"
+            f"{usage.prompt_tokens} prompt{cached} + {usage.completion_tokens} completion "
+            f"tokens{thought}"
         )
     if stats.ttft_s is not None:
         parts.append(f"first token after {_duration(stats.ttft_s)}")

@@ -76,13 +76,7 @@ class Task:
 
     @property
     def usage(self) -> Usage:
-        results = self.context.results
-        return Usage(
-            prompt_tokens=sum(r.usage.prompt_tokens for r in results),
-            cached_tokens=sum(r.usage.cached_tokens for r in results),
-            completion_tokens=sum(r.usage.completion_tokens for r in results),
-            reasoning_tokens=sum(r.usage.reasoning_tokens for r in results),
-        )
+        return Usage.of(r.usage for r in self.context.results)
 
     @property
     def finish_reason(self) -> str | None:

@@ -36,3 +36,12 @@ def test_a_run_without_generations_still_says_how_it_ended() -> None:
 def test_why_an_answer_was_cut_short_is_said() -> None:
     stats = run_stats([result(5, 0.1, 50.0, "max_output_length clamped")], "length")
     assert format_stats(stats).endswith("(max_output_length clamped)")
+
+
+def test_reasoning_tokens_are_said_apart() -> None:
+    thought = GenerationResult(
+        "x", FinishReason.STOP, Usage(10, 0, 20, 12), Timings(0.1, 1.0, 20.0)
+    )
+    assert "10 prompt + 20 completion tokens (12 reasoning)" in format_stats(
+        run_stats([thought], "stop")
+    )
