@@ -9,7 +9,7 @@ llama.cpp defines the GGUF keys (`LLM_KV_GENERAL_SAMPLING_*` in
 src/llama-arch.cpp; gguf-py's `Keys.General.SAMPLING_*`, which its converter
 fills from a model's generation_config.json), and its common library applies
 them the same way, under the options a user gave explicitly
-(`common_params_sampling_from_model` in common/common.cpp). We read the keys
+(`common_init_sampler_from_model` in common/common.cpp). We read the keys
 that map onto our samplers; the others (sampler sequence, XTC, Mirostat,
 penalty window) have no counterpart here.
 """

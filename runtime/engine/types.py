@@ -22,8 +22,8 @@ class SamplingParams:
     """llama.cpp sampling settings. `greedy` wins over everything else.
 
     None is "unset": the engine fills it with its model's defaults
-    (`engine.sampling`), so what the compose file or the request leaves out
-    can follow the model's recommendation while what it sets always wins.
+    (`engine.sampling_defaults`), so what the compose file or the request
+    leaves out follows the model's recommendation while what it sets wins.
     """
 
     temperature: float | None = None
@@ -190,7 +190,7 @@ class ModelInfo:
     # when the file does not say.
     quantization: str | None = None
     # What an unset sampler means on this model, every field but `seed` set
-    # (`engine.sampling.model_sampling`).
+    # (`engine.sampling_defaults.model_sampling`).
     sampling: SamplingParams = DEFAULT_SAMPLING
 
 
