@@ -121,12 +121,14 @@ def write_llama_gguf(
     seed: int = 0,
     name: str = "synthetic-llama",
     progress: Callable[[int, int], None] | None = None,
+    extra_metadata: Callable[[gguf.GGUFWriter], None] | None = None,
 ) -> Path:
     """Write a random-weight llama GGUF to `path` and return it.
 
     `file_type` is "F16" (matrices in F16, norms in F32, as llama.cpp's
     converter writes them) or "F32". `progress(done, total)` is called with
-    bytes of tensor data written. The defaults are `TINY`.
+    bytes of tensor data written. `extra_metadata(writer)` may add keys (e.g.
+    `writer.add_sampling_temp(0.7)`). The defaults are `TINY`.
     """
     dims = LlamaDims(
         n_layers=n_layers,
@@ -138,7 +140,15 @@ def write_llama_gguf(
         n_ctx_train=n_ctx_train,
         tied_embeddings=tied_embeddings,
     )
-    return write_model(path, dims, file_type=file_type, seed=seed, name=name, progress=progress)
+    return write_model(
+        path,
+        dims,
+        file_type=file_type,
+        seed=seed,
+        name=name,
+        progress=progress,
+        extra_metadata=extra_metadata,
+    )
 
 
 def write_model(
@@ -151,6 +161,7 @@ def write_model(
     seed: int = 0,
     name: str = "synthetic-llama",
     progress: Callable[[int, int], None] | None = None,
+    extra_metadata: Callable[[gguf.GGUFWriter], None] | None = None,
 ) -> Path:
     """`write_llama_gguf` for a `LlamaDims`, under the architecture name
     `arch` (its metadata keys are prefixed with it) and with the vocabulary
@@ -171,6 +182,8 @@ def write_model(
     try:
         _add_metadata(writer, dims, FILE_TYPES[file_type], name)
         add_tokenizer(writer)
+        if extra_metadata is not None:
+            extra_metadata(writer)
         for tensor_name, shape, dtype in shapes:
             writer.add_tensor_info(tensor_name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
         writer.write_header_to_file()

@@ -223,6 +223,31 @@ def test_reasoning_is_plain_on_a_piped_stderr_and_absent_from_piped_output(
     assert (piped.returncode, piped.stdout, piped.stderr) == (0, expected["answer"] + "\n", "")
 
 
+@needs_model
+def test_the_seed_workflow_runs_without_its_optional_system_prompt() -> None:
+    result = run("run", "-f", "examples/quickstart", "--input", '{"user-prompt": "Hi!"}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["generated"]
+
+
+def test_the_seed_file_without_its_user_prompt_is_one_line_and_exit_code_2() -> None:
+    # Checked before the seed's model is looked up: no Hub needed.
+    args = ("run", "-f", "examples/chat-completion", "--input", '{"system-prompt": "x"}')
+    result = run(*args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: missing required input 'user_prompt'\n"
+
+
+def test_validate_says_the_seeds_system_prompt_is_optional() -> None:
+    result = run("validate", "-f", "examples/chat-completion")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:4] == [
+        "workflow __workflow__ (Generate Chat Messages)",
+        "  input system_prompt: text, optional",
+        "  input user_prompt: text, required",
+    ]
+
+
 def test_a_missing_required_input_is_one_line_and_exit_code_2() -> None:
     result = run("run", "-f", "examples/quickstart", "--input", '{"system_prompt": "x"}')
     assert (result.returncode, result.stdout) == (2, "")

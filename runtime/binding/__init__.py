@@ -8,7 +8,7 @@ bindings into the schema the Web UI and `GET …/schema` show.
 
 from runtime.binding.casts import BindingType, CastError
 from runtime.binding.parser import KEYS, compile_template
-from runtime.binding.schema import InputField, infer_input_fields
+from runtime.binding.schema import InputField, Omittable, infer_input_fields
 from runtime.binding.template import Binding, PathPart, Template
 from runtime.binding.walk import has_bindings, iter_bindings, render
 
@@ -18,6 +18,7 @@ __all__ = [
     "BindingType",
     "CastError",
     "InputField",
+    "Omittable",
     "PathPart",
     "Template",
     "compile_template",

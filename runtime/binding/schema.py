@@ -17,7 +17,16 @@ class InputField:
     type: str = "text"  # the cast's name ("number", "select", "number[]"...)
     options: list[str] | None = None  # the choices of a `select`
     default: Any = None  # the default's value when it holds no bindings
-    required: bool = True  # no binding of this name has a default
+    required: bool = True  # some binding of this name has nothing to fall back on
+
+
+@dataclass(frozen=True)
+class Omittable:
+    """A binding whose place means something when its value is unset, so it
+    does not make its input required: the whole content of a system message,
+    which is then left out (see `runtime.workflow.inputs`)."""
+
+    binding: Binding
 
 
 @dataclass
@@ -29,12 +38,12 @@ class _Draft:
     options: list[str] | None = None
     default: Any = None
     has_default: bool = False
-    required: bool = True
+    required: bool = False
     nested: bool = False  # some binding reaches inside it: `input.x.y`, `input.x[0]`
 
     def add(self, binding: Binding, optional: bool) -> None:
-        if optional:
-            self.required = False
+        if not optional:
+            self.required = True
         if len(binding.path) > 1:
             # A cast or default on `input.x.y` is about y, not about x.
             self.nested = True
@@ -53,9 +62,16 @@ class _Draft:
         return InputField(self.name, type_, self.options, self.default, self.required)
 
 
-def infer_input_fields(bindings: Iterable[Binding]) -> list[InputField]:
-    """One field per distinct input name, in first-seen order."""
-    bindings = list(bindings)
+def infer_input_fields(uses: Iterable[Binding | Omittable]) -> list[InputField]:
+    """One field per distinct input name, in first-seen order.
+
+    An input is optional when every binding that reads it copes without it:
+    it has a default, it sits inside another binding's default, or its place
+    is `Omittable`. One binding with nothing to fall back on makes it required,
+    since that binding would otherwise render null where a value is needed.
+    """
+    uses = list(uses)
+    bindings = [use.binding if isinstance(use, Omittable) else use for use in uses]
     # A binding inside another's default is read only when that other value is
     # missing (`${input.template | "About ${input.topic}"}`), so it is optional.
     in_defaults = {
@@ -65,10 +81,11 @@ def infer_input_fields(bindings: Iterable[Binding]) -> list[InputField]:
         for inner in binding.default.bindings()
     }
     drafts: dict[str, _Draft] = {}
-    for binding in bindings:
+    for use, binding in zip(uses, bindings, strict=True):
         if binding.key != "input" or not binding.path or not isinstance(binding.path[0], str):
             continue
         name = binding.path[0]
         draft = drafts.setdefault(normalize_name(name), _Draft(name))
-        draft.add(binding, optional=binding.has_default or id(binding) in in_defaults)
+        optional = binding.has_default or id(binding) in in_defaults or isinstance(use, Omittable)
+        draft.add(binding, optional=optional)
     return [draft.build() for draft in drafts.values()]

@@ -19,15 +19,27 @@ class FinishReason(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """llama.cpp sampling settings. `greedy` wins over everything else."""
+    """llama.cpp sampling settings. `greedy` wins over everything else.
 
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    seed: int | None = None
+    None is "unset": the engine fills it with its model's defaults
+    (`engine.sampling_defaults`), so what the compose file or the request
+    leaves out follows the model's recommendation while what it sets wins.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    seed: int | None = None  # None: a random seed each time (never filled in)
     greedy: bool = False
+
+
+# What an unset sampler means on a model that recommends nothing (llama.cpp's
+# own defaults for temperature, top-k, top-p and min-p; no repeat penalty).
+DEFAULT_SAMPLING = SamplingParams(
+    temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.0
+)
 
 
 @dataclass(frozen=True)
@@ -200,6 +212,9 @@ class ModelInfo:
     # The GGUF file's quantization (`general.file_type`), e.g. "Q4_K_M"; None
     # when the file does not say.
     quantization: str | None = None
+    # What an unset sampler means on this model, every field but `seed` set
+    # (`engine.sampling_defaults.model_sampling`).
+    sampling: SamplingParams = DEFAULT_SAMPLING
 
 
 # `ModelSpec.n_ctx` for `context_length: auto`: the largest context that fits

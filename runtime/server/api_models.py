@@ -46,7 +46,13 @@ class InputField(Strict):
     name: str
     type: str = Field(description="text, number, integer, boolean, json, list, select...")
     default: Any
-    required: bool
+    required: bool = Field(
+        description=(
+            "false when a run may leave the input out: every binding that reads it has a "
+            "default, or it fills the whole content of a system message (which is then "
+            "left out, and the model's own default system prompt applies)"
+        )
+    )
     options: list[str] | None = Field(None, description="the choices of a select")
 
 

@@ -13,6 +13,18 @@ from runtime.server.deps import ServiceDep
 router = APIRouter()
 
 
+class SamplingDefaults(BaseModel):
+    """What a request that leaves a sampler unset gets on this model: what the
+    model recommends (its GGUF's `general.sampling.*` keys, or its model
+    card), else the global defaults."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+
+
 class LoadedModel(BaseModel):
     name: str
     path: str
@@ -21,6 +33,7 @@ class LoadedModel(BaseModel):
     slots: int  # requests decoded together
     busy: int  # slots holding an unfinished request
     waiting: int  # requests queued for a slot
+    sampling: SamplingDefaults
 
 
 class ModelsStatus(BaseModel):
@@ -45,6 +58,7 @@ async def loaded_models(service: ServiceDep) -> ModelsStatus:
                 slots=stats.slots,
                 busy=stats.busy,
                 waiting=stats.waiting,
+                sampling=SamplingDefaults.model_validate(info.sampling, from_attributes=True),
             )
         )
     return ModelsStatus(models=models, running_tasks=len(service.tasks.running()))

@@ -159,15 +159,16 @@ def generation_settings(
     floats = {k: _float(f"params.{k}", values[k]) for k in FLOAT_PARAMS if k in values}
     ints = {k: _int(f"params.{k}", values[k]) for k in INT_PARAMS if k in values}
     bools = {k: _bool(f"params.{k}", values[k]) for k in BOOL_PARAMS if k in values}
-    defaults = SamplingParams()
-    temperature = floats.get("temperature", defaults.temperature)
-    greedy = bools.get("do_sample") is False or temperature <= 0.0
+    # What the params leave out stays unset: the engine fills it with the
+    # model's own defaults (engine.sampling_defaults).
+    temperature = floats.get("temperature")
+    greedy = bools.get("do_sample") is False or (temperature is not None and temperature <= 0.0)
     sampling = SamplingParams(
         temperature=temperature,
-        top_p=floats.get("top_p", defaults.top_p),
-        top_k=ints.get("top_k", defaults.top_k),
-        min_p=floats.get("min_p", defaults.min_p),
-        repeat_penalty=floats.get("repetition_penalty", floats.get("repeat_penalty", 1.0)),
+        top_p=floats.get("top_p"),
+        top_k=ints.get("top_k"),
+        min_p=floats.get("min_p"),
+        repeat_penalty=floats.get("repetition_penalty", floats.get("repeat_penalty")),
         seed=ints.get("seed"),
         greedy=greedy,
     )

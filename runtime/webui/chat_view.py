@@ -37,6 +37,9 @@ class _ReplyListener:
         pass
 
 
+SYSTEM_PROMPT_HINT = "optional: left empty, the model's own default applies"
+
+
 class ChatView:
     """Markers: `system-prompt`, `chat-messages`, `chat-user`, `chat-assistant`,
     `chat-input`, `chat-send`, `chat-cancel`, `new-chat`, `chat-stats`, `chat-error`.
@@ -57,7 +60,8 @@ class ChatView:
             with ui.row().classes("w-full items-start no-wrap gap-2"):
                 self.system_prompt = (
                     ui.textarea("System prompt", value=default_system_prompt(target, form_input()))
-                    .props("outlined dense autogrow")
+                    # Left empty, no system message is sent (conversation.py).
+                    .props(f'outlined dense autogrow hint="{SYSTEM_PROMPT_HINT}"')
                     .classes("grow")
                     .mark("system-prompt")
                 )

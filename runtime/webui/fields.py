@@ -63,7 +63,9 @@ def json_kind(field: InputField) -> JsonKind:
 
 
 def hint(field: InputField) -> str:
-    """What the field expects, under it: the type, and whether it is required."""
+    """What the field expects, under it: the type, and whether it is required
+    (an optional field left empty is not sent: its default applies, or, for
+    a system prompt, the model's own)."""
     kind = {
         JsonKind.LIST: "a JSON list",
         JsonKind.OBJECT: "a JSON object",
@@ -73,7 +75,7 @@ def hint(field: InputField) -> str:
     what = kind[json_kind(field)] if widget is Widget.JSON else field.type
     if field.type.endswith("[]"):
         what = f"a JSON list of {field.type.removesuffix('[]')}"
-    return f"{what}, required" if field.required else what
+    return f"{what}, {'required' if field.required else 'optional'}"
 
 
 def initial_value(field: InputField) -> Any:

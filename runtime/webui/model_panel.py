@@ -9,6 +9,7 @@ from pathlib import Path
 from nicegui import ui
 
 from runtime.config.schema import ModelComponent
+from runtime.engine.sampling_defaults import describe
 from runtime.service import Service, ServiceState
 
 REFRESH_S = 1.0
@@ -35,6 +36,7 @@ class ModelStatus:
     trained_context_length: int | None = None
     n_threads: int | None = None
     n_gpu_layers: int | None = None
+    sampling: str | None = None  # the model's sampling defaults, described
     error: str | None = None
 
     def rows(self) -> list[tuple[str, str]]:
@@ -53,6 +55,7 @@ class ModelStatus:
                 ("context length", context),
                 ("threads", str(self.n_threads)),
                 ("GPU layers", "all" if self.n_gpu_layers == -1 else str(self.n_gpu_layers)),
+                ("sampling defaults", self.sampling or ""),
             ]
         return rows
 
@@ -72,6 +75,7 @@ def model_status(service: Service, component: ModelComponent) -> ModelStatus:
             trained_context_length=info.trained_context_length,
             n_threads=info.n_threads,
             n_gpu_layers=info.n_gpu_layers,
+            sampling=describe(info.sampling),
         )
     if service.state == ServiceState.FAILED:
         error = str(service.failure) if service.failure else None

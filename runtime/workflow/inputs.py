@@ -7,8 +7,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.binding import Binding, InputField, compile_template, infer_input_fields, iter_bindings
-from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
+from runtime.binding import (
+    Binding,
+    InputField,
+    Omittable,
+    compile_template,
+    infer_input_fields,
+    iter_bindings,
+)
+from runtime.config.schema import ChatCompletionAction, ComposeConfig, JobConfig, WorkflowConfig
 from runtime.errors import InputError
 
 
@@ -33,7 +40,7 @@ def _passes_input_through(value: Any) -> bool:
     return binding is not None and binding.key == "input" and not binding.path
 
 
-def _input_bindings(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator[Binding]:
+def _input_uses(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator[Binding | Omittable]:
     if workflow.input is not None:
         # Role-based workflows: the workflow's own input mapping is what reads
         # the run's input; the jobs read the mapping.
@@ -44,18 +51,55 @@ def _input_bindings(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator
         component_id = config.job_component(job)
         if _passes_input_through(job.input) and component_id is not None:
             component = config.component(component_id)
-            yield from iter_bindings(_action_values(component.action(job.action)))
+            yield from _action_uses(component.action(job.action))
     yield from iter_bindings(workflow.output)
 
 
-def _action_values(action: Any) -> list[Any]:
+def _action_uses(action: Any) -> Iterator[Binding | Omittable]:
     import msgspec
 
-    return list(msgspec.structs.asdict(action).values())
+    for name, value in msgspec.structs.asdict(action).items():
+        if name == "messages" and isinstance(action, ChatCompletionAction):
+            yield from _message_uses(value)
+        else:
+            yield from iter_bindings(value)
+
+
+# The roles whose message a run leaves out when its content is unset
+# (`tasks.chat_completion.chat_messages` drops a message whose content
+# rendered to null). Chat templates treat the system turn as optional and put
+# the model's own default in its place; leaving out a user or assistant turn
+# would change the conversation instead (and some templates refuse turns that
+# do not alternate), so those stay required.
+OMITTABLE_ROLES = frozenset({"system"})
+
+
+def _message_uses(messages: Any) -> Iterator[Binding | Omittable]:
+    """The bindings of a chat action's `messages`; the one that is the whole
+    content of a system message is Omittable (one inside text is not: the
+    text around it would still be sent)."""
+    if not isinstance(messages, list):
+        yield from iter_bindings(messages)
+        return
+    for message in messages:
+        if not _is_omittable(message):
+            yield from iter_bindings(message)
+            continue
+        whole, *inner = compile_template(message["content"]).bindings()
+        yield Omittable(whole)
+        yield from inner  # in its path or its default: they count as usual
+        yield from iter_bindings({k: v for k, v in message.items() if k != "content"})
+
+
+def _is_omittable(message: Any) -> bool:
+    if not isinstance(message, dict) or message.get("role") not in OMITTABLE_ROLES:
+        return False
+    content = message.get("content")
+    return isinstance(content, str) and compile_template(content).is_whole
 
 
 def workflow_inputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[InputField]:
-    return infer_input_fields(b for b in _input_bindings(config, workflow) if b.key == "input")
+    return infer_input_fields(_input_uses(config, workflow))
 
 
 def _normal(name: str) -> str:

@@ -1,6 +1,12 @@
 """Inferring the input schema from the `${input.*}` bindings."""
 
-from runtime.binding import InputField, infer_input_fields, iter_bindings
+from runtime.binding import (
+    InputField,
+    Omittable,
+    compile_template,
+    infer_input_fields,
+    iter_bindings,
+)
 
 
 def fields(*texts: str) -> list[InputField]:
@@ -43,9 +49,28 @@ def test_a_binding_only_read_inside_a_default_is_optional() -> None:
     assert topic == InputField("topic", "text", None, None, False)
 
 
-def test_a_field_is_required_only_if_no_occurrence_has_a_default() -> None:
-    assert fields("${input.x}", "${input.x | 1}")[0].required is False
+def test_a_field_is_optional_only_if_every_occurrence_can_do_without_it() -> None:
+    assert fields("${input.x | 1}", "${input.x | 2}")[0].required is False
+    # The first would render null: a default elsewhere does not help it.
+    assert fields("${input.x}", "${input.x | 1}")[0] == InputField("x", "text", None, 1, True)
     assert fields("${input.x}", "${input.x as number}")[0].required is True
+
+
+def only(text: str) -> Omittable:
+    (binding,) = compile_template(text).bindings()
+    return Omittable(binding)
+
+
+def test_an_omittable_place_does_not_make_its_input_required() -> None:
+    assert infer_input_fields([only("${input.system_prompt}")]) == [
+        InputField("system_prompt", "text", None, None, False)
+    ]
+
+
+def test_an_input_read_in_an_omittable_place_and_elsewhere_stays_required() -> None:
+    (binding,) = compile_template("${input.system_prompt}").bindings()
+    uses = [only("${input.system_prompt}"), binding]
+    assert infer_input_fields(uses)[0].required is True
 
 
 def test_the_type_comes_from_the_first_occurrence_with_a_cast() -> None:
@@ -64,8 +89,8 @@ def test_fields_keep_their_first_seen_order() -> None:
 
 
 def test_dash_and_underscore_spellings_are_one_field_named_as_first_seen() -> None:
-    result = fields("${input.system-prompt}", "${input.system_prompt | 'x'}")
-    assert result == [InputField("system-prompt", "text", None, "x", False)]
+    result = fields("${input.system-prompt | 'y'}", "${input.system_prompt | 'x'}")
+    assert result == [InputField("system-prompt", "text", None, "y", False)]
 
 
 def test_a_deep_path_names_its_first_segment_and_asks_for_json() -> None:

@@ -120,7 +120,9 @@ def test_the_whole_input_and_output_pass_through() -> None:
     }
 
 
-def test_the_chat_schema_is_inferred_from_the_seed_component() -> None:
+def test_the_seed_chat_components_bindings_name_its_inputs_and_their_types() -> None:
+    # Bindings alone; the workflow makes the system prompt optional (its
+    # whole message can be left out: tests/workflow/test_inputs.py).
     assert infer_input_fields(iter_bindings(CHAT)) == [
         InputField("system_prompt", "text", None, None, True),
         InputField("user_prompt", "text", None, None, True),

@@ -34,6 +34,14 @@ def test_each_loaded_model_is_listed_once_with_the_components_that_share_it(
     for model in models:
         assert model["name"] and model["path"].endswith(".gguf")
         assert (model["slots"], model["busy"], model["waiting"]) == (4, 0, 0)
+        # Neither file recommends sampling settings: the global defaults.
+        assert model["sampling"] == {
+            "temperature": 0.8,
+            "top_p": 0.95,
+            "top_k": 40,
+            "min_p": 0.05,
+            "repeat_penalty": 1.0,
+        }
     assert models[0]["context_length"] == 64
     assert status.json()["running_tasks"] == 0
 

@@ -107,6 +107,15 @@ def test_the_workflow_ids_and_model_names_served_are_enums(document: dict[str, A
     assert parameter["schema"]["enum"] == workflows
 
 
+def test_the_schema_routes_required_flag_states_when_an_input_may_be_left_out(
+    document: dict[str, Any],
+) -> None:
+    required = document["components"]["schemas"]["InputField"]["properties"]["required"]
+    assert required["type"] == "boolean"
+    assert "default" in required["description"]
+    assert "system message" in required["description"]
+
+
 def test_a_run_links_to_polling_and_cancelling_its_task(document: dict[str, Any]) -> None:
     links = document["paths"]["/api/workflows/runs"]["post"]["responses"]["200"]["links"]
     assert set(links) == {"GetTask", "CancelTask"}

@@ -105,7 +105,8 @@ def test_the_generation_params_schema_has_number_inputs_with_defaults(client_for
     }
     chat = client.get("/workflows/chat/schema").json()
     assert chat["input"] == [
-        {"name": "system_prompt", "type": "text", "default": None, "required": True},
+        # The whole content of a system message: left out, the message is dropped.
+        {"name": "system_prompt", "type": "text", "default": None, "required": False},
         {"name": "user_prompt", "type": "text", "default": None, "required": True},
         {"name": "temperature", "type": "number", "default": 0.7, "required": False},
     ]

@@ -68,6 +68,27 @@ async def test_streamed_deltas_concatenate_to_the_answer(harness, recorder):
     assert (job_id, result.text) == ("__job__", output["generated"])
 
 
+# What SmolLM2's own chat template writes when the chat has no system message.
+SMOLLM2_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+async def test_without_a_system_prompt_the_models_own_default_applies(harness):
+    compose = harness(CHAT)
+    output = await compose.run(None, {"user_prompt": QUESTION})
+    assert output["generated"].strip()
+    [request] = compose.engine.requests
+    # The system message is left out, not sent empty...
+    assert request.messages == [ChatMessage("user", QUESTION)]
+    # ...so the template puts its own system turn in its place, and the
+    # engine feeds the model exactly that prompt.
+    engine = compose.engine.inner
+    expected = (
+        f"<|im_start|>system\n{SMOLLM2_DEFAULT_SYSTEM}<|im_end|>\n"
+        f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert engine.prompt_tokens(request) == engine.model.encode(expected)
+
+
 async def test_a_missing_user_prompt_is_reported_before_the_model_runs(harness):
     compose = harness(CHAT)
     with pytest.raises(InputError, match=r"^missing required input 'user_prompt'$"):

@@ -8,12 +8,10 @@ from runtime.engine.types import SamplingParams
 from runtime.errors import InputError
 from runtime.tasks.params import IGNORED_PARAMS, check_param_names, generation_settings
 
-DEFAULTS = SamplingParams()
 
-
-def test_no_params_gives_the_engine_defaults():
+def test_no_params_leaves_every_sampler_to_the_models_defaults():
     settings = generation_settings({})
-    assert settings.sampling == SamplingParams(repeat_penalty=1.0)
+    assert settings.sampling == SamplingParams()  # all unset: the engine fills them
     assert settings.max_tokens is None
     assert settings.max_length is None
     assert settings.stop == ()
@@ -116,7 +114,12 @@ def test_a_null_value_means_not_set():
     # `${input.seed}` left out renders null.
     settings = generation_settings({"seed": None, "temperature": None})
     assert settings.sampling.seed is None
-    assert settings.sampling.temperature == DEFAULTS.temperature
+    assert settings.sampling.temperature is None
+    assert settings.sampling.greedy is False
+
+
+def test_do_sample_alone_samples_with_the_models_defaults():
+    assert generation_settings({"do_sample": True}).sampling == SamplingParams()
 
 
 def test_num_return_sequences_and_return_full_text_are_read():

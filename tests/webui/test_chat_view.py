@@ -104,6 +104,17 @@ async def test_new_chat_forgets_the_conversation_and_the_edited_system_prompt_is
         assert requests[1].max_tokens == 4
 
 
+async def test_an_empty_system_prompt_is_optional_and_sends_no_system_message(
+    open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_page(CHAT) as page:
+        requests = spy_on_requests(page, monkeypatch)
+        assert page.element("system-prompt").props["hint"].startswith("optional")
+        page.user.find(marker="system-prompt").clear()
+        await say(page, "Hello!")
+        assert requests[0].messages == [ChatMessage("user", "Hello!")]
+
+
 async def test_reasoning_is_folded_apart_from_the_answer_while_it_streams(
     open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from tests.conftest import example_yaml
 from tests.webui.conftest import OpenPage
 
 EVERY_TYPE = """
@@ -88,3 +89,22 @@ async def test_json_inputs_must_parse_as_json_of_their_kind(open_page: OpenPage)
         assert page.element("input-i").error.startswith("must be a JSON object")
         page.user.find(marker="run").click()
         await page.user.should_see("Check the inputs first")
+
+
+# The seed's chat workflow on the embedded model, with a short answer.
+SEED_CHAT = example_yaml("quickstart", ("max_output_length: 512", "max_output_length: 8"))
+
+
+async def test_the_seeds_system_prompt_is_marked_optional_and_a_run_without_it_answers(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(SEED_CHAT) as page:
+        system, user = page.element("input-system_prompt"), page.element("input-user_prompt")
+        assert (system.props["label"], system.props["hint"]) == ("system_prompt", "text, optional")
+        assert (user.props["label"], user.props["hint"]) == ("user_prompt *", "text, required")
+        page.user.find(marker="input-user_prompt").type("Hi!")
+        page.user.find(marker="run").click()
+        stats = await page.until(lambda: page.text("stats"))
+        assert stats.startswith("finish: ")
+        assert page.text("output").strip()
+        assert page.text("error") == ""

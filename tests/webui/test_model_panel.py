@@ -20,6 +20,7 @@ async def test_the_model_panel_shows_each_models_file_and_settings(open_page: Op
         assert shown["context length"] == "4096 (trained on 8192)"
         assert shown["threads"] == "1"  # `n_threads: 1` in the file
         assert shown["GPU layers"] == "0"
+        assert shown["sampling defaults"] == "temperature 0.8, top-p 0.95, top-k 40, min-p 0.05"
         assert page.text("model-state", within="model-chat") == "ready"
 
 

@@ -3,6 +3,8 @@ input, and the required-input check."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runtime.binding import InputField
@@ -18,9 +20,72 @@ def fields_of(config, workflow_id=None) -> list[InputField]:
 def test_a_workflow_without_jobs_asks_for_what_its_component_reads(compose):
     config = compose("workflow:\n  title: Generate Chat Messages\n" + CHAT_COMPONENT)
     assert fields_of(config) == [
-        InputField("system_prompt", "text", None, None, True),
+        InputField("system_prompt", "text", None, None, False),
         InputField("user_prompt", "text", None, None, True),
     ]
+
+
+def chat(*messages: tuple[str, str], output: str = "${output}") -> str:
+    lines = "".join(
+        f"\n          - role: {role}\n            content: {json.dumps(content)}"
+        for role, content in messages
+    )
+    return f"""
+        workflow:
+          job:
+            output: {json.dumps(output)}
+        component:
+          type: model
+          task: chat-completion
+          model: ./unused.gguf
+          messages:{lines}
+        """
+
+
+def required(config) -> dict[str, bool]:
+    return {field.name: field.required for field in fields_of(config)}
+
+
+def test_the_seeds_system_prompt_is_optional_and_its_user_prompt_required(compose):
+    # Seed 000's input table: system_prompt "Required: No", user_prompt "Yes".
+    config = compose(example_yaml("chat-completion"))
+    assert required(config) == {"system_prompt": False, "user_prompt": True}
+    check_required_inputs(fields_of(config), {"user-prompt": "Hi"})
+    with pytest.raises(InputError, match="missing required input 'user_prompt'"):
+        check_required_inputs(fields_of(config), {"system_prompt": "Be brief."})
+
+
+def test_only_a_system_messages_whole_content_can_be_left_out(compose):
+    config = compose(
+        chat(
+            ("system", "${input.persona}"),
+            ("system", "Answer in ${input.language}."),  # the text around it would stay
+            ("user", "${input.question}"),
+            ("assistant", "${input.earlier_answer}"),
+        )
+    )
+    assert required(config) == {
+        "persona": False,
+        "language": True,
+        "question": True,
+        "earlier_answer": True,
+    }
+
+
+def test_a_system_prompt_read_anywhere_else_too_stays_required(compose):
+    config = compose(
+        chat(("system", "${input.persona}"), ("user", "hi"), output="${input.persona}")
+    )
+    assert required(config) == {"persona": True}
+
+
+def test_a_binding_inside_an_omittable_system_prompt_counts_as_usual(compose):
+    config = compose(
+        chat(("system", "${input.persona | ${input.fallback}}"), ("user", "${input.q}"))
+    )
+    assert required(config) == {"persona": False, "fallback": False, "q": True}
+    config = compose(chat(("system", "${input.personas[${input.i}]}"), ("user", "hi")))
+    assert required(config) == {"personas": False, "i": True}
 
 
 def test_a_job_that_passes_the_input_through_asks_for_what_its_component_reads(compose):

@@ -27,6 +27,7 @@ from runtime.engine.llama.log import reporting_load_errors
 from runtime.engine.llama.sampler import Sampler
 from runtime.engine.llama.threadpool import ThreadPools
 from runtime.engine.llama.vocab import Vocabulary
+from runtime.engine.sampling_defaults import fill_unset
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
 from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads
@@ -117,7 +118,8 @@ class Backend(Vocabulary):
         return self.info.context_length
 
     def new_sampler(self, params: SamplingParams) -> Sampler:
-        return Sampler(params, self.n_vocab)
+        """A sampler for `params`, whose unset fields take this model's defaults."""
+        return Sampler(fill_unset(params, self.info.sampling), self.n_vocab)
 
     # -- one step -------------------------------------------------------------------
 

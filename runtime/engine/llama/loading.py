@@ -12,6 +12,7 @@ from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import check_memory, shape_of
 from runtime.engine.llama import extra_buffers, gpu_offload_supported
 from runtime.engine.llama.log import reporting_load_errors, route_llama_logs
+from runtime.engine.sampling_defaults import model_sampling
 from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads, resolve_spec
 from runtime.engine.types import ModelInfo, ModelSpec
 
@@ -70,4 +71,5 @@ def model_info(
         n_threads=spec.n_threads or default_threads(),
         n_batch=n_batch,
         quantization=header.quantization,
+        sampling=model_sampling(header.metadata),
     )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import llama_cpp
 
+from runtime.engine.sampling_defaults import SAMPLERS
 from runtime.engine.types import SamplingParams
 
 # How many recent tokens the repeat penalty looks at (llama-cpp-python's default).
@@ -21,6 +22,11 @@ class Sampler:
     """An owned llama.cpp sampler chain; `close()` frees it."""
 
     def __init__(self, params: SamplingParams, n_vocab: int) -> None:
+        """`params` with every sampler set: the backend fills the unset ones
+        with its model's defaults (`sampling_defaults.fill_unset`)."""
+        unset = [name for name in SAMPLERS if getattr(params, name) is None]
+        if unset:
+            raise ValueError(f"sampler settings left unset: {', '.join(unset)}")
         self.params = params
         self._chain = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
