@@ -158,7 +158,7 @@ async def test_reasoning_is_folded_apart_from_the_answer_while_it_streams(
         UserInteraction(page.user, {copy}, None).click()
         assert copied == ["It is **Paris**."]  # the answer only
         assert stats == (
-            "finish: stop · 20 prompt + 9 completion tokens"
+            "finish: stop · 20 prompt + 9 completion tokens (6 reasoning)"
             " · first token after 50 ms · 45.0 tokens/s"
         )
 
