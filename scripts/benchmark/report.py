@@ -105,6 +105,16 @@ def warm_prefix_target(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rss(memory: dict[str, Any]) -> str:
+    """ "3,854 (2,010 + 1,844)": resident MB, anonymous + file-backed."""
+    if not memory.get("rss_bytes"):
+        return "–"
+    total = f"{memory['rss_bytes'] / MB:,.0f}"
+    if "rss_anon_bytes" not in memory:  # results written before the split
+        return total
+    return f"{total} ({memory['rss_anon_bytes'] / MB:,.0f} + {memory['rss_file_bytes'] / MB:,.0f})"
+
+
 def rss_target(results: dict[str, Any]) -> dict[str, Any]:
     target = "RSS 4 slots ≤ RSS 1 slot + KV difference + 50 MB"
     slots, kv = results.get("slots"), results.get("kv_cache_bytes")
@@ -140,11 +150,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"({machine['cpu_model'] or 'unknown CPU'}), llama-cpp-python "
         f"{machine['llama_cpp_python']}.",
         "",
-        "| system | clients | total tok/s | TTFT p50 ms | TTFT p95 ms | RSS MB | tokens/request |",
+        "| system | clients | total tok/s | TTFT p50 ms | TTFT p95 ms "
+        "| RSS MB (anon + file) | tokens/request |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for system in results["systems"].values():
-        rss = f"{system['rss_bytes'] / MB:.0f}" if system.get("rss_bytes") else "–"
+        rss = _rss(system)
         for r in system["rows"]:
             low, high = r["completion_tokens_min"], r["completion_tokens_max"]
             tokens = str(low) if low == high else f"{low}–{high}"

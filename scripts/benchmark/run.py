@@ -184,5 +184,7 @@ def definitions() -> dict[str, str]:
         "submit to the last finish (prefill included); median over repetitions",
         "ttft": "per request, submit → first text (first sampled token for the ceiling); "
         "p50/p95 over every request of every repetition",
-        "rss": "VmRSS of the process holding the model, after its runs",
+        "rss": "VmRSS of the process holding the model, after its runs; split into RssAnon "
+        "(anonymous: heap, repacked weights, KV cache) and RssFile (file-backed: the mapped "
+        "model file, libraries)",
     }

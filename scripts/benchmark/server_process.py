@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.benchmark.stats import peak_rss_bytes, rss_bytes
+from scripts.benchmark.stats import memory
 
 
 def free_port() -> int:
@@ -79,7 +79,7 @@ class ServerProcess:
         return text[-tail:] if tail else text
 
     def memory(self) -> dict[str, int]:
-        return {"rss_bytes": rss_bytes(self.pid), "peak_rss_bytes": peak_rss_bytes(self.pid)}
+        return memory(self.pid)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; the exit code (negative: the

@@ -73,6 +73,18 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
     }
 
 
+def memory(pid: int | None = None) -> dict[str, int]:
+    """A process's resident memory (this one by default): all of it, split
+    into anonymous (heap, repacked weights, KV cache) and file-backed (mapped
+    model file and libraries) pages, and its peak."""
+    return {
+        "rss_bytes": rss_bytes(pid),
+        "rss_anon_bytes": _status_field(pid, "RssAnon"),
+        "rss_file_bytes": _status_field(pid, "RssFile"),
+        "peak_rss_bytes": peak_rss_bytes(pid),
+    }
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """VmRSS of a process (this one by default), from /proc/<pid>/status."""
     return _status_field(pid, "VmRSS")

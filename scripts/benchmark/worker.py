@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from scripts.benchmark import prompts
-from scripts.benchmark.stats import RunRecord, peak_rss_bytes, rss_bytes
+from scripts.benchmark.stats import RunRecord, memory
 
 
 def run_job(job: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def _prompt_lengths(plan: list[list[list[int]]]) -> dict[str, int]:
 
 
 def _memory() -> dict[str, int]:
-    return {"rss_bytes": rss_bytes(), "peak_rss_bytes": peak_rss_bytes()}
+    return memory()
 
 
 def ceiling_job(settings: dict[str, Any]) -> dict[str, Any]:

@@ -181,3 +181,10 @@ async def test_generation_stops_at_im_end_with_finish_reason_stop(
     assert (result.reasoning, result.text) == ("Hello", "Hello")
     assert result.usage.completion_tokens == 4
     assert result.usage.reasoning_tokens == 3
+
+
+def test_the_stand_in_samples_with_smollm3s_recommended_settings(smollm3: BatchedEngine) -> None:
+    # SmolLM3's model card: temperature 0.6, top_p 0.95 (its GGUF carries no
+    # general.sampling keys); the rest are our defaults.
+    sampling = smollm3.info.sampling
+    assert (sampling.temperature, sampling.top_p) == (0.6, 0.95)
