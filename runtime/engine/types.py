@@ -108,6 +108,8 @@ class GenerationRequest:
     max_length: int | None = None
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     reasoning_budget: int | None = None
+    # A GBNF grammar (llama.cpp's format) the answer must follow; None: free text.
+    grammar: str | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
