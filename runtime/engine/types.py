@@ -43,9 +43,24 @@ DEFAULT_SAMPLING = SamplingParams(
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call: in a model's answer, or in an assistant message of
+    the history. `arguments` is a JSON object as text (OpenAI's
+    `function.arguments`)."""
+
+    name: str
+    arguments: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: str
+    role: str  # system, user, assistant, or tool (a function's result)
     content: str
+    # An assistant message's function calls (`engine.tool_prompt` renders them).
+    tool_calls: tuple[ToolCall, ...] = ()
+    # A tool message: the call it answers.
+    tool_call_id: str | None = None
 
 
 class CancelToken:
@@ -110,6 +125,9 @@ class GenerationRequest:
     reasoning_budget: int | None = None
     # A GBNF grammar (llama.cpp's format) the answer must follow; None: free text.
     grammar: str | None = None
+    # Functions the model may call, as the chat template lists them: OpenAI's
+    # function objects ({"name", "description", "parameters"}).
+    tools: list[dict[str, Any]] | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
 
 

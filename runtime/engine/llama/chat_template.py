@@ -6,7 +6,8 @@ it, through llama-cpp-python's `Jinja2ChatFormatter` (sandboxed Jinja, `tojson`,
 `strftime_now`, `raise_exception`), with the request's `chat_template_kwargs`
 as extra variables. A conversation that ends with an assistant message is
 continued, not answered (a prefill, as transformers' `continue_final_message`
-renders it). BOS handling and stopping live elsewhere:
+renders it). Tools and the tool history go in as the template expects them
+(`engine.tool_prompt`). BOS handling and stopping live elsewhere:
 `Vocabulary.encode` never adds a second BOS, and generation stops at the
 model's end-of-generation tokens.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import jinja2
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from runtime.engine.tool_prompt import ToolStyle
 from runtime.engine.types import ChatMessage, GenerationRequest
 from runtime.errors import InputError, ModelLoadError
 
@@ -64,6 +66,7 @@ class ChatTemplate:
             logger.warning("the model has no chat template; using ChatML")
             template = CHATML_TEMPLATE
         self.source = template
+        self.tool_style = ToolStyle.of(template)
         try:
             # The formatter fixes add_generation_prompt when it is made: one
             # that answers, one that continues a prefilled assistant message.
@@ -85,20 +88,25 @@ class ChatTemplate:
                 formatter.strftime_now = lambda fmt: clock().strftime(fmt)  # type: ignore[method-assign]
 
     def render(
-        self, messages: Sequence[ChatMessage], options: Mapping[str, Any] | None = None
+        self,
+        messages: Sequence[ChatMessage],
+        options: Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """The prompt for the reply to `messages`, or for the rest of their
         last message when it is the assistant's. `options` are extra template
-        variables (`chat_template_kwargs`)."""
+        variables (`chat_template_kwargs`); `tools`, function objects the
+        model may call."""
         options = dict(options or {})
         reserved = sorted(RESERVED_VARIABLES & options.keys())
         if reserved:
             raise InputError(f"chat_template_kwargs cannot set {', '.join(reserved)}")
-        if messages and messages[-1].role == "assistant" and not messages[-1].content.strip():
+        if _is_prefill(messages) and not messages[-1].content.strip():
             messages = messages[:-1]  # an empty prefill: just answer
-        prefill = messages[-1].content if messages and messages[-1].role == "assistant" else None
+        prefill = messages[-1].content if _is_prefill(messages) else None
         formatter = self._answering if prefill is None else self._continuing
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload, variables = self.tool_style.prompt(messages, tools)
+        options.update(variables)  # the request's tools over any in chat_template_kwargs
         try:
             # The formatter's type hints ask for OpenAI message dicts; plain dicts are them.
             prompt = formatter(messages=payload, **options).prompt  # type: ignore[arg-type]
@@ -107,6 +115,12 @@ class ChatTemplate:
             # that is about the messages the user sent.
             raise InputError(f"the model's chat template rejected the messages: {exc}") from exc
         return prompt if prefill is None else _up_to_prefill(prompt, prefill)
+
+
+def _is_prefill(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the conversation ends with an assistant message to continue
+    (one that made calls is history: the reply answers after it)."""
+    return bool(messages) and messages[-1].role == "assistant" and not messages[-1].tool_calls
 
 
 def _up_to_prefill(prompt: str, prefill: str) -> str:
@@ -134,5 +148,5 @@ def prompt_text(chat: ChatTemplate, request: GenerationRequest) -> str:
             # No room to think: templates that can turn thinking off do
             # (llama-server's rule), and the engine closes any block at once.
             options = {**options, "enable_thinking": False}
-        return chat.render(request.messages, options)
+        return chat.render(request.messages, options, request.tools)
     return request.prompt or ""

@@ -37,7 +37,7 @@ import pytest
 
 from convert.smollm3_standin import chat_template
 from runtime.engine.llama.chat_template import ChatTemplate
-from runtime.engine.types import ChatMessage
+from runtime.engine.types import ChatMessage, ToolCall
 
 PINNED = datetime(2025, 7, 8)
 SYSTEM = ChatMessage("system", "You are a helpful AI assistant.")
@@ -194,3 +194,69 @@ def test_unpinned_the_prompt_carries_todays_date() -> None:
     prompt = chat.render([USER])
     after = datetime.now().strftime("%d %B %Y")  # the same, unless midnight passed
     assert any(f"\nToday Date: {day}\n" in prompt for day in (before, after))
+
+
+# A request's `tools` (OpenAI's function objects) and its tool history: what
+# our renderer gives SmolLM3's template must come out as transformers renders
+# `xml_tools=[WEATHER]` and the history below (made as in the module docstring).
+WEATHER = {
+    "name": "get_weather",
+    "description": "Get the current weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "The city"}},
+        "required": ["city"],
+    },
+}
+WEATHER_QUESTION = ChatMessage("user", "What is the weather in Paris?")
+WEATHER_CALL = ToolCall("get_weather", '{"city": "Paris"}', id="call_1")
+WEATHER_TOOLS_SECTION = (  # each tool written with `(tool | string)`: Python's repr
+    "### Tools\n\nYou may call one or more functions to assist with the user query.\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n"
+    "{'name': 'get_weather', 'description': 'Get the current weather in a city', "
+    "'parameters': {'type': 'object', 'properties': {'city': {'type': 'string', "
+    "'description': 'The city'}}, 'required': ['city']}}\n</tools>\n\nFor each function "
+    "call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>\n\n'
+    "<|im_end|>\n"
+)
+WEATHER_USER_TURN = "<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n"
+GOLDEN_TOOLS = (
+    system_turn("/think", THINKING_INSTRUCTIONS) + WEATHER_TOOLS_SECTION + WEATHER_USER_TURN + REPLY
+)
+GOLDEN_TOOLS_NO_THINK = (
+    system_turn("/no_think", PLAIN_INSTRUCTIONS)
+    + WEATHER_TOOLS_SECTION
+    + WEATHER_USER_TURN
+    + REPLY_WITHOUT_THINKING
+)
+# The call as the model writes it, in the assistant turn; the result as a user turn.
+GOLDEN_TOOL_HISTORY = (
+    system_turn("/no_think", PLAIN_INSTRUCTIONS)
+    + WEATHER_TOOLS_SECTION
+    + WEATHER_USER_TURN
+    + REPLY_WITHOUT_THINKING
+    + '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    + "<|im_end|>\n"
+    + '<|im_start|>user\n{"temperature": 22, "sky": "sunny"}<|im_end|>\n'
+    + REPLY_WITHOUT_THINKING
+)
+
+
+def test_the_requests_tools_reach_the_template_as_xml_tools(smollm3: ChatTemplate) -> None:
+    assert smollm3.render([WEATHER_QUESTION], tools=[WEATHER]) == GOLDEN_TOOLS
+    no_think = smollm3.render([WEATHER_QUESTION], {"enable_thinking": False}, tools=[WEATHER])
+    assert no_think == GOLDEN_TOOLS_NO_THINK
+
+
+def test_a_call_and_its_result_render_as_the_model_wrote_and_read_them(
+    smollm3: ChatTemplate,
+) -> None:
+    history = [
+        WEATHER_QUESTION,
+        ChatMessage("assistant", "", tool_calls=(WEATHER_CALL,)),
+        ChatMessage("tool", '{"temperature": 22, "sky": "sunny"}', tool_call_id="call_1"),
+    ]
+    prompt = smollm3.render(history, {"enable_thinking": False}, tools=[WEATHER])
+    assert prompt == GOLDEN_TOOL_HISTORY
