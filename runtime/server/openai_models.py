@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # A generation that was cancelled or failed is an error, never a finish reason.
 FinishReason = Literal["stop", "length"]
+# A chat answer that called functions (and ended by itself) finishes with tool_calls.
+ChatFinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Strict(BaseModel):
@@ -68,17 +70,31 @@ class Reply(Strict):
 REASONING = "the model's reasoning block (its thinking), never part of `content`"
 
 
+class CalledFunction(Strict):
+    name: str
+    arguments: str = Field(description="a JSON object, as text")
+
+
+class ToolCall(Strict):
+    id: str
+    type: Literal["function"]
+    function: CalledFunction
+
+
 class AssistantMessage(Strict):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(
+        description="null when the answer is only function calls (with tools)"
+    )
     reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
+    tool_calls: list[ToolCall] | None = Field(None, description="absent: no call")
 
 
 class ChatChoice(Strict):
     index: int
     message: AssistantMessage
     logprobs: None
-    finish_reason: FinishReason
+    finish_reason: ChatFinishReason
 
 
 class ChatCompletion(Reply):
@@ -87,17 +103,33 @@ class ChatCompletion(Reply):
     usage: Usage
 
 
+class FunctionDelta(Strict):
+    name: str | None = None
+    arguments: str
+
+
+class ToolCallDelta(Strict):
+    """A call's first delta has its id, type and name (arguments ""); the
+    next ones, of the same index, add to its arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionDelta
+
+
 class ChatDelta(Strict):
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = Field(None, description=REASONING)
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(Strict):
     index: int
     delta: ChatDelta
     logprobs: None
-    finish_reason: FinishReason | None
+    finish_reason: ChatFinishReason | None
 
 
 class ChatCompletionChunk(Reply):

@@ -10,6 +10,7 @@ from typing import Any
 from runtime.engine.types import GenerationResult, Usage
 from runtime.server.openai_requests import ChatCompletionBody, CompletionBody
 from runtime.server.openai_stream import ChunkFormat, TextEvent
+from runtime.server.openai_tool_calls import ToolCallDeltas, answer, finish_reason
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -53,10 +54,24 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
             **extra,
         )
 
+    use = body.tool_use()
+    calls = ToolCallDeltas(use) if use.callable else None
+
+    def delta(event: TextEvent) -> list[dict[str, Any]]:
+        if calls is None or event.reasoning:
+            return [choice(chat_delta(event))]
+        return [choice(piece) for piece in calls.feed(event.text)]
+
+    def finish(result: GenerationResult) -> list[dict[str, Any]]:
+        if calls is None:
+            return [choice({}, str(result.finish_reason))]
+        last = choice({}, finish_reason(result, calls.num_calls))
+        return [*(choice(piece) for piece in calls.flush()), last]
+
     return ChunkFormat(
         head=[choice({"role": "assistant", "content": ""})],
-        delta=lambda event: choice(chat_delta(event)),
-        finish=lambda result: choice({}, str(result.finish_reason)),
+        delta=delta,
+        finish=finish,
         usage=(lambda usage: reply.json([], usage=usage_json(usage)))
         if body.include_usage
         else None,
@@ -64,15 +79,14 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
 
 
 def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    use = body.tool_use()
+    if use.callable:
+        message, finish = answer(use, result)
+    else:
+        message, finish = {"role": "assistant", "content": result.text}, str(result.finish_reason)
     if result.reasoning is not None:
         message["reasoning_content"] = result.reasoning
-    choice = {
-        "index": 0,
-        "message": message,
-        "logprobs": None,
-        "finish_reason": str(result.finish_reason),
-    }
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     return Reply("chatcmpl", "chat.completion", body.model).json(
         [choice], usage=usage_json(result.usage)
     )
@@ -95,8 +109,8 @@ def text_chunks(body: CompletionBody) -> ChunkFormat:
 
     return ChunkFormat(
         head=[choice(body.prompt)] if body.echo and body.prompt else [],
-        delta=delta,
-        finish=lambda result: choice("", str(result.finish_reason)),
+        delta=lambda event: [delta(event)],
+        finish=lambda result: [choice("", str(result.finish_reason))],
         usage=(lambda usage: reply.json([], usage=usage_json(usage)))
         if body.include_usage
         else None,

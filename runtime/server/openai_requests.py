@@ -5,7 +5,7 @@ Unknown fields are ignored (OpenAI clients send extras such as `user` or
 `metadata`); known fields with the wrong type are 400s naming the field (no
 coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
 `5.0` is the integer 5, as JSON has one number type);
-known features this server does not implement (tools, logprobs, n > 1,
+known features this server does not implement (logprobs, n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
 """
@@ -19,6 +19,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
+from runtime.server.openai_tools import (
+    FORCED_CALL_NEEDS_TOOLS,
+    TOOL_CHOICE,
+    HistoryToolCall,
+    ToolDefinition,
+    ToolUse,
+    tool_choice,
+    tool_use,
+)
 from runtime.tasks.common import ReasoningSettings
 
 # OpenAI's own default for the legacy completions endpoint.
@@ -27,7 +36,13 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 # does the same); the others leave it on: a template has only on and off.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
-CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+CHAT_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 
 
 def _integral(value: Any) -> Any:
@@ -95,7 +110,9 @@ class Message(BaseModel):
     content: Any = documented(
         {"anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART}, {"type": "null"}]}
     )
-    tool_calls: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
+    # An assistant message's calls; a tool message's answer to one of them.
+    tool_calls: list[HistoryToolCall] | None = None
+    tool_call_id: str | None = None
 
     @field_validator("content")
     @classmethod
@@ -185,6 +202,8 @@ class GenerationBody(BaseModel):
 
 
 class ChatCompletionBody(GenerationBody):
+    model_config = ConfigDict(json_schema_extra=FORCED_CALL_NEEDS_TOOLS)
+
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
     response_format: dict[str, Any] | None = documented(
@@ -197,14 +216,23 @@ class ChatCompletionBody(GenerationBody):
     )
     logprobs: bool | None = only(False, None)
     top_logprobs: JsonInt | None = only(0, None)
-    tools: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
-    tool_choice: Any = only("none", "auto", None)
+    tools: list[ToolDefinition] | None = None
+    tool_choice: Any = documented(TOOL_CHOICE)
+    parallel_tool_calls: bool | None = None
     functions: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
     function_call: Any = only("none", "auto", None)
     # Extra chat template variables, as llama-server and vLLM take them
     # (SmolLM3's and Qwen3's `enable_thinking`).
     chat_template_kwargs: dict[str, Any] | None = None
     reasoning_effort: Any = Field(None, json_schema_extra={"enum": [*REASONING_EFFORTS, None]})
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, value: Any) -> Any:
+        return tool_choice(value)
+
+    def tool_use(self) -> ToolUse:
+        return tool_use(self.tools, self.tool_choice, self.parallel_tool_calls)
 
     def reasoning(self, defaults: ReasoningSettings) -> ReasoningSettings:
         effort = self.reasoning_effort
@@ -220,12 +248,10 @@ class ChatCompletionBody(GenerationBody):
 
     def check_supported(self) -> None:
         super().check_supported()
-        for name in ("tools", "functions"):
-            if getattr(self, name):
-                raise unsupported(name)
-        for name in ("tool_choice", "function_call"):
-            if getattr(self, name) not in (None, "none", "auto"):
-                raise unsupported(name)
+        if self.functions:  # the legacy form of `tools`
+            raise unsupported("functions")
+        if self.function_call not in (None, "none", "auto"):
+            raise unsupported("function_call")
         if self.response_format is not None and self.response_format.get("type") != "text":
             kind = self.response_format.get("type")
             raise unsupported("response_format", f"the type {kind!r}")
@@ -238,14 +264,18 @@ class ChatCompletionBody(GenerationBody):
             role = CHAT_ROLES.get(message.role)
             if role is None:
                 raise unsupported(f"messages[{index}].role", f"the role {message.role!r}")
-            if message.tool_calls:
-                raise unsupported(f"messages[{index}].tool_calls")
             if message.content is None and role != "assistant":
                 raise OpenAIRequestError(
                     f"Missing required parameter: 'messages[{index}].content'.",
                     f"messages[{index}].content",
                 )
-            messages.append(ChatMessage(role, message.content or ""))
+            # Calls belong to assistant messages, call ids to tool messages.
+            calls = message.tool_calls if role == "assistant" else None
+            call_id = message.tool_call_id if role == "tool" else None
+            content = message.content or ""
+            messages.append(
+                ChatMessage(role, content, tuple(c.call() for c in calls or ()), call_id)
+            )
         return messages
 
     def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
@@ -253,6 +283,7 @@ class ChatCompletionBody(GenerationBody):
         self.check_supported()
         max_tokens = self.max_completion_tokens
         settings = self.reasoning(reasoning)
+        tools = self.tool_use()
         return GenerationRequest(
             messages=self.chat_messages(),
             sampling=self.sampling(),
@@ -260,6 +291,8 @@ class ChatCompletionBody(GenerationBody):
             max_tokens=self.max_tokens if max_tokens is None else max_tokens,
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
+            tools=tools.listed or None,
+            grammar=tools.grammar(),
         )
 
 

@@ -87,12 +87,13 @@ def unfinished_error(result: GenerationResult) -> Exception | None:
 
 @dataclass
 class ChunkFormat:
-    """How one endpoint writes its stream: chunks before the first delta, a
-    delta, the finishing chunk, and the usage chunk (None: not asked for)."""
+    """How one endpoint writes its stream: chunks before the first delta, the
+    chunks of a delta (none while text is held back, several for a tool
+    call), the finishing chunks, and the usage chunk (None: not asked for)."""
 
     head: list[dict[str, Any]]
-    delta: Callable[[TextEvent], dict[str, Any]]
-    finish: Callable[[GenerationResult], dict[str, Any]]
+    delta: Callable[[TextEvent], list[dict[str, Any]]]
+    finish: Callable[[GenerationResult], list[dict[str, Any]]]
     usage: Callable[[Usage], dict[str, Any]] | None
 
 
@@ -105,12 +106,14 @@ async def chunk_events(
         yield chunk
     event = first
     while isinstance(event, TextEvent) or event is PING:
-        yield PING if event is PING else chunks.delta(event)
+        for chunk in [PING] if event is PING else chunks.delta(event):
+            yield chunk
         event = await generation.next_or_ping()
     if isinstance(event, GenerationResult):
         event = unfinished_error(event) or event
     if isinstance(event, GenerationResult):
-        yield chunks.finish(event)
+        for chunk in chunks.finish(event):
+            yield chunk
         if chunks.usage is not None:
             yield chunks.usage(event.usage)
     else:

@@ -148,18 +148,13 @@ def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
 
 CHAT_REFUSALS = [
     ({"n": 2}, "n", "unsupported_value"),
-    (
-        {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        "tools",
-        "unsupported_parameter",
-    ),
-    ({"tool_choice": "required"}, "tool_choice", "unsupported_parameter"),
+    ({"functions": [{"name": "f"}]}, "functions", "unsupported_parameter"),
     ({"logprobs": True}, "logprobs", "unsupported_parameter"),
     ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_value"),
     ({"frequency_penalty": 0.5}, "frequency_penalty", "unsupported_value"),
     ({"presence_penalty": -1}, "presence_penalty", "unsupported_value"),
     ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),
-    ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role", "unsupported_value"),
+    ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role", "unsupported_value"),
     (
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
         "messages[0].content",
