@@ -160,7 +160,7 @@ class GenerationBody(BaseModel):
     repeat_penalty: float | None = Field(None, gt=0)
     # llama-server's: the most tokens a reasoning block may take before the
     # server closes it (-1: no limit). Default: the component's.
-    reasoning_budget: JsonInt | None = Field(None, ge=-1)
+    reasoning_budget: Annotated[int, Field(ge=-1), BeforeValidator(_integral)] | None = None
 
     @field_validator("stop")
     @classmethod

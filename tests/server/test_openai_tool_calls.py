@@ -196,13 +196,32 @@ def test_a_two_round_conversation_calls_then_answers_from_the_result(client: Ope
     call = first.tool_calls[0]  # type: ignore[index]
     history = [
         *PARIS,
-        first.model_dump(exclude_none=True),  # as clients send it back
+        first,  # sent back as it came, as OpenAI's examples do
         {"role": "tool", "tool_call_id": call.id, "content": "22 C, sunny"},
     ]
     answer = ask(client, history).choices[0]
     assert answer.finish_reason == "stop"
     assert answer.message.tool_calls is None
     assert "22 C" in (answer.message.content or "")
+
+
+def test_four_concurrent_requests_with_and_without_tools_each_get_their_own_answer(
+    client: OpenAI,
+) -> None:
+    def with_tools(_: int) -> ChatCompletion:
+        return streamed(client, PARIS)
+
+    def plain(_: int) -> ChatCompletion:
+        return ask(client, [{"role": "user", "content": "Hi!"}], tools=None, max_tokens=20)
+
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(job, i) for i, job in enumerate([with_tools, plain] * 2)]
+        replies = [job.result().choices[0] for job in jobs]
+    for reply in replies[0::2]:
+        assert calls(reply.message) == [("get_weather", {"city": "Paris"})]
+        assert reply.finish_reason == "tool_calls"
+    for reply in replies[1::2]:
+        assert reply.message.tool_calls is None and reply.message.content
 
 
 # -- forced calls (the engine's grammar) ---------------------------------------------

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from runtime.server.api_models import Task
+from runtime.server.openai_tools import INVALID_PARAMETERS, UNKNOWN_FUNCTION
 from tests.server.conftest import free_port, make_app
 from tests.server.schema_fuzz import (
     COMPOSE_FILE,
@@ -136,12 +137,16 @@ def test_the_server_serves_the_document_being_fuzzed(fuzzed_server: FuzzedServer
 
 
 # Refusals of well-formed requests for reasons the document cannot express: a
-# prompt longer than the model's context (counted in tokens), and on workflow
+# prompt longer than the model's context (counted in tokens), on workflow
 # runs the input the workflow needs (published per workflow by
-# GET /workflows/{workflow_id}/schema, not in the document). Only these 400s
-# do not count against `positive_data_acceptance`; every other check runs.
+# GET /workflows/{workflow_id}/schema, not in the document), and on chat
+# completions a forced tool call whose function's JSON schema llama.cpp's
+# converter cannot read or whose named function is not among the tools.
+# Only these 400s do not count against `positive_data_acceptance`; every
+# other check runs.
 CONTEXT_TOO_SMALL = "context_length_exceeded"
 WORKFLOW_INPUT = "invalid_input"
+FORCED_CALL = {INVALID_PARAMETERS, UNKNOWN_FUNCTION}
 
 
 def excluded_checks(
@@ -155,7 +160,11 @@ def excluded_checks(
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     runs_workflow = case.operation.path.endswith("/runs")
-    if CONTEXT_TOO_SMALL in reasons or (runs_workflow and WORKFLOW_INPUT in reasons):
+    if (
+        CONTEXT_TOO_SMALL in reasons
+        or (runs_workflow and WORKFLOW_INPUT in reasons)
+        or FORCED_CALL & reasons
+    ):
         return [positive_data_acceptance]
     return []
 
