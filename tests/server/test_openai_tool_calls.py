@@ -5,8 +5,9 @@ rounds (call → result → answer), and under concurrent load.
 
 The embedded model calls a function by itself when the conversation shows it
 how (three earlier rounds of the same kind, greedy): that exercises `auto`
-with no constraint at all. The stand-in has random weights: it calls only
-when the call is forced (`tool_choice` "required" or a named function),
+with no constraint at all. On the stand-in, a request's tools make exactly
+transformers' SmolLM3 prompt (`xml_tools`). It has random weights: it calls
+only when the call is forced (`tool_choice` "required" or a named function),
 which the engine's grammar sampler does; those tests, marked `needs_grammar`,
 are skipped until the engine honours `GenerationRequest.grammar`.
 """
@@ -16,13 +17,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import pytest
 from openai import OpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessage
 
+from runtime.engine.llama.vocab import Vocabulary
+from tests.engine.llama.test_smollm3_template import GOLDEN_TOOLS_NO_THINK, WEATHER_QUESTION
+from tests.engine.llama.test_smollm3_template import WEATHER as GOLDEN_WEATHER
 from tests.grammars import needs_grammar
 from tests.server.conftest import LiveServer
 
@@ -96,6 +102,11 @@ components:
 """
 
 
+QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+# Greedy: random weights sampled at a temperature ramble inside a string.
+ON_STANDIN = {"model": "smollm3", "temperature": 0, "extra_body": {"reasoning_effort": "none"}}
+
+
 def client_of(server: LiveServer) -> OpenAI:
     return OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
 
@@ -122,6 +133,17 @@ def streamed(client: OpenAI, messages: list[dict[str, Any]], **params: Any) -> C
         for _ in stream:
             pass
         return stream.get_final_completion()  # type: ignore[return-value]
+
+
+def encode(path: Path, text: str) -> list[int]:
+    """`text` in the tokens of the model at `path` (its vocabulary only)."""
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    try:
+        return Vocabulary(model).encode(text)
+    finally:
+        llama_cpp.llama_model_free(model)
 
 
 def calls(message: ChatCompletionMessage) -> list[tuple[str, dict[str, Any]]]:
@@ -224,6 +246,25 @@ def test_four_concurrent_requests_with_and_without_tools_each_get_their_own_answ
         assert reply.message.tool_calls is None and reply.message.content
 
 
+# -- the SmolLM3 stand-in ---------------------------------------------------------
+
+
+def test_the_standin_gets_the_tools_in_smollm3s_own_prompt(
+    smollm3: OpenAI, smollm3_model_path: Path
+) -> None:
+    reply = ask(
+        smollm3,
+        [{"role": "user", "content": WEATHER_QUESTION.content}],
+        **ON_STANDIN,
+        tools=[{"type": "function", "function": GOLDEN_WEATHER}],
+        max_tokens=1,
+    )
+    # The golden is transformers' rendering of `xml_tools=[GOLDEN_WEATHER]`.
+    golden = GOLDEN_TOOLS_NO_THINK.replace("08 July 2025", datetime.now().strftime("%d %B %Y"))
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == len(encode(smollm3_model_path, golden))
+
+
 # -- forced calls (the engine's grammar) ---------------------------------------------
 
 
@@ -275,11 +316,6 @@ def test_four_concurrent_requests_forced_and_free_each_get_their_own_answer(
         assert reply.finish_reason == "tool_calls"
     for reply in replies[1::2]:
         assert reply.message.tool_calls is None and reply.message.content
-
-
-QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
-# Greedy: random weights sampled at a temperature ramble inside a string.
-ON_STANDIN = {"model": "smollm3", "temperature": 0, "extra_body": {"reasoning_effort": "none"}}
 
 
 @needs_grammar
