@@ -27,7 +27,11 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessage
 
 from runtime.engine.llama.vocab import Vocabulary
-from tests.engine.llama.test_smollm3_template import GOLDEN_TOOLS_NO_THINK, WEATHER_QUESTION
+from tests.engine.llama.test_smollm3_template import (
+    GOLDEN_TOOL_HISTORY,
+    GOLDEN_TOOLS_NO_THINK,
+    WEATHER_QUESTION,
+)
 from tests.engine.llama.test_smollm3_template import WEATHER as GOLDEN_WEATHER
 from tests.grammars import needs_grammar
 from tests.server.conftest import LiveServer
@@ -133,6 +137,11 @@ def streamed(client: OpenAI, messages: list[dict[str, Any]], **params: Any) -> C
         for _ in stream:
             pass
         return stream.get_final_completion()  # type: ignore[return-value]
+
+
+def today(golden: str) -> str:
+    """A golden SmolLM3 prompt (dated 08 July 2025) as the server writes it today."""
+    return golden.replace("08 July 2025", datetime.now().strftime("%d %B %Y"))
 
 
 def encode(path: Path, text: str) -> list[int]:
@@ -260,9 +269,33 @@ def test_the_standin_gets_the_tools_in_smollm3s_own_prompt(
         max_tokens=1,
     )
     # The golden is transformers' rendering of `xml_tools=[GOLDEN_WEATHER]`.
-    golden = GOLDEN_TOOLS_NO_THINK.replace("08 July 2025", datetime.now().strftime("%d %B %Y"))
     assert reply.usage is not None
-    assert reply.usage.prompt_tokens == len(encode(smollm3_model_path, golden))
+    assert reply.usage.prompt_tokens == len(
+        encode(smollm3_model_path, today(GOLDEN_TOOLS_NO_THINK))
+    )
+
+
+def test_the_standin_reads_a_call_and_its_result_as_smollm3_wrote_and_read_them(
+    smollm3: OpenAI, smollm3_model_path: Path
+) -> None:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    history = [
+        {"role": "user", "content": WEATHER_QUESTION.content},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": '{"temperature": 22, "sky": "sunny"}',
+        },
+    ]
+    tools = [{"type": "function", "function": GOLDEN_WEATHER}]
+    reply = ask(smollm3, history, **ON_STANDIN, tools=tools, max_tokens=1)
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == len(encode(smollm3_model_path, today(GOLDEN_TOOL_HISTORY)))
 
 
 # -- forced calls (the engine's grammar) ---------------------------------------------
@@ -329,6 +362,22 @@ def test_a_named_function_is_called_on_the_smollm3_standin(smollm3: OpenAI) -> N
         assert [name for name, _ in calls(choice.message)] == ["get_weather"]
         assert "city" in calls(choice.message)[0][1]
         assert choice.finish_reason == "tool_calls"
+
+
+@needs_grammar
+def test_a_forced_call_then_its_result_gets_an_answer_on_the_smollm3_standin(
+    smollm3: OpenAI,
+) -> None:
+    options = {"tool_choice": "required", "parallel_tool_calls": False}
+    first = ask(smollm3, QUESTION, **ON_STANDIN, **options).choices[0].message
+    assert len(calls(first)) == 1
+    results = [
+        {"role": "tool", "tool_call_id": call.id, "content": "22 C, sunny"}
+        for call in first.tool_calls or []
+    ]
+    answer = ask(smollm3, [*QUESTION, first, *results], **ON_STANDIN, max_tokens=8).choices[0]
+    assert answer.finish_reason in ("stop", "length", "tool_calls")
+    assert answer.message.content or answer.message.tool_calls
 
 
 @needs_grammar
