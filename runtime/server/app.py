@@ -97,6 +97,7 @@ def create_app(service: Service) -> FastAPI:
     served = Served(
         workflows=[w.id for w in service.config.workflows] + ["__default__"],
         models=list(openai_routes.served_models(service.config)),
+        openai_prefix=OPENAI_PREFIX,
         api_key=bool(controller.api_key),
         open_paths=open_paths,
     )
@@ -107,8 +108,13 @@ def create_app(service: Service) -> FastAPI:
             ApiKeyMiddleware,
             api_key=controller.api_key,
             open_paths=open_paths,
+            openai_prefix=OPENAI_PREFIX,
         )
-    app.add_middleware(BodyLimitMiddleware, limit=parse_size(controller.max_request_size))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=parse_size(controller.max_request_size),
+        openai_prefix=OPENAI_PREFIX,
+    )
     origins = origins_list(adapter.origins if adapter else "*")
     app.add_middleware(
         CORSMiddleware,

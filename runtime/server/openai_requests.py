@@ -44,10 +44,11 @@ JsonInt = Annotated[int, BeforeValidator(_integral)]
 Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 
 
-def only(*values: Any) -> Any:
+def only(*values: Any, **bounds: Any) -> Any:
     """Document that a field accepts just `values`: the others are refused
-    with a 400 by `check_supported` (in words), not by pydantic."""
-    return Field(None, json_schema_extra={"enum": list(values)})
+    with a 400 by `check_supported` (in words), not by pydantic, except
+    those outside `bounds` (e.g. `ge=1`: no value could ever mean anything)."""
+    return Field(None, json_schema_extra={"enum": list(values)}, **bounds)
 
 
 def documented(schema: dict[str, Any], default: Any = None) -> Any:
@@ -133,7 +134,8 @@ class GenerationBody(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)
     seed: JsonInt | None = None
     stop: Any = documented({"anyOf": [{"type": "string"}, STRINGS, {"type": "null"}]})
-    n: JsonInt | None = only(1, None)
+    # n=0 asks for no choice at all: a bad value, not one we do not implement.
+    n: JsonInt | None = only(1, None, ge=1)
     frequency_penalty: float | None = only(0, None)
     presence_penalty: float | None = only(0, None)
     logit_bias: dict[str, float] | None = Field(None, json_schema_extra={"maxProperties": 0})
@@ -271,7 +273,7 @@ class CompletionBody(GenerationBody):
     )
     echo: bool = False
     logprobs: JsonInt | None = only(0, None)
-    best_of: JsonInt | None = only(1, None)
+    best_of: JsonInt | None = only(1, None, ge=1)
     suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
     @field_validator("prompt")

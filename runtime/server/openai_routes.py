@@ -19,7 +19,6 @@ from runtime.config.schema import ComposeConfig
 from runtime.engine.types import GenerationResult
 from runtime.errors import PromptTooLongError
 from runtime.server import streaming
-from runtime.server.api_models import ErrorResponse
 from runtime.server.deps import ServiceDep, ready
 from runtime.server.openai_errors import (
     OpenAIRequestError,
@@ -56,16 +55,15 @@ router = APIRouter()
 
 def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, Any]]:
     """A completion answers JSON, or with `stream: true` its chunks, then an
-    error event if it failed midway, then `[DONE]`. A body over the size
-    limit is refused by the middleware, in the model-compose API's shape."""
+    error event if it failed midway, then `[DONE]`. (A body over the size
+    limit is refused by the middleware, in OpenAI's shape too.)"""
     return {
         200: {
             "model": answer,
             "description": "The completion, or with stream: true its chunks.",
             "content": {"text/event-stream": event_stream(chunk | OpenAIError, final=DONE)},
         },
-        **error_responses(OpenAIError, 400, 404, 500, 503),
-        **error_responses(ErrorResponse, 413),
+        **error_responses(OpenAIError, 400, 404, 413, 500, 503),
     }
 
 

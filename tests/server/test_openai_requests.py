@@ -148,6 +148,7 @@ def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
 
 CHAT_REFUSALS = [
     ({"n": 2}, "n", "unsupported_value"),
+    ({"n": 0}, "n", None),
     (
         {"tools": [{"type": "function", "function": {"name": "f"}}]},
         "tools",
@@ -199,6 +200,7 @@ def test_a_chat_request_the_server_cannot_honour_is_a_400_naming_the_field(
         ({"prompt": ["one", "two"]}, "prompt"),
         ({"prompt": [1, 2, 3]}, "prompt"),
         ({"best_of": 3}, "best_of"),
+        ({"best_of": 0}, "best_of"),
         ({"suffix": "end"}, "suffix"),
         ({"logprobs": 2}, "logprobs"),
     ],
