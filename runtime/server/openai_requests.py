@@ -74,6 +74,11 @@ TEXT_PART = {
 }
 
 
+def first_set(*values: int | None) -> int | None:
+    """The first value that is not None (0 is a value)."""
+    return next((value for value in values if value is not None), None)
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -250,16 +255,18 @@ class ChatCompletionBody(GenerationBody):
             messages.append(ChatMessage(role, message.content or ""))
         return messages
 
-    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
-        """The engine request; `reasoning`: the component's settings."""
+    def generation_request(
+        self, reasoning: ReasoningSettings, default_max_tokens: int | None = None
+    ) -> GenerationRequest:
+        """The engine request; `reasoning` and `default_max_tokens` (None:
+        the rest of the context): the component's settings."""
         self.check_supported()
-        max_tokens = self.max_completion_tokens
         settings = self.reasoning(reasoning)
         return GenerationRequest(
             messages=self.chat_messages(),
             sampling=self.sampling(),
             stop=self.stop,
-            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            max_tokens=first_set(self.max_completion_tokens, self.max_tokens, default_max_tokens),
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
         )
@@ -296,15 +303,18 @@ class CompletionBody(GenerationBody):
         if self.suffix:
             raise unsupported("suffix")
 
-    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
-        """The engine request; `reasoning`: the component's settings."""
+    def generation_request(
+        self, reasoning: ReasoningSettings, default_max_tokens: int | None = None
+    ) -> GenerationRequest:
+        """The engine request; `reasoning` and `default_max_tokens` (None:
+        OpenAI's 16): the component's settings."""
         self.check_supported()
         return GenerationRequest(
             prompt=self.prompt,
             sampling=self.sampling(),
             stop=self.stop,
-            max_tokens=COMPLETIONS_DEFAULT_MAX_TOKENS
-            if self.max_tokens is None
-            else self.max_tokens,
+            max_tokens=first_set(
+                self.max_tokens, default_max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS
+            ),
             reasoning_budget=self.reasoning(reasoning).budget,
         )

@@ -46,7 +46,7 @@ from runtime.server.openai_stream import (
 )
 from runtime.server.openapi import error_responses, event_stream
 from runtime.service import Service
-from runtime.tasks.common import component_reasoning
+from runtime.tasks.common import component_max_tokens, component_reasoning
 
 # Paths relative to the /v1 app (app.py mounts it); its 404s and 405s are
 # its handlers' (openai_errors.py).
@@ -148,7 +148,9 @@ async def generate(
     then stream chunks or answer with the reply."""
     component_id = component_for(service.config, body.model)
     component = service.config.component(component_id)
-    generation_request = body.generation_request(component_reasoning(component))
+    generation_request = body.generation_request(
+        component_reasoning(component), component_max_tokens(component)
+    )
     ready(service)
     generation = BackgroundGeneration(
         service.components, component_id, generation_request, streaming=body.stream

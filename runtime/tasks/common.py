@@ -72,6 +72,16 @@ def component_reasoning(component: ModelComponent) -> ReasoningSettings:
     )
 
 
+def component_max_tokens(component: ModelComponent) -> int | None:
+    """The answer length of the component's /v1 requests that set none: its
+    default action's `max_output_length` when that is a plain number (a
+    binding such as `${input.max_tokens}` has no value outside a run)."""
+    if not component.actions:
+        return None
+    value = component.actions[0].max_output_length
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def action_reasoning(
     component: ModelComponent, action: Any, scope: dict[str, Any]
 ) -> ReasoningSettings:

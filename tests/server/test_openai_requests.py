@@ -116,15 +116,16 @@ def test_temperature_zero_is_greedy_and_absent_params_keep_the_engine_defaults(
     assert greedy.sampling.greedy
     plain = sent(fake, "/v1/chat/completions", {"model": "__component__", "messages": USER})
     assert plain.sampling == SamplingParams()
-    assert plain.max_tokens is None and plain.stop == ()
+    assert plain.stop == ()
+    assert plain.max_tokens == 512  # the quickstart component's max_output_length
 
 
-def test_a_text_completion_takes_one_prompt_and_defaults_to_16_tokens(fake: Any) -> None:
+def test_a_text_completion_takes_one_prompt(fake: Any) -> None:
     request = sent(
         fake, "/v1/completions", {"model": "__component__", "prompt": ["Once"], "stop": ["a", "b"]}
     )
     assert request.prompt == "Once" and request.messages is None
-    assert request.max_tokens == 16 and request.stop == ("a", "b")
+    assert request.stop == ("a", "b")
 
 
 def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
