@@ -74,10 +74,36 @@ class AssistantMessage(Strict):
     reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
 
 
+class TopLogprob(Strict):
+    token: str = Field(description="the token's text (bytes of a partial character escaped)")
+    logprob: float = Field(description="the model's log-probability of it (raw logits)")
+    bytes: list[int]
+
+
+class Logprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(description="the most likely tokens at its place")
+
+
+class ChatLogprobs(Strict):
+    """The answer's tokens (never the reasoning's), with `logprobs: true`."""
+
+    content: list[Logprob]
+    refusal: None = None
+
+
+class TextLogprobs(Strict):
+    """The answer's tokens, with `logprobs: N`."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class ChatChoice(Strict):
     index: int
     message: AssistantMessage
-    logprobs: None
+    logprobs: ChatLogprobs | None
     finish_reason: FinishReason
 
 
@@ -96,7 +122,7 @@ class ChatDelta(Strict):
 class ChatChunkChoice(Strict):
     index: int
     delta: ChatDelta
-    logprobs: None
+    logprobs: ChatLogprobs | None = Field(description="the tokens of this chunk's content")
     finish_reason: FinishReason | None
 
 
@@ -112,7 +138,7 @@ class ChatCompletionChunk(Reply):
 class TextChoice(Strict):
     text: str
     index: int
-    logprobs: None
+    logprobs: TextLogprobs | None
     finish_reason: FinishReason
     reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
 
@@ -126,7 +152,7 @@ class TextCompletion(Reply):
 class TextChunkChoice(Strict):
     text: str
     index: int
-    logprobs: None
+    logprobs: TextLogprobs | None = Field(description="the tokens of this chunk's text")
     finish_reason: FinishReason | None = Field(description="null in every chunk but the last")
     reasoning_content: str | None = Field(None, description=REASONING)
 

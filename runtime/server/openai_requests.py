@@ -5,7 +5,7 @@ Unknown fields are ignored (OpenAI clients send extras such as `user` or
 `metadata`); known fields with the wrong type are 400s naming the field (no
 coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
 `5.0` is the integer 5, as JSON has one number type);
-known features this server does not implement (tools, logprobs, n > 1,
+known features this server does not implement (tools, n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
 """
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
 from runtime.tasks.common import ReasoningSettings
@@ -192,6 +193,14 @@ class GenerationBody(BaseModel):
 
 
 class ChatCompletionBody(GenerationBody):
+    # OpenAI's rule: alternatives are only given with the tokens' own logprobs.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {"minimum": 1}}},
+            "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}},
+        }
+    )
+
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
     response_format: dict[str, Any] | None = documented(
@@ -202,8 +211,8 @@ class ChatCompletionBody(GenerationBody):
             ]
         }
     )
-    logprobs: bool | None = only(False, None)
-    top_logprobs: JsonInt | None = only(0, None)
+    logprobs: bool | None = None
+    top_logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     tools: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
     tool_choice: Any = only("none", "auto", None)
     functions: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
@@ -236,8 +245,11 @@ class ChatCompletionBody(GenerationBody):
         if self.response_format is not None and self.response_format.get("type") != "text":
             kind = self.response_format.get("type")
             raise unsupported("response_format", f"the type {kind!r}")
-        if self.logprobs or self.top_logprobs:
-            raise unsupported("logprobs")
+        if self.top_logprobs and not self.logprobs:
+            raise OpenAIRequestError(
+                "Invalid value for 'top_logprobs': it requires 'logprobs' to be true.",
+                "top_logprobs",
+            )
 
     def chat_messages(self) -> list[ChatMessage]:
         messages = []
@@ -269,17 +281,28 @@ class ChatCompletionBody(GenerationBody):
             max_tokens=first_set(self.max_completion_tokens, self.max_tokens, default_max_tokens),
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
 
 class CompletionBody(GenerationBody):
+    # The prompt's own logprobs (what `echo` with `logprobs` asks for) are not computed.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["echo"], "properties": {"echo": {"const": True}}},
+            "then": {"properties": {"logprobs": {"type": "null"}}},
+        }
+    )
+
     # An empty prompt has no token to start from: refused by the engine.
     prompt: Any = documented(
         {"anyOf": [PROMPT, {"type": "array", "items": PROMPT, "minItems": 1, "maxItems": 1}]},
         default=...,
     )
     echo: bool = False
-    logprobs: JsonInt | None = only(0, None)
+    # The answer's tokens' logprobs, with this many alternatives (OpenAI's
+    # limit is 5; ours is the chat API's 20).
+    logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     best_of: JsonInt | None = only(1, None, ge=1)
     suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
@@ -296,8 +319,8 @@ class CompletionBody(GenerationBody):
 
     def check_supported(self) -> None:
         super().check_supported()
-        if self.logprobs:
-            raise unsupported("logprobs")
+        if self.logprobs is not None and self.echo:
+            raise unsupported("logprobs", "with 'echo' (the prompt's log-probabilities)")
         if self.best_of not in (None, 1):
             raise unsupported("best_of", f"more than one candidate ({self.best_of})")
         if self.suffix:
@@ -317,4 +340,5 @@ class CompletionBody(GenerationBody):
                 self.max_tokens, default_max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS
             ),
             reasoning_budget=self.reasoning(reasoning).budget,
+            logprobs=self.logprobs,
         )

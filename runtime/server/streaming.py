@@ -23,6 +23,8 @@ from sse_starlette.sse import AppStatus
 from starlette.background import BackgroundTask
 from starlette.types import Receive
 
+from runtime.engine.logprobs import TokenLogprob
+
 T = TypeVar("T")
 
 CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
@@ -45,15 +47,23 @@ class EventQueue:
         self.task: asyncio.Future[None] | None = None
 
     @staticmethod
-    def delta(job_id: str, text: str, reasoning: bool) -> Any:
+    def delta(
+        job_id: str, text: str, reasoning: bool, logprobs: tuple[TokenLogprob, ...] = ()
+    ) -> Any:
+        """A delta's event (a workflow run's: logprobs are only /v1's)."""
         if reasoning:
             return {"job_id": job_id, "text": text, "reasoning": True}
         return {"job_id": job_id, "text": text}
 
     def on_delta(
-        self, job_id: str, text: str, streaming: bool, reasoning: bool = False
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> Awaitable[None]:
-        return self.queue.put(self.delta(job_id, text, reasoning))
+        return self.queue.put(self.delta(job_id, text, reasoning, logprobs))
 
     def on_result(self, job_id: str, result: Any) -> None:
         """Results arrive with the event that ends the queue."""

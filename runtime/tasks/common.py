@@ -146,7 +146,13 @@ async def generate(
             if not delta.reasoning:  # the lead goes with the answer, not the reasoning
                 await context.delta(job_id, lead, streaming)
                 lead = ""
-            await context.delta(job_id, delta.text, streaming, reasoning=delta.reasoning)
+            await context.delta(
+                job_id,
+                delta.text,
+                streaming,
+                reasoning=delta.reasoning,
+                logprobs=delta.logprobs,
+            )
         result = await generation.result()
     except BaseException:
         # The engine does not notice an abandoned generation by itself: a run

@@ -156,7 +156,8 @@ CHAT_REFUSALS = [
         "unsupported_parameter",
     ),
     ({"tool_choice": "required"}, "tool_choice", "unsupported_parameter"),
-    ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+    ({"top_logprobs": 2}, "top_logprobs", None),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", None),
     ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_value"),
     ({"frequency_penalty": 0.5}, "frequency_penalty", "unsupported_value"),
     ({"presence_penalty": -1}, "presence_penalty", "unsupported_value"),
@@ -203,7 +204,8 @@ def test_a_chat_request_the_server_cannot_honour_is_a_400_naming_the_field(
         ({"best_of": 3}, "best_of"),
         ({"best_of": 0}, "best_of"),
         ({"suffix": "end"}, "suffix"),
-        ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 2, "echo": True}, "logprobs"),
+        ({"logprobs": 21}, "logprobs"),
     ],
 )
 def test_a_text_completion_the_server_cannot_honour_is_a_400(
