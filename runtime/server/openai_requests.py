@@ -26,7 +26,7 @@ from runtime.tasks.common import ReasoningSettings
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 # OpenAI's reasoning efforts. "none" turns thinking off (Ollama's OpenAI API
 # does the same); the others leave it on: a template has only on and off.
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 

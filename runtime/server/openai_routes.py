@@ -142,10 +142,34 @@ async def generate(
     chunks: Callable[[Any], ChunkFormat],
     reply: Callable[[Any, GenerationResult], dict[str, Any]],
 ) -> Response:
-    """Both endpoints: start the generation and wait for its first event (for
-    a non-streaming request, its result), so that a prompt that does not fit,
-    or any other failure before the first token, is still a plain JSON error;
-    then stream chunks or answer with the reply."""
+    """Both completion endpoints: their chunks, or their reply."""
+    return await respond_with_generation(
+        request,
+        service,
+        body,
+        prompt_param,
+        stream=lambda generation, first: chunk_events(generation, first, chunks(body)),
+        reply=lambda result: reply(body, result),
+    )
+
+
+# How an endpoint streams a generation, from its first event on.
+StreamFrom = Callable[[BackgroundGeneration, Event], AsyncIterator[Any]]
+
+
+async def respond_with_generation(
+    request: Request,
+    service: Service,
+    body: Any,
+    prompt_param: str,
+    stream: StreamFrom,
+    reply: Callable[[GenerationResult], dict[str, Any]],
+) -> Response:
+    """Every generating endpoint: start the generation `body` asks for (its
+    `model`, `stream` and `generation_request`) and wait for its first event
+    (for a non-streaming request, its result), so that a prompt that does
+    not fit, or any other failure before the first token, is still a plain
+    JSON error; then stream, or answer with the reply."""
     component_id = component_for(service.config, body.model)
     component = service.config.component(component_id)
     generation_request = body.generation_request(
@@ -162,8 +186,8 @@ async def generate(
         if isinstance(first, Exception):
             raise first
         if body.stream:
-            return chunk_events(generation, first, chunks(body))
-        return JSONResponse(reply(body, finished(first)))
+            return stream(generation, first)
+        return JSONResponse(reply(finished(first)))
 
     return await streaming.respond(generation, request, answer)
 

@@ -155,11 +155,12 @@ async def respond(events: EventQueue, request: Request, answer: Answer) -> Respo
 
 
 async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:
-    """The stream's events as SSE data (`PING`, which the routes' streams pass
-    on when `next_or_ping` gives it, as the comment it is)."""
+    """The stream's events as SSE data; strings as they are, and events a
+    route made itself (named ones; `PING`, which the routes' streams pass on
+    when `next_or_ping` gives it, as the comment it is) as they are."""
     try:
         async for event in stream:
-            if event is PING or isinstance(event, str):
+            if isinstance(event, str | ServerSentEvent):
                 yield event
             else:
                 yield json.dumps(event, ensure_ascii=False)
