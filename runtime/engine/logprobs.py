@@ -19,6 +19,7 @@ size in floats) and a log-softmax over it, per token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,18 +51,22 @@ def token_logprob(
 ) -> TokenLogprob:
     """The entry of `token`, sampled from `logits` (one row, the vocabulary's
     size), with the `top` most likely tokens."""
-    shifted = logits.astype(np.float64) - np.max(logits)
-    log_probs = shifted - np.log(np.sum(np.exp(shifted)))
+    # log-softmax without a float64 copy of the row: subtract the largest
+    # logit, so the exponentials cannot overflow; sum them in float64.
+    largest = float(np.max(logits))
+    log_total = largest + math.log(float(np.sum(np.exp(logits - largest), dtype=np.float64)))
 
     def choice(index: int) -> TokenChoice:
-        return TokenChoice(token_bytes(index), max(float(log_probs[index]), MIN_LOGPROB))
+        logprob = float(logits[index]) - log_total
+        return TokenChoice(token_bytes(index), max(logprob, MIN_LOGPROB))
 
     alternatives: tuple[TokenChoice, ...] = ()
     if top > 0:
-        count = min(top, len(log_probs))
-        candidates = np.argpartition(-log_probs, count - 1)[:count]
+        # The order of the logits is the order of the probabilities.
+        count = min(top, len(logits))
+        candidates = np.argpartition(logits, len(logits) - count)[len(logits) - count :]
         # Most likely first; equal ones by token id, so the order is stable.
-        ordered = candidates[np.lexsort((candidates, -log_probs[candidates]))]
+        ordered = candidates[np.lexsort((candidates, -logits[candidates]))]
         alternatives = tuple(choice(int(index)) for index in ordered)
     sampled = choice(token)
     return TokenLogprob(sampled.bytes, sampled.logprob, alternatives)

@@ -214,7 +214,7 @@ def input_message(item: Any, where: str) -> Message | None:
     if kind != "message":
         raise unsupported(f"{where}.type", f"the item type {kind!r}")
     role = item.get("role")
-    if role not in CHAT_ROLES:
+    if not isinstance(role, str) or role not in CHAT_ROLES:
         raise invalid(f"{where}.role", f"use one of {', '.join(CHAT_ROLES)}")
     return Message(role=role, content=message_text(item.get("content"), f"{where}.content"))
 

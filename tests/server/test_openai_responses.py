@@ -258,6 +258,7 @@ REFUSED = [
         "input[0].content[0]",
     ),
     ({"input": [{"type": "reasoning", "summary": []}]}, "input"),
+    ({"input": [{"type": "message", "role": {}, "content": ""}]}, "input[0].role"),
     ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
     ({"top_logprobs": 21}, "top_logprobs"),
 ]
