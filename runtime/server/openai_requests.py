@@ -196,7 +196,10 @@ class ChatCompletionBody(GenerationBody):
     # OpenAI's rule: alternatives are only given with the tokens' own logprobs.
     model_config = ConfigDict(
         json_schema_extra={
-            "if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {"minimum": 1}}},
+            "if": {
+                "required": ["top_logprobs"],
+                "properties": {"top_logprobs": {"type": "integer", "minimum": 1}},
+            },
             "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}},
         }
     )

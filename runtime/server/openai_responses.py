@@ -130,12 +130,8 @@ class ResponsesBody(BaseModel):
     prompt: Any = only(None)
     background: bool | None = only(False, None)
     truncation: str | None = only("disabled", None)
-    store: bool | None = None
-    metadata: dict[str, Any] | None = None
-
-    @property
-    def include_usage(self) -> bool:
-        return True  # every Responses stream ends with its usage
+    store: bool | None = None  # nothing is stored either way
+    metadata: dict[str, Any] | None = None  # echoed in the response
 
     @property
     def wants_logprobs(self) -> bool:
