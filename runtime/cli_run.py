@@ -12,6 +12,7 @@ import click
 
 from runtime.cli_options import ComposeFiles, file_options
 from runtime.config import LoadedConfig
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import FinishReason, GenerationResult
 from runtime.errors import UserError
 from runtime.workflow import RunContext
@@ -56,7 +57,14 @@ class TerminalStream:
         self.text = ""  # the answer shown so far
         self._reasoning_line = False  # reasoning was shown last: its line is open
 
-    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
+    def on_delta(
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
+    ) -> None:
         if not (self.enabled and streaming):
             return
         if reasoning:

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from runtime.engine.budget import token_budget
 from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.llama.chat_template import ChatTemplate, prompt_text
+from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.placement import KVPlacement
 from runtime.engine.reasoning import FORCED_CLOSE, ends_inside_block
 from runtime.engine.scheduler import Batch, Scheduler
@@ -190,7 +191,11 @@ class BatchedEngine:
     def _sample(self, seq: Sequence, row: int) -> None:
         try:
             token = self.model.sample(seq.sampler, row)  # type: ignore[arg-type]
-            seq.append(token, is_eog=self.model.is_eog(token))
+            is_eog = self.model.is_eog(token)
+            top = seq.request.logprobs
+            # Only a request that asks reads its row of logits.
+            logprob = None if top is None or is_eog else self.model.logprob(row, token, top)
+            seq.append(token, is_eog=is_eog, logprob=logprob)
         except Exception as error:
             logger.exception("sampling failed on %s", self.info.name)
             self._fail([seq], error)
@@ -223,6 +228,8 @@ def validate_request(request: GenerationRequest) -> None:
         raise ValueError(f"max_length must be ≥ 0, got {request.max_length}")
     if request.reasoning_budget is not None and request.reasoning_budget < 0:
         raise ValueError(f"reasoning_budget must be ≥ 0, got {request.reasoning_budget}")
+    if request.logprobs is not None and not 0 <= request.logprobs <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"logprobs must be 0 to {MAX_TOP_LOGPROBS}, got {request.logprobs}")
 
 
 def _as_failure(error: Exception) -> Exception:

@@ -5,6 +5,10 @@ one emoji or CJK character over several tokens. Decoding each token on its own
 would emit replacement characters mid-stream, so the bytes go through an
 incremental UTF-8 decoder that holds back an incomplete trailing sequence until
 the next token completes it.
+
+A generation that ends inside a character (cut by `max_tokens`, the context,
+a stop or a cancel) drops that character's partial bytes rather than ending
+in U+FFFD: finishing it would take tokens past the budget the client set.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ class Detokenizer:
         return self._decoder.decode(data)
 
     def flush(self) -> str:
-        """End of generation: an incomplete trailing sequence becomes U+FFFD."""
-        return self._decoder.decode(b"", final=True)
+        """End of generation: the partial bytes of a character cut at the end
+        are dropped (they are not text; U+FFFD would say so to the reader)."""
+        self._decoder.reset()
+        return ""
 
     @property
     def pending_bytes(self) -> bytes:

@@ -58,6 +58,11 @@ class ReasoningSplitter:
     def is_thinking(self) -> bool:
         return self.phase is Phase.THINKING
 
+    @property
+    def held(self) -> str:
+        """Text held back until it is decided (a tag arriving, trailing space)."""
+        return self._held
+
     def feed(self, text: str) -> list[Piece]:
         pieces: list[Piece] = []
         buffer = self._held + text

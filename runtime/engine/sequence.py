@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from runtime.engine.budget import TokenBudget
 from runtime.engine.detokenize import Detokenizer, TokenBytes
+from runtime.engine.logprobs import LogprobTrail, TokenLogprob
 from runtime.engine.reasoning import ReasoningSplitter
 from runtime.engine.stops import StopMatcher
 from runtime.engine.types import (
@@ -63,6 +64,7 @@ class Sequence:
         self._detokenizer: Detokenizer | None = None
         self._stops = StopMatcher(request.stop)
         self._split = ReasoningSplitter()
+        self._logprobs = LogprobTrail() if request.logprobs is not None else None
         # The tokens that end a reasoning block that ran past its budget.
         self._close_tokens: list[int] = []
         # Where its KV cache is (set by `KVPlacement`): positions 0..num_kv-1 of `slot`.
@@ -194,9 +196,10 @@ class Sequence:
         if self.status is SequenceStatus.DECODE and self.num_pending > 1:
             self.status = SequenceStatus.PREFILL
 
-    def append(self, token: int, *, is_eog: bool) -> None:
-        """Take a sampled token: post the text it completes; finish at an
-        end-of-generation token, a stop sequence, or the end of the budget."""
+    def append(self, token: int, *, is_eog: bool, logprob: TokenLogprob | None = None) -> None:
+        """Take a sampled token (and its log-probability, when the request
+        asks): post the text it completes; finish at an end-of-generation
+        token, a stop sequence, or the end of the budget."""
         self.tokens.append(token)
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
@@ -205,6 +208,8 @@ class Sequence:
             self._finish(FinishReason.STOP)
             return
         self.num_completion_tokens += 1
+        if self._logprobs is not None and logprob is not None:
+            self._logprobs.add(logprob)
         was_thinking = self._split.is_thinking
         check = self._stops.feed(self._detokenizer.feed(token))  # type: ignore[union-attr]
         if check.stopped:
@@ -220,8 +225,11 @@ class Sequence:
             self._finish(FinishReason.LENGTH)
         else:
             self._emit(check.text)
-        if was_thinking or self._split.is_thinking:
+        is_reasoning = was_thinking or self._split.is_thinking
+        if is_reasoning:
             self.num_reasoning_tokens += 1
+        if self._logprobs is not None and (is_reasoning or not self._holds_text()):
+            self._logprobs.drop()  # its text is reasoning, or went nowhere (space after a block)
         if not self.is_finished and self._over_reasoning_budget():
             self._force(self._close_tokens)
 
@@ -286,6 +294,7 @@ class Sequence:
             ),
             detail=self.detail,
             reasoning=self.reasoning,
+            logprobs=tuple(self._logprobs.taken) if self._logprobs is not None else None,
         )
 
     def _release_tail(self) -> str:
@@ -305,9 +314,30 @@ class Sequence:
             if self.first_delta_at is None:
                 self.first_delta_at = time.perf_counter()
             (self._reasoning if piece.reasoning else self._pieces).append(piece.text)
-            delta = Delta(piece.text, self.num_completion_tokens, reasoning=piece.reasoning)
+            delta = Delta(
+                piece.text,
+                self.num_completion_tokens,
+                reasoning=piece.reasoning,
+                logprobs=self._logprobs_of(piece.reasoning),
+            )
             if not self._post(self._deltas.put_nowait, delta):
                 self._orphaned = True  # nobody listens: free the slot at the next step
+
+    def _holds_text(self) -> bool:
+        """Whether text is held back (a partial character, what may be a stop
+        sequence or a tag): the entries of its tokens wait for it."""
+        detokenizer = self._detokenizer
+        held_bytes = detokenizer is not None and detokenizer.pending_bytes
+        return bool(held_bytes or self._stops.held or self._split.held)
+
+    def _logprobs_of(self, reasoning: bool) -> tuple[TokenLogprob, ...]:
+        """The entries of the tokens whose text goes out now: none for reasoning."""
+        if self._logprobs is None:
+            return ()
+        if reasoning:
+            self._logprobs.drop()
+            return ()
+        return self._logprobs.take()
 
     def _finish(self, reason: FinishReason) -> None:
         self.finish_reason = reason

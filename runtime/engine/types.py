@@ -7,7 +7,10 @@ import enum
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from runtime.engine.logprobs import TokenLogprob
 
 
 class FinishReason(enum.StrEnum):
@@ -128,6 +131,9 @@ class GenerationRequest:
     # Functions the model may call, as the chat template lists them: OpenAI's
     # function objects ({"name", "description", "parameters"}).
     tools: list[dict[str, Any]] | None = None
+    # The answer tokens' log-probabilities, each with this many of the most
+    # likely alternatives (0 to 20, see engine.logprobs); None: not computed.
+    logprobs: int | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
@@ -138,6 +144,8 @@ class Delta:
     text: str
     num_tokens: int  # completion tokens generated so far
     reasoning: bool = False  # a piece of the reasoning, not of the answer
+    # With `GenerationRequest.logprobs`: the entries of the tokens that made this text.
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,8 @@ class GenerationResult:
     detail: str | None = None
     # The reasoning block's text; None when the model wrote no block.
     reasoning: str | None = None
+    # With `GenerationRequest.logprobs`: one entry per answer token (None: not asked).
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class Generation(Protocol):

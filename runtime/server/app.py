@@ -15,7 +15,7 @@ from starlette.routing import Mount
 
 from runtime import __version__
 from runtime.config.units import parse_size
-from runtime.server import model_routes, openai_routes, workflow_routes
+from runtime.server import model_routes, openai_responses, openai_routes, workflow_routes
 from runtime.server.errors import install_error_handlers
 from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
 from runtime.server.openai_errors import install_openai_handlers
@@ -49,6 +49,7 @@ def openai_app(service: Service) -> FastAPI:
     app.state.created = int(time.time())
     install_openai_handlers(app)
     app.include_router(openai_routes.router)
+    app.include_router(openai_responses.router)
     return app
 
 
@@ -93,10 +94,12 @@ def create_app(service: Service) -> FastAPI:
     app.router.routes.append(PrefixMount(OPENAI_PREFIX, openai_app(service)))
     documented = APIRouter()  # the /v1 routes, as the document names them
     documented.include_router(openai_routes.router, prefix=OPENAI_PREFIX)
+    documented.include_router(openai_responses.router, prefix=OPENAI_PREFIX)
     open_paths = ("/health", f"{base_path}/health")
     served = Served(
         workflows=[w.id for w in service.config.workflows] + ["__default__"],
         models=list(openai_routes.served_models(service.config)),
+        openai_prefix=OPENAI_PREFIX,
         api_key=bool(controller.api_key),
         open_paths=open_paths,
     )
@@ -107,8 +110,13 @@ def create_app(service: Service) -> FastAPI:
             ApiKeyMiddleware,
             api_key=controller.api_key,
             open_paths=open_paths,
+            openai_prefix=OPENAI_PREFIX,
         )
-    app.add_middleware(BodyLimitMiddleware, limit=parse_size(controller.max_request_size))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=parse_size(controller.max_request_size),
+        openai_prefix=OPENAI_PREFIX,
+    )
     origins = origins_list(adapter.origins if adapter else "*")
     app.add_middleware(
         CORSMiddleware,

@@ -1,5 +1,9 @@
 """ASGI middleware for what applies to every route: the API key and the
-request body limit. Plain ASGI, so it also covers streaming responses."""
+request body limit. Plain ASGI, so it also covers streaming responses.
+
+It runs before any route, so it answers its refusals itself: in the
+model-compose API's shape, or under the OpenAI API's prefix in OpenAI's
+(the error handlers of the mounted /v1 app never see these requests)."""
 
 from __future__ import annotations
 
@@ -11,15 +15,27 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.server.openai_errors import openai_body, sentence
+
+
+def is_under(path: str, prefix: str | None) -> bool:
+    return bool(prefix) and (path == prefix or path.startswith(f"{prefix}/"))
+
+
+def error_body(status: int, code: str, message: str, *, openai: bool) -> bytes:
+    """A refusal's JSON: the model-compose API's `{"error": {"type",
+    "message"}}`, or OpenAI's shape (`code` as its code)."""
+    if openai:
+        return json.dumps(openai_body(status, sentence(message), code=code)).encode()
+    return json.dumps({"error": {"type": code, "message": message}}).encode()
+
 
 async def _send_error(
     send: Send,
     status: int,
-    type_: str,
-    message: str,
+    body: bytes,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps({"error": {"type": type_, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -47,14 +63,20 @@ def key_matches(candidate: str | bytes, key: str | bytes) -> bool:
 
 class ApiKeyMiddleware:
     """`Authorization: Bearer <key>` on every route but /health and CORS
-    preflights. Compared in constant time; the key is never logged."""
+    preflights. Compared in constant time; the key is never logged.
+    Refusals under `openai_prefix` are in OpenAI's shape."""
 
     def __init__(
-        self, app: ASGIApp, api_key: str, open_paths: Iterable[str] = ("/health",)
+        self,
+        app: ASGIApp,
+        api_key: str,
+        open_paths: Iterable[str] = ("/health",),
+        openai_prefix: str | None = None,
     ) -> None:
         self.app = app
         self.key = api_key
         self.open_paths = {path.rstrip("/") for path in open_paths}
+        self.openai_prefix = openai_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_exempt(scope):
@@ -65,13 +87,12 @@ class ApiKeyMiddleware:
         if scheme.lower() == b"bearer" and key_matches(token.strip(), self.key):
             await self.app(scope, receive, send)
             return
-        await _send_error(
-            send,
-            401,
-            "unauthorized",
-            "a valid API key is required: send 'Authorization: Bearer <key>'",
-            [(b"www-authenticate", b"Bearer")],
-        )
+        message = "a valid API key is required: send 'Authorization: Bearer <key>'"
+        openai = is_under(scope["path"], self.openai_prefix)
+        # "invalid_api_key": OpenAI's code for a missing or wrong key.
+        code = "invalid_api_key" if openai else "unauthorized"
+        body = error_body(401, code, message, openai=openai)
+        await _send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
     def _is_exempt(self, scope: Scope) -> bool:
         # Exact paths: `/api/tasks/health` is a task lookup and needs the key.
@@ -80,11 +101,12 @@ class ApiKeyMiddleware:
 
 class BodyLimitMiddleware:
     """Refuse request bodies over `limit` bytes with 413, whether or not the
-    client sent a Content-Length."""
+    client sent a Content-Length; in OpenAI's shape under `openai_prefix`."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, openai_prefix: str | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.openai_prefix = openai_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -93,7 +115,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(send, int(declared))
+            await self._too_large(scope, send, int(declared))
             return
         # Read the body here (at most `limit` bytes) and replay it to the app.
         chunks: list[bytes] = []
@@ -105,7 +127,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._too_large(send, None)
+                await self._too_large(scope, send, None)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -122,15 +144,14 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, size: int | None) -> None:
+    async def _too_large(self, scope: Scope, send: Send, size: int | None) -> None:
         actual = f"{size} bytes" if size is not None else f"more than {self.limit} bytes"
-        await _send_error(
-            send,
-            413,
-            "request_too_large",
+        message = (
             f"the request body is {actual}; the limit is {self.limit} bytes"
-            " (controller.max_request_size)",
+            " (controller.max_request_size)"
         )
+        openai = is_under(scope["path"], self.openai_prefix)
+        await _send_error(send, 413, error_body(413, "request_too_large", message, openai=openai))
 
 
 def origins_list(origins: Any) -> list[str]:

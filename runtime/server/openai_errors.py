@@ -90,8 +90,15 @@ def openai_error(error: BaseException) -> tuple[int, dict[str, Any]]:
     else:
         logger.error("unhandled error on /v1", exc_info=error)
         status, message = 500, "The server failed on this request (see its log)."
+    return status, openai_body(status, message, param, code)
+
+
+def openai_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object (also what the middleware's refusals send on /v1)."""
     body = {"message": message, "type": error_type_for(status), "param": param, "code": code}
-    return status, {"error": body}
+    return {"error": body}
 
 
 def error_response(error: BaseException) -> JSONResponse:

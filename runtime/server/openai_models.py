@@ -90,10 +90,36 @@ class AssistantMessage(Strict):
     tool_calls: list[ToolCall] | None = Field(None, description="absent: no call")
 
 
+class TopLogprob(Strict):
+    token: str = Field(description="the token's text (bytes of a partial character escaped)")
+    logprob: float = Field(description="the model's log-probability of it (raw logits)")
+    bytes: list[int]
+
+
+class Logprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(description="the most likely tokens at its place")
+
+
+class ChatLogprobs(Strict):
+    """The answer's tokens (never the reasoning's), with `logprobs: true`."""
+
+    content: list[Logprob]
+    refusal: None = None
+
+
+class TextLogprobs(Strict):
+    """The answer's tokens, with `logprobs: N`."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class ChatChoice(Strict):
     index: int
     message: AssistantMessage
-    logprobs: None
+    logprobs: ChatLogprobs | None
     finish_reason: ChatFinishReason
 
 
@@ -128,7 +154,7 @@ class ChatDelta(Strict):
 class ChatChunkChoice(Strict):
     index: int
     delta: ChatDelta
-    logprobs: None
+    logprobs: ChatLogprobs | None = Field(description="the tokens of this chunk's content")
     finish_reason: ChatFinishReason | None
 
 
@@ -144,7 +170,7 @@ class ChatCompletionChunk(Reply):
 class TextChoice(Strict):
     text: str
     index: int
-    logprobs: None
+    logprobs: TextLogprobs | None
     finish_reason: FinishReason
     reasoning_content: str | None = Field(None, description=REASONING + "; absent: none written")
 
@@ -158,7 +184,7 @@ class TextCompletion(Reply):
 class TextChunkChoice(Strict):
     text: str
     index: int
-    logprobs: None
+    logprobs: TextLogprobs | None = Field(description="the tokens of this chunk's text")
     finish_reason: FinishReason | None = Field(description="null in every chunk but the last")
     reasoning_content: str | None = Field(None, description=REASONING)
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from runtime.engine.types import GenerationResult, Usage
+from runtime.server.openai_logprobs import TextLogprobs, chat_logprobs
 from runtime.server.openai_requests import ChatCompletionBody, CompletionBody
 from runtime.server.openai_stream import ChunkFormat, TextEvent
 from runtime.server.openai_tool_calls import ToolCallDeltas, answer, finish_reason
@@ -48,9 +49,11 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
     reply = Reply("chatcmpl", "chat.completion.chunk", body.model)
     extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
 
-    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def choice(
+        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
+    ) -> dict[str, Any]:
         return reply.json(
-            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
             **extra,
         )
 
@@ -58,9 +61,14 @@ def chat_chunks(body: ChatCompletionBody) -> ChunkFormat:
     calls = ToolCallDeltas(use) if use.callable else None
 
     def delta(event: TextEvent) -> list[dict[str, Any]]:
+        logprobs = chat_logprobs(event.logprobs or None)
         if calls is None or event.reasoning:
-            return [choice(chat_delta(event))]
-        return [choice(piece) for piece in calls.feed(event.text)]
+            return [choice(chat_delta(event), logprobs=logprobs)]
+        pieces = calls.feed(event.text)
+        # The tokens' entries go with the first chunk their text produced.
+        return [
+            choice(piece, logprobs=logprobs if i == 0 else None) for i, piece in enumerate(pieces)
+        ]
 
     def finish(result: GenerationResult) -> list[dict[str, Any]]:
         if calls is None:
@@ -86,7 +94,12 @@ def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[
         message, finish = {"role": "assistant", "content": result.text}, str(result.finish_reason)
     if result.reasoning is not None:
         message["reasoning_content"] = result.reasoning
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": chat_logprobs(result.logprobs),
+        "finish_reason": finish,
+    }
     return Reply("chatcmpl", "chat.completion", body.model).json(
         [choice], usage=usage_json(result.usage)
     )
@@ -95,17 +108,30 @@ def chat_completion(body: ChatCompletionBody, result: GenerationResult) -> dict[
 def text_chunks(body: CompletionBody) -> ChunkFormat:
     reply = Reply("cmpl", "text_completion", body.model)
     extra: dict[str, Any] = {"usage": None} if body.include_usage else {}
+    logprobs = TextLogprobs()
 
-    def choice(text: str, finish_reason: str | None = None, **more: Any) -> dict[str, Any]:
+    def choice(
+        text: str, finish_reason: str | None = None, logprobs: Any = None, **more: Any
+    ) -> dict[str, Any]:
         return reply.json(
-            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason, **more}],
+            [
+                {
+                    "text": text,
+                    "index": 0,
+                    "logprobs": logprobs,
+                    "finish_reason": finish_reason,
+                    **more,
+                }
+            ],
             **extra,
         )
 
     def delta(event: TextEvent) -> dict[str, Any]:
         if event.reasoning:
             return choice("", reasoning_content=event.text)
-        return choice(event.text)
+        return choice(
+            event.text, logprobs=logprobs.json(event.logprobs) if event.logprobs else None
+        )
 
     return ChunkFormat(
         head=[choice(body.prompt)] if body.echo and body.prompt else [],
@@ -119,10 +145,11 @@ def text_chunks(body: CompletionBody) -> ChunkFormat:
 
 def text_completion(body: CompletionBody, result: GenerationResult) -> dict[str, Any]:
     text = body.prompt + result.text if body.echo else result.text
+    logprobs = None if result.logprobs is None else TextLogprobs().json(result.logprobs)
     choice = {
         "text": text,
         "index": 0,
-        "logprobs": None,
+        "logprobs": logprobs,
         "finish_reason": str(result.finish_reason),
     }
     if result.reasoning is not None:

@@ -5,7 +5,7 @@ Unknown fields are ignored (OpenAI clients send extras such as `user` or
 `metadata`); known fields with the wrong type are 400s naming the field (no
 coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
 `5.0` is the integer 5, as JSON has one number type);
-known features this server does not implement (logprobs, n > 1,
+known features this server does not implement (n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
 """
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
 from runtime.server.openai_tools import (
@@ -34,7 +35,7 @@ from runtime.tasks.common import ReasoningSettings
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 # OpenAI's reasoning efforts. "none" turns thinking off (Ollama's OpenAI API
 # does the same); the others leave it on: a template has only on and off.
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 CHAT_ROLES = {
     "system": "system",
@@ -59,10 +60,11 @@ JsonInt = Annotated[int, BeforeValidator(_integral)]
 Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 
 
-def only(*values: Any) -> Any:
+def only(*values: Any, **bounds: Any) -> Any:
     """Document that a field accepts just `values`: the others are refused
-    with a 400 by `check_supported` (in words), not by pydantic."""
-    return Field(None, json_schema_extra={"enum": list(values)})
+    with a 400 by `check_supported` (in words), not by pydantic, except
+    those outside `bounds` (e.g. `ge=1`: no value could ever mean anything)."""
+    return Field(None, json_schema_extra={"enum": list(values)}, **bounds)
 
 
 def documented(schema: dict[str, Any], default: Any = None) -> Any:
@@ -86,6 +88,11 @@ TEXT_PART = {
     "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
     "required": ["type", "text"],
 }
+
+
+def first_set(*values: int | None) -> int | None:
+    """The first value that is not None (0 is a value)."""
+    return next((value for value in values if value is not None), None)
 
 
 class StreamOptions(BaseModel):
@@ -150,7 +157,8 @@ class GenerationBody(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)
     seed: JsonInt | None = None
     stop: Any = documented({"anyOf": [{"type": "string"}, STRINGS, {"type": "null"}]})
-    n: JsonInt | None = only(1, None)
+    # n=0 asks for no choice at all: a bad value, not one we do not implement.
+    n: JsonInt | None = only(1, None, ge=1)
     frequency_penalty: float | None = only(0, None)
     presence_penalty: float | None = only(0, None)
     logit_bias: dict[str, float] | None = Field(None, json_schema_extra={"maxProperties": 0})
@@ -202,7 +210,25 @@ class GenerationBody(BaseModel):
 
 
 class ChatCompletionBody(GenerationBody):
-    model_config = ConfigDict(json_schema_extra=FORCED_CALL_NEEDS_TOOLS)
+    # OpenAI's rule: alternatives are only given with the tokens' own logprobs;
+    # and a forced call needs tools.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                FORCED_CALL_NEEDS_TOOLS,
+                {
+                    "if": {
+                        "required": ["top_logprobs"],
+                        "properties": {"top_logprobs": {"type": "integer", "minimum": 1}},
+                    },
+                    "then": {
+                        "required": ["logprobs"],
+                        "properties": {"logprobs": {"const": True}},
+                    },
+                },
+            ]
+        }
+    )
 
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
@@ -214,8 +240,8 @@ class ChatCompletionBody(GenerationBody):
             ]
         }
     )
-    logprobs: bool | None = only(False, None)
-    top_logprobs: JsonInt | None = only(0, None)
+    logprobs: bool | None = None
+    top_logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     tools: list[ToolDefinition] | None = None
     tool_choice: Any = documented(TOOL_CHOICE)
     parallel_tool_calls: bool | None = None
@@ -255,8 +281,11 @@ class ChatCompletionBody(GenerationBody):
         if self.response_format is not None and self.response_format.get("type") != "text":
             kind = self.response_format.get("type")
             raise unsupported("response_format", f"the type {kind!r}")
-        if self.logprobs or self.top_logprobs:
-            raise unsupported("logprobs")
+        if self.top_logprobs and not self.logprobs:
+            raise OpenAIRequestError(
+                "Invalid value for 'top_logprobs': it requires 'logprobs' to be true.",
+                "top_logprobs",
+            )
 
     def chat_messages(self) -> list[ChatMessage]:
         messages = []
@@ -278,33 +307,46 @@ class ChatCompletionBody(GenerationBody):
             )
         return messages
 
-    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
-        """The engine request; `reasoning`: the component's settings."""
+    def generation_request(
+        self, reasoning: ReasoningSettings, default_max_tokens: int | None = None
+    ) -> GenerationRequest:
+        """The engine request; `reasoning` and `default_max_tokens` (None:
+        the rest of the context): the component's settings."""
         self.check_supported()
-        max_tokens = self.max_completion_tokens
         settings = self.reasoning(reasoning)
         tools = self.tool_use()
         return GenerationRequest(
             messages=self.chat_messages(),
             sampling=self.sampling(),
             stop=self.stop,
-            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            max_tokens=first_set(self.max_completion_tokens, self.max_tokens, default_max_tokens),
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
             tools=tools.listed or None,
             grammar=tools.grammar(),
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
 
 class CompletionBody(GenerationBody):
+    # The prompt's own logprobs (what `echo` with `logprobs` asks for) are not computed.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["echo"], "properties": {"echo": {"const": True}}},
+            "then": {"properties": {"logprobs": {"type": "null"}}},
+        }
+    )
+
     # An empty prompt has no token to start from: refused by the engine.
     prompt: Any = documented(
         {"anyOf": [PROMPT, {"type": "array", "items": PROMPT, "minItems": 1, "maxItems": 1}]},
         default=...,
     )
     echo: bool = False
-    logprobs: JsonInt | None = only(0, None)
-    best_of: JsonInt | None = only(1, None)
+    # The answer's tokens' logprobs, with this many alternatives (OpenAI's
+    # limit is 5; ours is the chat API's 20).
+    logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    best_of: JsonInt | None = only(1, None, ge=1)
     suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 
     @field_validator("prompt")
@@ -320,22 +362,26 @@ class CompletionBody(GenerationBody):
 
     def check_supported(self) -> None:
         super().check_supported()
-        if self.logprobs:
-            raise unsupported("logprobs")
+        if self.logprobs is not None and self.echo:
+            raise unsupported("logprobs", "with 'echo' (the prompt's log-probabilities)")
         if self.best_of not in (None, 1):
             raise unsupported("best_of", f"more than one candidate ({self.best_of})")
         if self.suffix:
             raise unsupported("suffix")
 
-    def generation_request(self, reasoning: ReasoningSettings) -> GenerationRequest:
-        """The engine request; `reasoning`: the component's settings."""
+    def generation_request(
+        self, reasoning: ReasoningSettings, default_max_tokens: int | None = None
+    ) -> GenerationRequest:
+        """The engine request; `reasoning` and `default_max_tokens` (None:
+        OpenAI's 16): the component's settings."""
         self.check_supported()
         return GenerationRequest(
             prompt=self.prompt,
             sampling=self.sampling(),
             stop=self.stop,
-            max_tokens=COMPLETIONS_DEFAULT_MAX_TOKENS
-            if self.max_tokens is None
-            else self.max_tokens,
+            max_tokens=first_set(
+                self.max_tokens, default_max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS
+            ),
             reasoning_budget=self.reasoning(reasoning).budget,
+            logprobs=self.logprobs,
         )

@@ -19,7 +19,6 @@ from runtime.config.schema import ComposeConfig
 from runtime.engine.types import GenerationResult
 from runtime.errors import PromptTooLongError
 from runtime.server import streaming
-from runtime.server.api_models import ErrorResponse
 from runtime.server.deps import ServiceDep, ready
 from runtime.server.openai_errors import (
     OpenAIRequestError,
@@ -47,7 +46,7 @@ from runtime.server.openai_stream import (
 )
 from runtime.server.openapi import error_responses, event_stream
 from runtime.service import Service
-from runtime.tasks.common import component_reasoning
+from runtime.tasks.common import component_max_tokens, component_reasoning
 
 # Paths relative to the /v1 app (app.py mounts it); its 404s and 405s are
 # its handlers' (openai_errors.py).
@@ -56,16 +55,15 @@ router = APIRouter()
 
 def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, Any]]:
     """A completion answers JSON, or with `stream: true` its chunks, then an
-    error event if it failed midway, then `[DONE]`. A body over the size
-    limit is refused by the middleware, in the model-compose API's shape."""
+    error event if it failed midway, then `[DONE]`. (A body over the size
+    limit is refused by the middleware, in OpenAI's shape too.)"""
     return {
         200: {
             "model": answer,
             "description": "The completion, or with stream: true its chunks.",
             "content": {"text/event-stream": event_stream(chunk | OpenAIError, final=DONE)},
         },
-        **error_responses(OpenAIError, 400, 404, 500, 503),
-        **error_responses(ErrorResponse, 413),
+        **error_responses(OpenAIError, 400, 404, 413, 500, 503),
     }
 
 
@@ -144,13 +142,39 @@ async def generate(
     chunks: Callable[[Any], ChunkFormat],
     reply: Callable[[Any, GenerationResult], dict[str, Any]],
 ) -> Response:
-    """Both endpoints: start the generation and wait for its first event (for
-    a non-streaming request, its result), so that a prompt that does not fit,
-    or any other failure before the first token, is still a plain JSON error;
-    then stream chunks or answer with the reply."""
+    """Both completion endpoints: their chunks, or their reply."""
+    return await respond_with_generation(
+        request,
+        service,
+        body,
+        prompt_param,
+        stream=lambda generation, first: chunk_events(generation, first, chunks(body)),
+        reply=lambda result: reply(body, result),
+    )
+
+
+# How an endpoint streams a generation, from its first event on.
+StreamFrom = Callable[[BackgroundGeneration, Event], AsyncIterator[Any]]
+
+
+async def respond_with_generation(
+    request: Request,
+    service: Service,
+    body: Any,
+    prompt_param: str,
+    stream: StreamFrom,
+    reply: Callable[[GenerationResult], dict[str, Any]],
+) -> Response:
+    """Every generating endpoint: start the generation `body` asks for (its
+    `model`, `stream` and `generation_request`) and wait for its first event
+    (for a non-streaming request, its result), so that a prompt that does
+    not fit, or any other failure before the first token, is still a plain
+    JSON error; then stream, or answer with the reply."""
     component_id = component_for(service.config, body.model)
     component = service.config.component(component_id)
-    generation_request = body.generation_request(component_reasoning(component))
+    generation_request = body.generation_request(
+        component_reasoning(component), component_max_tokens(component)
+    )
     ready(service)
     generation = BackgroundGeneration(
         service.components, component_id, generation_request, streaming=body.stream
@@ -162,8 +186,8 @@ async def generate(
         if isinstance(first, Exception):
             raise first
         if body.stream:
-            return chunk_events(generation, first, chunks(body))
-        return JSONResponse(reply(body, finished(first)))
+            return stream(generation, first)
+        return JSONResponse(reply(finished(first)))
 
     return await streaming.respond(generation, request, answer)
 

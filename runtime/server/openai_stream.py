@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import FinishReason, GenerationRequest, GenerationResult, Usage
 from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.server.errors import ServiceUnavailable
@@ -32,6 +33,7 @@ class TextEvent:
 
     text: str
     reasoning: bool = False
+    logprobs: tuple[TokenLogprob, ...] = ()  # its tokens', when the request asked
 
 
 # What the queue carries: text deltas, then the result or the error that ends them.
@@ -56,8 +58,10 @@ class BackgroundGeneration(EventQueue):
         self.end_with(self._produce(components, component_id, request), name=f"v1:{component_id}")
 
     @staticmethod
-    def delta(job_id: str, text: str, reasoning: bool) -> TextEvent:
-        return TextEvent(text, reasoning)
+    def delta(
+        job_id: str, text: str, reasoning: bool, logprobs: tuple[TokenLogprob, ...] = ()
+    ) -> TextEvent:
+        return TextEvent(text, reasoning, logprobs)
 
     async def _produce(
         self, components: ModelComponents, component_id: str, request: GenerationRequest

@@ -82,10 +82,12 @@ def event_stream(event: Any, *, final: str | None = None) -> dict[str, Any]:
 class Served:
     """What this server serves, for the document to name: its workflow ids
     (and `__default__`), the model names /v1 accepts, whether a key is
-    required, and the paths open without it."""
+    required, the paths open without it, and the OpenAI API's prefix (its
+    errors have OpenAI's shape)."""
 
     workflows: list[str]
     models: list[str]
+    openai_prefix: str
     api_key: bool = False
     open_paths: tuple[str, ...] = ()
 
@@ -113,7 +115,7 @@ def document(app: FastAPI, served: Served, mounted: Sequence[BaseRoute]) -> dict
     name_the_choices(doc, served)
     link_runs_to_their_tasks(doc)
     if served.api_key:
-        require_key(doc, served.open_paths)
+        require_key(doc, served.open_paths, served.openai_prefix)
     app.openapi_schema = doc
     return doc
 
@@ -148,7 +150,7 @@ def name_the_choices(doc: dict[str, Any], served: Served) -> None:
     if "RunRequest" in schemas:
         workflow_id = schemas["RunRequest"]["properties"]["workflow_id"]
         workflow_id["anyOf"] = [{"enum": served.workflows}, {"type": "null"}]
-    for body in ("ChatCompletionBody", "CompletionBody"):
+    for body in ("ChatCompletionBody", "CompletionBody", "ResponsesBody"):
         if body in schemas:
             schemas[body]["properties"]["model"]["enum"] = served.models
 
@@ -175,16 +177,17 @@ def link_runs_to_their_tasks(doc: dict[str, Any]) -> None:
             ops["post"]["responses"]["200"]["links"] = links
 
 
-def require_key(doc: dict[str, Any], open_paths: tuple[str, ...]) -> None:
+def require_key(doc: dict[str, Any], open_paths: tuple[str, ...], openai_prefix: str) -> None:
     """Every operation but /health takes `Authorization: Bearer <key>` and
-    answers 401 without it (middleware.py)."""
+    answers 401 without it (middleware.py), in OpenAI's shape on its API."""
     doc["components"]["securitySchemes"] = {
         "apiKey": {"type": "http", "scheme": "bearer", "description": "controller.api_key"}
     }
-    error_ref = {"$ref": SCHEMAS + "ErrorResponse"}
     for path, methods in doc.get("paths", {}).items():
         if path.rstrip("/") in open_paths:
             continue
+        openai = path.startswith(openai_prefix + "/")
+        error_ref = {"$ref": SCHEMAS + ("OpenAIError" if openai else "ErrorResponse")}
         for operation in methods.values():
             operation["security"] = [{"apiKey": []}]
             operation["responses"]["401"] = {

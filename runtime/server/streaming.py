@@ -23,6 +23,8 @@ from sse_starlette.sse import AppStatus
 from starlette.background import BackgroundTask
 from starlette.types import Receive
 
+from runtime.engine.logprobs import TokenLogprob
+
 T = TypeVar("T")
 
 CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
@@ -45,15 +47,23 @@ class EventQueue:
         self.task: asyncio.Future[None] | None = None
 
     @staticmethod
-    def delta(job_id: str, text: str, reasoning: bool) -> Any:
+    def delta(
+        job_id: str, text: str, reasoning: bool, logprobs: tuple[TokenLogprob, ...] = ()
+    ) -> Any:
+        """A delta's event (a workflow run's: logprobs are only /v1's)."""
         if reasoning:
             return {"job_id": job_id, "text": text, "reasoning": True}
         return {"job_id": job_id, "text": text}
 
     def on_delta(
-        self, job_id: str, text: str, streaming: bool, reasoning: bool = False
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> Awaitable[None]:
-        return self.queue.put(self.delta(job_id, text, reasoning))
+        return self.queue.put(self.delta(job_id, text, reasoning, logprobs))
 
     def on_result(self, job_id: str, result: Any) -> None:
         """Results arrive with the event that ends the queue."""
@@ -145,11 +155,12 @@ async def respond(events: EventQueue, request: Request, answer: Answer) -> Respo
 
 
 async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:
-    """The stream's events as SSE data (`PING`, which the routes' streams pass
-    on when `next_or_ping` gives it, as the comment it is)."""
+    """The stream's events as SSE data; strings as they are, and events a
+    route made itself (named ones; `PING`, which the routes' streams pass on
+    when `next_or_ping` gives it, as the comment it is) as they are."""
     try:
         async for event in stream:
-            if event is PING or isinstance(event, str):
+            if isinstance(event, str | ServerSentEvent):
                 yield event
             else:
                 yield json.dumps(event, ensure_ascii=False)

@@ -72,6 +72,16 @@ def component_reasoning(component: ModelComponent) -> ReasoningSettings:
     )
 
 
+def component_max_tokens(component: ModelComponent) -> int | None:
+    """The answer length of the component's /v1 requests that set none: its
+    default action's `max_output_length` when that is a plain number (a
+    binding such as `${input.max_tokens}` has no value outside a run)."""
+    if not component.actions:
+        return None
+    value = component.actions[0].max_output_length
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def action_reasoning(
     component: ModelComponent, action: Any, scope: dict[str, Any]
 ) -> ReasoningSettings:
@@ -136,7 +146,13 @@ async def generate(
             if not delta.reasoning:  # the lead goes with the answer, not the reasoning
                 await context.delta(job_id, lead, streaming)
                 lead = ""
-            await context.delta(job_id, delta.text, streaming, reasoning=delta.reasoning)
+            await context.delta(
+                job_id,
+                delta.text,
+                streaming,
+                reasoning=delta.reasoning,
+                logprobs=delta.logprobs,
+            )
         result = await generation.result()
     except BaseException:
         # The engine does not notice an abandoned generation by itself: a run

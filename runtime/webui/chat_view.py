@@ -9,6 +9,7 @@ from typing import Any
 
 from nicegui import ui
 
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import FinishReason, GenerationResult
 from runtime.errors import ModelComposeError
 from runtime.service import Service
@@ -29,7 +30,14 @@ class _ReplyListener:
         self.turn = turn
         self.answer = answer
 
-    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
+    def on_delta(
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
+    ) -> None:
         self.turn.add(text, reasoning)
         _show_reply(self.turn, self.answer)
 

@@ -9,6 +9,7 @@ import logging
 from nicegui import ui
 
 from runtime.config.schema import WorkflowConfig
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import GenerationResult
 from runtime.errors import InputError, ModelComposeError
 from runtime.service import Service
@@ -53,7 +54,14 @@ class _StreamListener:
         self.answers: dict[str, str] = {}
         self.reasonings: dict[str, str] = {}
 
-    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
+    def on_delta(
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
+    ) -> None:
         # Always live, whatever the action's `streaming`: a page has nothing
         # better to show meanwhile.
         self.answers.setdefault(job_id, "")

@@ -8,18 +8,26 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import CancelToken, ChatMessage, GenerationResult
 
 
 class RunListener(Protocol):
     def on_delta(
-        self, job_id: str, text: str, streaming: bool, reasoning: bool = False
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> Awaitable[None] | None:
         """A piece of generated text: of the answer, or with `reasoning` of a
         reasoning block. `streaming` is the action's own setting:
         listeners that honour it (the CLI) show text live only when it is set.
-        A listener may return an awaitable: the run waits for it, which is how
-        a slow HTTP client slows the run down instead of filling a buffer."""
+        `logprobs`: its tokens' entries, when the request asked for them
+        (only /v1 requests do). A listener may return an awaitable: the run
+        waits for it, which is how a slow HTTP client slows the run down
+        instead of filling a buffer."""
 
     def on_result(self, job_id: str, result: GenerationResult) -> None:
         """A generation finished (one per generation, repeats included)."""
@@ -35,10 +43,16 @@ class RunContext:
     messages: list[ChatMessage] | None = None
 
     async def delta(
-        self, job_id: str, text: str, streaming: bool, *, reasoning: bool = False
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        *,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
     ) -> None:
         if self.listener is not None and text:
-            waiting = self.listener.on_delta(job_id, text, streaming, reasoning)
+            waiting = self.listener.on_delta(job_id, text, streaming, reasoning, logprobs)
             if inspect.isawaitable(waiting):
                 await waiting
 

@@ -44,9 +44,16 @@ def test_invalid_bytes_become_a_replacement_character() -> None:
     assert "".join(decode_all([0, 10, 3])) == "caf\ufffd "
 
 
-def test_an_incomplete_character_at_the_end_is_flushed_as_a_replacement() -> None:
+def test_an_incomplete_character_at_the_end_is_dropped_not_replaced() -> None:
     pieces = decode_all([0, 5])
-    assert pieces == ["caf", "", "\ufffd"]
+    assert pieces == ["caf", "", ""]
+
+
+def test_after_a_flush_nothing_is_held_back() -> None:
+    detokenizer = Detokenizer(VOCAB.__getitem__)
+    detokenizer.feed(7)
+    detokenizer.flush()
+    assert detokenizer.pending_bytes == b""
 
 
 def test_tokens_without_text_give_empty_pieces() -> None:

@@ -126,6 +126,20 @@ async def test_multibyte_characters_arrive_whole(engine: BatchedEngine) -> None:
     )
 
 
+async def test_a_budget_that_ends_inside_a_character_drops_its_partial_bytes(
+    engine: BatchedEngine,
+) -> None:
+    # Each 🎉 takes several tokens: 20 of them end in the middle of the seventh.
+    messages = [ChatMessage("user", "Reply with three emoji 🎉")]
+    request = GenerationRequest(messages=messages, sampling=GREEDY, max_tokens=20)
+    deltas, result = await run(engine, request)
+    assert result.finish_reason is FinishReason.LENGTH
+    assert result.usage.completion_tokens == 20
+    assert result.text.startswith("🎉🎉") and result.text.endswith("🎉")
+    assert "\ufffd" not in result.text
+    assert "".join(d.text for d in deltas) == result.text
+
+
 def test_the_chat_template_is_applied_with_one_bos(engine: BatchedEngine) -> None:
     messages = [SYSTEM, ChatMessage("user", "Hello")]
     text = engine.chat_template.render(messages)

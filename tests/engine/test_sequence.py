@@ -113,11 +113,13 @@ def test_cancel_releases_held_text_and_finishes_cancelled(
     assert ended.detail == "the client left"
 
 
-def test_a_partial_character_at_the_budget_end_becomes_a_replacement(
+def test_a_partial_character_at_the_budget_end_is_dropped(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     seq = make_seq(loop, budget=2)
-    assert feed(seq, [0, 4]) == ["Hello", "\ufffd"]
+    assert feed(seq, [0, 4]) == ["Hello"]
+    assert result(seq).text == "Hello"
+    assert result(seq).usage.completion_tokens == 2
 
 
 def test_deltas_count_completion_tokens_so_far(loop: asyncio.AbstractEventLoop) -> None:

@@ -24,7 +24,7 @@ COMPOSE_FILE = Path(__file__).parents[1] / "data" / "schema_fuzz" / "model-compo
 # uncapped `max_tokens` would fill the context on every request.
 MAX_TOKENS = 4
 
-TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 def clamp_tokens(body: Any) -> None:

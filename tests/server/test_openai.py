@@ -159,3 +159,12 @@ def test_more_than_one_choice_is_refused(client: OpenAI) -> None:
         client.chat.completions.create(model=MODEL, messages=QUESTION, n=2)
     assert caught.value.param == "n"
     assert "n=2" in caught.value.message and "not supported" in caught.value.message
+
+
+def test_no_choice_at_all_is_a_bad_value_not_a_missing_feature(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=QUESTION, n=0)
+    assert caught.value.param == "n" and caught.value.code is None
+    assert caught.value.message.endswith(
+        "Invalid value for 'n': input should be greater than or equal to 1."
+    )

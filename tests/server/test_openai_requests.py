@@ -116,15 +116,16 @@ def test_temperature_zero_is_greedy_and_absent_params_keep_the_engine_defaults(
     assert greedy.sampling.greedy
     plain = sent(fake, "/v1/chat/completions", {"model": "__component__", "messages": USER})
     assert plain.sampling == SamplingParams()
-    assert plain.max_tokens is None and plain.stop == ()
+    assert plain.stop == ()
+    assert plain.max_tokens == 512  # the quickstart component's max_output_length
 
 
-def test_a_text_completion_takes_one_prompt_and_defaults_to_16_tokens(fake: Any) -> None:
+def test_a_text_completion_takes_one_prompt(fake: Any) -> None:
     request = sent(
         fake, "/v1/completions", {"model": "__component__", "prompt": ["Once"], "stop": ["a", "b"]}
     )
     assert request.prompt == "Once" and request.messages is None
-    assert request.max_tokens == 16 and request.stop == ("a", "b")
+    assert request.stop == ("a", "b")
 
 
 def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
@@ -149,7 +150,9 @@ def test_the_response_echoes_the_model_name_as_requested(fake: Any) -> None:
 CHAT_REFUSALS = [
     ({"n": 2}, "n", "unsupported_value"),
     ({"functions": [{"name": "f"}]}, "functions", "unsupported_parameter"),
-    ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+    ({"n": 0}, "n", None),
+    ({"top_logprobs": 2}, "top_logprobs", None),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", None),
     ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_value"),
     ({"frequency_penalty": 0.5}, "frequency_penalty", "unsupported_value"),
     ({"presence_penalty": -1}, "presence_penalty", "unsupported_value"),
@@ -194,8 +197,10 @@ def test_a_chat_request_the_server_cannot_honour_is_a_400_naming_the_field(
         ({"prompt": ["one", "two"]}, "prompt"),
         ({"prompt": [1, 2, 3]}, "prompt"),
         ({"best_of": 3}, "best_of"),
+        ({"best_of": 0}, "best_of"),
         ({"suffix": "end"}, "suffix"),
-        ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 2, "echo": True}, "logprobs"),
+        ({"logprobs": 21}, "logprobs"),
     ],
 )
 def test_a_text_completion_the_server_cannot_honour_is_a_400(

@@ -103,6 +103,35 @@ def test_an_error_after_the_stream_started_is_an_error_event_then_done(
     }
 
 
+def test_a_responses_stream_that_fails_midway_ends_with_error_then_response_failed(
+    client_for: Callable[..., TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = client_for("quickstart")
+    components = client.app.state.service.components  # type: ignore[attr-defined]
+    monkeypatch.setattr(components, "generate", Chatty(2, fail=True).generate)
+    response = client.post(
+        "/v1/responses", json={"model": "__component__", "input": "Hi", "stream": True}
+    )
+    assert response.status_code == 200
+    events = [json.loads(event) for event in data_events(response.text.splitlines())]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "error",
+        "response.failed",
+    ]
+    error, failed = events[-2:]
+    assert error["message"] == "the model fell over" and error["code"] == "runtime_error"
+    assert failed["response"]["status"] == "failed"
+    assert failed["response"]["error"] == {"code": "server_error", "message": "the model fell over"}
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
 @pytest.fixture
 def held(monkeypatch: pytest.MonkeyPatch) -> list[BackgroundGeneration]:
     """Every generation the routes start, held, so that only the server's own

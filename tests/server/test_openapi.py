@@ -132,7 +132,9 @@ def test_with_an_api_key_every_operation_but_health_documents_the_bearer_key(
             assert "security" not in operation and "401" not in operation["responses"]
         else:
             assert operation["security"] == [{"apiKey": []}], f"{method} {path}"
-            assert "401" in operation["responses"], f"{method} {path}"
+            refused = operation["responses"]["401"]["content"]["application/json"]["schema"]
+            shape = "OpenAIError" if path.startswith("/v1/") else "ErrorResponse"
+            assert refused == {"$ref": f"#/components/schemas/{shape}"}, f"{method} {path}"
     assert "secret" not in str(document)
 
 

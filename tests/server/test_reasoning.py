@@ -146,3 +146,18 @@ def test_the_workflow_stream_marks_reasoning_and_the_output_binds_it(server: Liv
     assert reasoning == done["output"]["thinking"]
     assert answer == done["output"]["answer"]
     assert done["usage"]["reasoning_tokens"] > 5
+
+
+def test_logprobs_cover_the_answer_not_the_reasoning(client: OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="thinker",
+        messages=PREFILLED,  # type: ignore[arg-type]
+        temperature=0,
+        max_tokens=30,
+        logprobs=True,
+    )
+    choice = reply.choices[0]
+    tokens = choice.logprobs.content  # type: ignore[union-attr]
+    assert choice.message.reasoning_content  # type: ignore[attr-defined]
+    # The answer's leading space goes with the block's end.
+    assert "".join(t.token for t in tokens).lstrip() == choice.message.content

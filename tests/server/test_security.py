@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import re
 import signal
@@ -40,6 +41,15 @@ UNAUTHORIZED = {
         "message": "a valid API key is required: send 'Authorization: Bearer <key>'",
     }
 }
+# The same refusal on the OpenAI API, in OpenAI's shape, which its clients raise.
+OPENAI_UNAUTHORIZED = {
+    "error": {
+        "message": "A valid API key is required: send 'Authorization: Bearer <key>'.",
+        "type": "authentication_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
+}
 GUARDED = [
     ("GET", "/api/workflows"),
     ("GET", "/api/workflows/write/schema"),
@@ -51,6 +61,8 @@ GUARDED = [
     ("POST", "/api/tasks/some-task/cancel"),
     ("GET", "/api/models"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/nothing"),
     ("GET", "/api/nothing"),
 ]
 
@@ -65,7 +77,8 @@ def test_every_route_but_health_needs_the_api_key(guarded: TestClient) -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "secret"}):
             response = guarded.request(method, path, json=run_body(), headers=headers)
             assert response.status_code == 401, (method, path, headers)
-            assert response.json() == UNAUTHORIZED
+            openai = path.startswith("/v1/")
+            assert response.json() == (OPENAI_UNAUTHORIZED if openai else UNAUTHORIZED)
             assert response.headers["www-authenticate"] == "Bearer"
     for path in ("/health", "/api/health"):
         assert guarded.get(path).json() == {"status": "ok"}
@@ -307,6 +320,13 @@ def test_a_real_server_refuses_a_body_over_the_limit_with_or_without_a_length(
     # A declared length over the limit: refused before any of the body is sent.
     status, body = raw_post(live.url, path, "Content-Length: 50000000", [])
     assert status == 413 and b"50000000 bytes; the limit is 1000 bytes" in body
+    error = json.loads(body)["error"]
+    if path.startswith("/v1/"):  # OpenAI's shape on its API
+        assert error["type"] == "invalid_request_error"
+        assert error["code"] == "request_too_large" and error["param"] is None
+        assert error["message"].startswith("The request body is 50000000 bytes")
+    else:
+        assert error["type"] == "request_too_large"
     # Chunked, no length: refused once more than the limit has arrived.
     chunk = b'{"input": {"prompt": "' + b"x" * 600
     framed = [f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"] * 100 + [b"0\r\n\r\n"]

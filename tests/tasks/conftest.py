@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from runtime.config import ComposeConfig
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import Engine, GenerationRequest, GenerationResult, ModelSpec
 from runtime.workflow import RunContext, WorkflowRunner
 
@@ -53,7 +54,14 @@ class Recorder:
     reasoning_deltas: list[tuple[str, str]] = field(default_factory=list)
     results: list[tuple[str, GenerationResult]] = field(default_factory=list)
 
-    def on_delta(self, job_id: str, text: str, streaming: bool, reasoning: bool = False) -> None:
+    def on_delta(
+        self,
+        job_id: str,
+        text: str,
+        streaming: bool,
+        reasoning: bool = False,
+        logprobs: tuple[TokenLogprob, ...] = (),
+    ) -> None:
         if reasoning:
             self.reasoning_deltas.append((job_id, text))
         else:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from runtime.engine.logprobs import TokenLogprob
 from runtime.engine.types import Delta, FinishReason, GenerationRequest, GenerationResult
 from runtime.webui import run_panel
 from tests.webui.composes import BATCH, CHAT, THINKING
@@ -33,8 +34,9 @@ async def test_a_run_streams_the_answer_then_shows_its_stats(
             text: str,
             streaming: bool,
             reasoning: bool = False,
+            logprobs: tuple[TokenLogprob, ...] = (),
         ) -> None:
-            on_delta(self, job_id, text, streaming, reasoning)
+            on_delta(self, job_id, text, streaming, reasoning, logprobs)
             shown.append(page.text("output"))  # what the page shows after each piece
 
         monkeypatch.setattr(run_panel._StreamListener, "on_delta", spy)
@@ -66,8 +68,9 @@ async def test_reasoning_streams_into_the_fold_and_the_answer_stays_apart(
             text: str,
             streaming: bool,
             reasoning: bool = False,
+            logprobs: tuple[TokenLogprob, ...] = (),
         ) -> None:
-            on_delta(self, job_id, text, streaming, reasoning)
+            on_delta(self, job_id, text, streaming, reasoning, logprobs)
             titles.append(page.element("reasoning").text)
 
         monkeypatch.setattr(run_panel._StreamListener, "on_delta", spy)

@@ -19,6 +19,7 @@ import ctypes
 import multiprocessing
 
 import llama_cpp
+import numpy as np
 
 from convert.metadata import GGUFInfo
 from runtime.engine.llama.abort import AbortFlag
@@ -27,6 +28,7 @@ from runtime.engine.llama.log import reporting_load_errors
 from runtime.engine.llama.sampler import Sampler
 from runtime.engine.llama.threadpool import ThreadPools
 from runtime.engine.llama.vocab import Vocabulary
+from runtime.engine.logprobs import TokenLogprob, token_logprob
 from runtime.engine.sampling_defaults import fill_unset
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
@@ -176,6 +178,16 @@ class Backend(Vocabulary):
     def sample(self, sampler: Sampler, row: int) -> int:
         """Sample from the logits of `row` of the batch just decoded."""
         return sampler.sample(self._ctx, row)
+
+    def logprob(self, row: int, token: int, top: int) -> TokenLogprob:
+        """`token`'s log-probability under the logits of `row` of the batch
+        just decoded, with the `top` most likely tokens (engine.logprobs).
+        The sampler chain works on a copy: these are the model's logits."""
+        logits = llama_cpp.llama_get_logits_ith(self._ctx, row)
+        if not logits:
+            raise RuntimeFailure(f"llama.cpp has no logits for row {row} of the batch")
+        row_logits = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        return token_logprob(row_logits, token, top, self.token_bytes)
 
     # -- KV cache by slot (`placement.KVCache`) -----------------------------------------
 
