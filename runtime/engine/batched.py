@@ -19,8 +19,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from runtime.engine.budget import token_budget
+from runtime.engine.gbnf import dead_end
 from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.llama.chat_template import ChatTemplate, prompt_text
+from runtime.engine.llama.grammar import DeadEnd
+from runtime.engine.llama.sampler import Sampler
 from runtime.engine.placement import KVPlacement
 from runtime.engine.reasoning import FORCED_CLOSE, ends_inside_block
 from runtime.engine.scheduler import Batch, Scheduler
@@ -139,7 +142,7 @@ class BatchedEngine:
                 )
                 sampler = None
                 if budget.max_new_tokens > 0:
-                    sampler = self.model.new_sampler(request.sampling)
+                    sampler = self.model.new_sampler(request.sampling, request.grammar)
                     sampler.prime(tokens)
                 seq.prepare(
                     tokens,
@@ -148,7 +151,7 @@ class BatchedEngine:
                     context_length=context_length,
                     sampler=sampler,
                     thinking=thinking,
-                    close_tokens=self._close_tokens if request.reasoning_budget is not None else [],
+                    close_tokens=self._close_tokens if _may_close(request) else [],
                 )
         except Exception as error:
             if not isinstance(error, ModelComposeError):
@@ -189,8 +192,11 @@ class BatchedEngine:
 
     def _sample(self, seq: Sequence, row: int) -> None:
         try:
-            token = self.model.sample(seq.sampler, row)  # type: ignore[arg-type]
+            sampler: Sampler = seq.sampler  # type: ignore[assignment]
+            token = self.model.sample(sampler, row, constrained=seq.is_constrained)
             seq.append(token, is_eog=self.model.is_eog(token))
+        except DeadEnd:
+            seq.fail(dead_end(seq.text))
         except Exception as error:
             logger.exception("sampling failed on %s", self.info.name)
             self._fail([seq], error)
@@ -223,6 +229,12 @@ def validate_request(request: GenerationRequest) -> None:
         raise ValueError(f"max_length must be ≥ 0, got {request.max_length}")
     if request.reasoning_budget is not None and request.reasoning_budget < 0:
         raise ValueError(f"reasoning_budget must be ≥ 0, got {request.reasoning_budget}")
+
+
+def _may_close(request: GenerationRequest) -> bool:
+    """Whether the engine may end a reasoning block itself: past a budget, or
+    to get to the answer a grammar asks for."""
+    return request.reasoning_budget is not None or request.grammar is not None
 
 
 def _as_failure(error: Exception) -> Exception:
