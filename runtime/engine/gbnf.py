@@ -24,6 +24,8 @@ _HEX = set("0123456789abcdefABCDEF")
 class GrammarError(InputError):
     """A grammar (GBNF, or one made from a JSON schema) that cannot be used."""
 
+    error_type = "invalid_grammar"
+
     def __init__(self, message: str, name: str = "grammar") -> None:
         super().__init__(message, name)
 

@@ -82,6 +82,8 @@ ENFORCED_FORMATS = ("date", "time", "date-time", "uuid")
 class SchemaError(GrammarError):
     """A JSON schema that is invalid, or that the grammar could not enforce."""
 
+    error_type = "invalid_json_schema"
+
     def __init__(self, message: str, name: str = "json_schema") -> None:
         super().__init__(message, name)
 
@@ -107,6 +109,13 @@ def schema_grammar(schema: Any) -> str:
             "(a 'pattern' may use regex syntax the converter does not translate, such as \\d)"
         )
     return grammar
+
+
+def any_object_grammar() -> str:
+    """The grammar of any JSON object (llama.cpp's json.gbnf)."""
+    from runtime.engine.llama.grammar import JSON_OBJECT_GBNF
+
+    return JSON_OBJECT_GBNF
 
 
 def check_schema(schema: Any) -> None:

@@ -8,6 +8,8 @@ coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
 known features this server does not implement (tools, logprobs, n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
+Structured output (`response_format`, `grammar`, `json_schema`) is
+openai_structured.py's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
+from runtime.server.openai_structured import (
+    GRAMMAR_DOC,
+    JSON_SCHEMA_DOC,
+    RESPONSE_FORMAT,
+    answer_grammar,
+)
 from runtime.tasks.common import ReasoningSettings
 
 # OpenAI's own default for the legacy completions endpoint.
@@ -144,6 +152,15 @@ class GenerationBody(BaseModel):
     # llama-server's: the most tokens a reasoning block may take before the
     # server closes it (-1: no limit). Default: the component's.
     reasoning_budget: JsonInt | None = Field(None, ge=-1)
+    # Structured output (openai_structured.py): OpenAI's, then llama-server's own.
+    response_format: dict[str, Any] | None = documented(RESPONSE_FORMAT)
+    grammar: str | None = Field(None, description=GRAMMAR_DOC)
+    json_schema: dict[str, Any] | None = Field(None, description=JSON_SCHEMA_DOC)
+    # llama-server's Mirostat: 0 off, 1 or 2 its version (it replaces top-k,
+    # top-p and min-p), with its target surprise and learning rate.
+    mirostat: JsonInt | None = Field(None, ge=0, le=2)
+    mirostat_tau: float | None = Field(None, ge=0)
+    mirostat_eta: float | None = Field(None, ge=0)
 
     @field_validator("stop")
     @classmethod
@@ -170,12 +187,14 @@ class GenerationBody(BaseModel):
             raise unsupported("logit_bias")
 
     def sampling(self) -> SamplingParams:
-        given = {
-            name: getattr(self, name)
-            for name in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
-            if getattr(self, name) is not None
-        }
+        names = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+        names += ("mirostat", "mirostat_tau", "mirostat_eta")
+        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         return dataclasses.replace(SamplingParams(), **given, greedy=self.temperature == 0)
+
+    def grammar_text(self) -> str | None:
+        """The grammar the answer must follow (openai_structured.py); None: free text."""
+        return answer_grammar(self.response_format, self.grammar, self.json_schema)
 
     def reasoning(self, defaults: ReasoningSettings) -> ReasoningSettings:
         """The component's reasoning settings with this request's on top."""
@@ -187,14 +206,6 @@ class GenerationBody(BaseModel):
 class ChatCompletionBody(GenerationBody):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
-    response_format: dict[str, Any] | None = documented(
-        {
-            "anyOf": [
-                {"type": "object", "properties": {"type": {"const": "text"}}, "required": ["type"]},
-                {"type": "null"},
-            ]
-        }
-    )
     logprobs: bool | None = only(False, None)
     top_logprobs: JsonInt | None = only(0, None)
     tools: list[Any] | None = Field(None, json_schema_extra={"maxItems": 0})
@@ -226,9 +237,6 @@ class ChatCompletionBody(GenerationBody):
         for name in ("tool_choice", "function_call"):
             if getattr(self, name) not in (None, "none", "auto"):
                 raise unsupported(name)
-        if self.response_format is not None and self.response_format.get("type") != "text":
-            kind = self.response_format.get("type")
-            raise unsupported("response_format", f"the type {kind!r}")
         if self.logprobs or self.top_logprobs:
             raise unsupported("logprobs")
 
@@ -260,6 +268,7 @@ class ChatCompletionBody(GenerationBody):
             max_tokens=self.max_tokens if max_tokens is None else max_tokens,
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
+            grammar=self.grammar_text(),
         )
 
 
@@ -305,4 +314,5 @@ class CompletionBody(GenerationBody):
             if self.max_tokens is None
             else self.max_tokens,
             reasoning_budget=self.reasoning(reasoning).budget,
+            grammar=self.grammar_text(),
         )
