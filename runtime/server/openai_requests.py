@@ -158,7 +158,7 @@ class GenerationBody(BaseModel):
     json_schema: dict[str, Any] | None = Field(None, description=JSON_SCHEMA_DOC)
     # llama-server's Mirostat: 0 off, 1 or 2 its version (it replaces top-k,
     # top-p and min-p), with its target surprise and learning rate.
-    mirostat: JsonInt | None = Field(None, ge=0, le=2)
+    mirostat: Annotated[int, Field(ge=0, le=2), BeforeValidator(_integral)] | None = None
     mirostat_tau: float | None = Field(None, ge=0)
     mirostat_eta: float | None = Field(None, ge=0)
 

@@ -28,7 +28,10 @@ RESPONSE_FORMAT = {
         {
             "type": "object",
             "description": "any JSON object; `schema` (llama-server's): JSON valid against it",
-            "properties": {"type": {"const": "json_object"}, "schema": OBJECT},
+            "properties": {
+                "type": {"const": "json_object"},
+                "schema": {"anyOf": [OBJECT, {"type": "null"}]},
+            },
             "required": ["type"],
         },
         {

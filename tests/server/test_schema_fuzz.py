@@ -136,12 +136,16 @@ def test_the_server_serves_the_document_being_fuzzed(fuzzed_server: FuzzedServer
 
 
 # Refusals of well-formed requests for reasons the document cannot express: a
-# prompt longer than the model's context (counted in tokens), and on workflow
+# prompt longer than the model's context (counted in tokens), on workflow
 # runs the input the workflow needs (published per workflow by
-# GET /workflows/{workflow_id}/schema, not in the document). Only these 400s
-# do not count against `positive_data_acceptance`; every other check runs.
+# GET /workflows/{workflow_id}/schema, not in the document), and on /v1 a
+# GBNF grammar that does not parse or a JSON schema the grammar cannot
+# enforce (any string is a grammar to the document, any object a schema).
+# Only these 400s do not count against `positive_data_acceptance`; every
+# other check runs.
 CONTEXT_TOO_SMALL = "context_length_exceeded"
 WORKFLOW_INPUT = "invalid_input"
+UNUSABLE_STRUCTURE = {"invalid_grammar", "invalid_json_schema"}
 
 
 def excluded_checks(
@@ -155,7 +159,9 @@ def excluded_checks(
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     runs_workflow = case.operation.path.endswith("/runs")
-    if CONTEXT_TOO_SMALL in reasons or (runs_workflow and WORKFLOW_INPUT in reasons):
+    if CONTEXT_TOO_SMALL in reasons or reasons & UNUSABLE_STRUCTURE:
+        return [positive_data_acceptance]
+    if runs_workflow and WORKFLOW_INPUT in reasons:
         return [positive_data_acceptance]
     return []
 
