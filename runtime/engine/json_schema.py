@@ -79,13 +79,18 @@ UNENFORCED = frozenset(
 ENFORCED_FORMATS = ("date", "time", "date-time", "uuid")
 
 
+Path = tuple[str | int, ...]
+
+
 class SchemaError(GrammarError):
-    """A JSON schema that is invalid, or that the grammar could not enforce."""
+    """A JSON schema that is invalid, or that the grammar could not enforce;
+    `path`: the keys that lead to the problem inside the schema."""
 
     error_type = "invalid_json_schema"
 
-    def __init__(self, message: str, name: str = "json_schema") -> None:
+    def __init__(self, message: str, name: str = "json_schema", path: Path = ()) -> None:
         super().__init__(message, name)
+        self.path = path
 
 
 def schema_grammar(schema: Any) -> str:
@@ -123,11 +128,21 @@ def check_schema(schema: Any) -> None:
     grammar would not enforce."""
     if not isinstance(schema, dict):
         raise SchemaError(f"a JSON schema must be an object, got {_kind(schema)}")
-    _check(schema, "")
+    _check(schema, ())
 
 
-def _fail(path: str, message: str) -> SchemaError:
-    return SchemaError(f"JSON schema{f' at {path}' if path else ''}: {message}")
+def _fail(path: Path, message: str, key: str | None = None) -> SchemaError:
+    """The error of the schema at `path` (of its keyword `key`, when it is one's)."""
+    where = f" at {dotted(path)}" if path else ""
+    return SchemaError(f"JSON schema{where}: {message}", path=path if key is None else (*path, key))
+
+
+def dotted(path: Path) -> str:
+    """`("properties", "tags", "items", 0)` → `properties.tags.items[0]`."""
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else key
+    return text
 
 
 def _kind(value: Any) -> str:
@@ -136,20 +151,16 @@ def _kind(value: Any) -> str:
     )
 
 
-def _at(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _check(schema: Any, path: str) -> None:
+def _check(schema: Any, path: Path) -> None:
     if isinstance(schema, bool):
         raise _fail(path, "a boolean schema is not supported; use {} for any value")
     if not isinstance(schema, dict):
         raise _fail(path, f"a schema must be an object, got {_kind(schema)}")
     for keyword in schema:
         if keyword in UNENFORCED and not (keyword == "uniqueItems" and schema[keyword] is False):
-            raise _fail(path, f"'{keyword}' is not supported: the grammar cannot enforce it")
+            raise _fail(
+                path, f"'{keyword}' is not supported: the grammar cannot enforce it", keyword
+            )
     _check_combinations(schema, path)
     _check_type(schema, path)
     _check_object(schema, path)
@@ -160,9 +171,9 @@ def _check(schema: Any, path: str) -> None:
     for container in ("$defs", "definitions"):
         defs = schema.get(container, {})
         if not isinstance(defs, dict):
-            raise _fail(_at(path, container), "must be an object of schemas")
+            raise _fail((*path, container), "must be an object of schemas")
         for name, sub in defs.items():
-            _check(sub, _at(_at(path, container), name))
+            _check(sub, (*path, container, name))
 
 
 def _constraints(schema: dict[str, Any], *allowed: str) -> list[str]:
@@ -170,37 +181,43 @@ def _constraints(schema: dict[str, Any], *allowed: str) -> list[str]:
     return [k for k in schema if k not in ANNOTATIONS and k not in allowed]
 
 
-def _check_combinations(schema: dict[str, Any], path: str) -> None:
+def _check_combinations(schema: dict[str, Any], path: Path) -> None:
     ref = schema.get("$ref")
     if ref is not None:
         if not isinstance(ref, str) or not ref.startswith("#"):
             raise _fail(path, f"only local references ('#/...') are supported, got {ref!r}")
         extra = _constraints(schema, "$ref")
         if extra:
-            raise _fail(path, f"'{extra[0]}' next to '$ref' is not supported (it would be ignored)")
+            raise _fail(
+                path,
+                f"'{extra[0]}' next to '$ref' is not supported (it would be ignored)",
+                extra[0],
+            )
     unions = [k for k in ("anyOf", "oneOf") if k in schema]
     if len(unions) > 1:
         raise _fail(path, "'anyOf' and 'oneOf' together are not supported")
     for keyword in unions:
         options = schema[keyword]
         if not isinstance(options, list) or not options:
-            raise _fail(_at(path, keyword), "must be a non-empty list of schemas")
+            raise _fail((*path, keyword), "must be a non-empty list of schemas")
         extra = _constraints(schema, keyword)
         if extra:
             raise _fail(
-                path, f"'{extra[0]}' next to '{keyword}' is not supported (it would be ignored)"
+                path,
+                f"'{extra[0]}' next to '{keyword}' is not supported (it would be ignored)",
+                extra[0],
             )
         for index, option in enumerate(options):
-            _check(option, _at(_at(path, keyword), index))
+            _check(option, (*path, keyword, index))
 
 
-def _check_type(schema: dict[str, Any], path: str) -> None:
+def _check_type(schema: dict[str, Any], path: Path) -> None:
     kind = schema.get("type")
     if kind is None:
         return
     kinds = kind if isinstance(kind, list) else [kind]
     if not kinds or any(not isinstance(k, str) or k not in TYPES for k in kinds):
-        raise _fail(_at(path, "type"), f"{kind!r} is not a type (use {', '.join(TYPES)})")
+        raise _fail((*path, "type"), f"{kind!r} is not a type (use {', '.join(TYPES)})")
     if isinstance(kind, list):
         extra = _constraints(schema, "type", "enum", "const")
         if extra:
@@ -208,55 +225,57 @@ def _check_type(schema: dict[str, Any], path: str) -> None:
                 path,
                 f"'{extra[0]}' next to a list of types is not supported (it would be "
                 "ignored); use anyOf with one schema per type",
+                extra[0],
             )
 
 
-def _check_object(schema: dict[str, Any], path: str) -> None:
+def _check_object(schema: dict[str, Any], path: Path) -> None:
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):
-        raise _fail(_at(path, "properties"), "must be an object of schemas")
+        raise _fail((*path, "properties"), "must be an object of schemas")
     for name, sub in properties.items():
-        _check(sub, _at(_at(path, "properties"), name))
+        _check(sub, (*path, "properties", name))
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-        raise _fail(_at(path, "required"), "must be a list of property names")
+        raise _fail((*path, "required"), "must be a list of property names")
     for name in required:
         if name not in properties:
             raise _fail(
                 path,
                 f"the required property '{name}' is not in 'properties' (the grammar "
                 "writes only the properties it knows)",
+                "required",
             )
     additional = schema.get("additionalProperties")
     if additional is not None and not isinstance(additional, bool):
-        _check(additional, _at(path, "additionalProperties"))
+        _check(additional, (*path, "additionalProperties"))
 
 
-def _check_array(schema: dict[str, Any], path: str) -> None:
+def _check_array(schema: dict[str, Any], path: Path) -> None:
     if "items" in schema and "prefixItems" in schema:
         raise _fail(path, "'items' next to 'prefixItems' is not supported (it would be ignored)")
     items = schema.get("items")
     if isinstance(items, list):
         for index, sub in enumerate(items):
-            _check(sub, _at(_at(path, "items"), index))
+            _check(sub, (*path, "items", index))
     elif items is not None:
-        _check(items, _at(path, "items"))
+        _check(items, (*path, "items"))
     prefix = schema.get("prefixItems")
     if prefix is not None:
         if not isinstance(prefix, list):
-            raise _fail(_at(path, "prefixItems"), "must be a list of schemas")
+            raise _fail((*path, "prefixItems"), "must be a list of schemas")
         for index, sub in enumerate(prefix):
-            _check(sub, _at(_at(path, "prefixItems"), index))
+            _check(sub, (*path, "prefixItems", index))
     _check_bounds(schema, path, "minItems", "maxItems")
 
 
-def _check_string(schema: dict[str, Any], path: str) -> None:
+def _check_string(schema: dict[str, Any], path: Path) -> None:
     pattern = schema.get("pattern")
     if pattern is not None:
         if not isinstance(pattern, str):
-            raise _fail(_at(path, "pattern"), "must be a string")
+            raise _fail((*path, "pattern"), "must be a string")
         if not (pattern.startswith("^") and pattern.endswith("$")):
-            raise _fail(_at(path, "pattern"), "must be anchored: start with ^ and end with $")
+            raise _fail((*path, "pattern"), "must be anchored: start with ^ and end with $")
     lengths = [k for k in ("minLength", "maxLength") if k in schema]
     if lengths and (pattern is not None or schema.get("format") in ENFORCED_FORMATS):
         other = "'pattern'" if pattern is not None else f"the format {schema['format']!r}"
@@ -264,11 +283,11 @@ def _check_string(schema: dict[str, Any], path: str) -> None:
     _check_bounds(schema, path, "minLength", "maxLength")
 
 
-def _check_bounds(schema: dict[str, Any], path: str, low: str, high: str) -> None:
+def _check_bounds(schema: dict[str, Any], path: Path, low: str, high: str) -> None:
     for key in (low, high):
         value = schema.get(key)
         whole = isinstance(value, int) and not isinstance(value, bool)
         if value is not None and not (whole and value >= 0):
-            raise _fail(_at(path, key), f"must be a whole number ≥ 0, got {value!r}")
+            raise _fail((*path, key), f"must be a whole number ≥ 0, got {value!r}")
     if schema.get(low, 0) > schema.get(high, schema.get(low, 0)):
         raise _fail(path, f"'{low}' is larger than '{high}'")
