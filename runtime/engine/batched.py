@@ -141,7 +141,8 @@ class BatchedEngine:
                     len(tokens), context_length, request.max_tokens, request.max_length
                 )
                 sampler = None
-                if budget.max_new_tokens > 0:
+                # A grammar is built (and so checked) even when nothing is to be generated.
+                if budget.max_new_tokens > 0 or request.grammar is not None:
                     sampler = self.model.new_sampler(request.sampling, request.grammar)
                     sampler.prime(tokens)
                 seq.prepare(

@@ -129,6 +129,8 @@ async def test_an_invalid_grammar_is_an_input_error_and_the_engine_keeps_serving
 ) -> None:
     with pytest.raises(GrammarError, match="undefined rule 'value'"):
         await run(batched, ask("Hi", 'root ::= "{" value "}"'))
+    with pytest.raises(GrammarError, match="undefined rule 'value'"):  # even with nothing to write
+        await run(batched, ask("Hi", 'root ::= "{" value "}"', max_tokens=0))
     _, after = await run(batched, ask("Hi", None, max_tokens=4))
     assert after.usage.completion_tokens == 4
 

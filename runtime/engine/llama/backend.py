@@ -121,10 +121,14 @@ class Backend(Vocabulary):
     def new_sampler(self, params: SamplingParams, grammar: str | None = None) -> Sampler:
         """A sampler for `params`, whose unset fields take this model's
         defaults, with a grammar when one is given (`GrammarError` if invalid)."""
+        filled = fill_unset(params, self.info.sampling)
         rules = Grammar(self._live(), grammar) if grammar is not None else None
-        return Sampler(
-            fill_unset(params, self.info.sampling), self.n_vocab, rules, self.encode_piece
-        )
+        try:
+            return Sampler(filled, self.n_vocab, rules, self.encode_piece)
+        except BaseException:
+            if rules is not None:
+                rules.close()
+            raise
 
     # -- one step -------------------------------------------------------------------
 
