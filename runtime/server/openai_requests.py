@@ -24,6 +24,7 @@ from runtime.server.openai_errors import OpenAIRequestError, unsupported
 from runtime.server.openai_structured import (
     GRAMMAR_DOC,
     JSON_SCHEMA_DOC,
+    ONE_WAY_TO_ASK,
     RESPONSE_FORMAT,
     answer_grammar,
 )
@@ -131,7 +132,7 @@ class Message(BaseModel):
 class GenerationBody(BaseModel):
     """The fields both endpoints share."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=ONE_WAY_TO_ASK)
 
     model: str
     stream: bool = False
@@ -151,7 +152,7 @@ class GenerationBody(BaseModel):
     repeat_penalty: float | None = Field(None, gt=0)
     # llama-server's: the most tokens a reasoning block may take before the
     # server closes it (-1: no limit). Default: the component's.
-    reasoning_budget: JsonInt | None = Field(None, ge=-1)
+    reasoning_budget: Annotated[int, Field(ge=-1), BeforeValidator(_integral)] | None = None
     # Structured output (openai_structured.py): OpenAI's, then llama-server's own.
     response_format: dict[str, Any] | None = documented(RESPONSE_FORMAT)
     grammar: str | None = Field(None, description=GRAMMAR_DOC)

@@ -13,6 +13,7 @@ with the same error.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from runtime.engine.gbnf import syntax_problem
@@ -54,6 +55,24 @@ RESPONSE_FORMAT = {
         {"type": "null"},
     ]
 }
+# A `response_format` that constrains the answer (not `text`).
+_CONSTRAINING_FORMAT = {
+    "type": "object",
+    "properties": {"type": {"enum": ["json_object", "json_schema"]}},
+    "required": ["type"],
+}
+_GIVEN = {
+    "response_format": _CONSTRAINING_FORMAT,
+    "grammar": {"type": "string"},
+    "json_schema": {"type": "object"},
+}
+# The body's rule (its OpenAPI schema): at most one of the three ways to ask.
+ONE_WAY_TO_ASK = {
+    "allOf": [
+        {"not": {"required": [a, b], "properties": {a: _GIVEN[a], b: _GIVEN[b]}}}
+        for a, b in itertools.combinations(_GIVEN, 2)
+    ]
+}
 GRAMMAR_DOC = "a GBNF grammar (llama.cpp's format) the answer follows, from its rule `root`"
 JSON_SCHEMA_DOC = "a JSON schema the answer is valid against (llama-server's field)"
 
@@ -68,7 +87,7 @@ def answer_grammar(
         name
         for name, value in (
             ("response_format", format_type(response_format) not in (None, "text")),
-            ("grammar", bool(grammar)),
+            ("grammar", grammar is not None),
             ("json_schema", json_schema is not None),
         )
         if value
@@ -81,7 +100,7 @@ def answer_grammar(
         )
     if json_schema is not None:
         return schema_or_400(json_schema, "json_schema", "Invalid 'json_schema'")
-    if grammar:
+    if grammar:  # llama-server's rule: an empty grammar is none
         problem = syntax_problem(grammar)
         if problem is not None:
             raise OpenAIRequestError(f"Invalid grammar: {problem}.", "grammar", "invalid_grammar")

@@ -239,6 +239,11 @@ def test_mirostat_is_honoured(client: OpenAI) -> None:
             "grammar",
             "Only one of 'response_format', 'grammar' may be given",
         ),
+        (
+            {"grammar": "", "json_schema": {"type": "object"}},
+            "json_schema",
+            "Only one of 'grammar', 'json_schema' may be given",
+        ),
         ({"mirostat": 3}, "mirostat", "less than or equal to 2"),
         # Only the model's llama.cpp can tell these: the engine refuses them.
         ({"grammar": 'root ::= root "a" | "b"'}, "grammar", "left recursion"),
