@@ -61,6 +61,9 @@ def test_the_quick_run_writes_every_number_the_table_needs(
         assert set(row) >= {"tokens_per_s", "ttft_p50_s", "ttft_p95_s", "runs"}
         assert 1 <= row["completion_tokens_max"] <= 4
         assert system["rss_bytes"] > 0
+    (constrained,) = saved["systems"]["engine"]["constrained"]["rows"]
+    assert constrained["clients"] == 1 and constrained["ms_per_token"] is not None
+    assert constrained["schema"]["completion_tokens_min"] == 4  # the schema never ends early
     warm = saved["systems"]["engine"]["warm_prefix"]
     assert warm["cold"]["prompt_tokens"] >= 100 and warm["ratio"] > 0
     assert set(saved["slots"]) == {"1", "4"}
@@ -71,6 +74,7 @@ def test_the_quick_run_writes_every_number_the_table_needs(
     assert all(met is not None for name, met in verdicts.items() if "4 clients" not in name)
     table = (tmp_path / "results.md").read_text()
     assert "| raw ceiling (batched llama_decode) | 1 |" in table
+    assert "| story as JSON | 1 |" in table
     assert table == markdown(saved) + "\n"
     assert targets(saved) == saved["targets"]
 

@@ -12,6 +12,7 @@ from runtime.config.normalize import entity_display
 from runtime.config.positions import Positions
 from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
 from runtime.config.units import parse_duration, parse_size
+from runtime.engine.json_schema import SchemaError, schema_grammar
 from runtime.errors import BindingSyntaxError, Location, Problem
 from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
 
@@ -114,6 +115,7 @@ class Checker:
                     else f"{display}.action"
                 )
                 self.params(action.params, raw_action, where)
+                self.output_schema(action.output_schema, raw_action, where)
                 budget = action.reasoning_budget
                 if isinstance(budget, int) and budget < 0:
                     self.error(
@@ -152,6 +154,30 @@ class Checker:
             self.error(
                 f"unknown generation parameter '{name}'{hint}", raw_params, name, f"{where}.params"
             )
+
+    def output_schema(self, schema: Any, raw_action: dict[str, Any], where: str) -> None:
+        """A schema the grammar can enforce, checked now, the problem located
+        at its own line; one with bindings is checked once they render."""
+        if schema is None or has_bindings(schema):
+            return
+        if isinstance(schema, str):
+            self.error(
+                "output_schema must be a JSON schema (a mapping) or a ${...} binding giving one",
+                raw_action,
+                "output_schema",
+                where,
+            )
+            return
+        try:
+            schema_grammar(schema)
+        except SchemaError as error:
+            container, key = raw_action, "output_schema"
+            for step in error.path:
+                inner = container.get(key) if isinstance(container, dict) else None
+                if not isinstance(inner, dict | list) or not _has(inner, step):
+                    break
+                container, key = inner, step
+            self.error(str(error), container, key, f"{where}.output_schema")
 
     def workflows(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         component_ids = self.known_components or [c.id for c in config.components]
@@ -265,6 +291,21 @@ class Checker:
                         f"{display}.jobs[{cycle[0]}]",
                     )
                     return
+
+
+def has_bindings(value: Any) -> bool:
+    """Whether a `${...}` appears anywhere in `value`."""
+    if isinstance(value, dict):
+        return any(has_bindings(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_bindings(v) for v in value)
+    return isinstance(value, str) and "${" in value
+
+
+def _has(container: dict[Any, Any] | list[Any], key: Any) -> bool:
+    if isinstance(container, dict):
+        return key in container
+    return isinstance(key, int) and 0 <= key < len(container)
 
 
 def _excerpt(text: str, offset: int, width: int = 60) -> str:

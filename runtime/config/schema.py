@@ -89,6 +89,9 @@ class ChatCompletionAction(Base):
     thinking: bool | str | None = None
     reasoning_budget: int | str | None = None
     chat_template_kwargs: dict[str, Any] | str | None = None
+    # A JSON schema the answer follows (grammar-constrained); the result is
+    # the parsed JSON. A mapping, or a `${...}` binding that gives one.
+    output_schema: dict[str, Any] | str | None = None
 
 
 class TextGenerationAction(Base):
@@ -103,6 +106,8 @@ class TextGenerationAction(Base):
     streaming: bool | str = False
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     reasoning_budget: int | str | None = None
+    # As on chat-completion; the result is the parsed JSON of the continuation.
+    output_schema: dict[str, Any] | str | None = None
 
 
 Device = Literal["auto", "cpu", "cuda", "metal"]

@@ -19,8 +19,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from runtime.engine.budget import token_budget
+from runtime.engine.gbnf import dead_end
 from runtime.engine.llama.backend import Backend, DecodeError
 from runtime.engine.llama.chat_template import ChatTemplate, prompt_text
+from runtime.engine.llama.grammar import DeadEnd
+from runtime.engine.llama.sampler import Sampler
 from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.placement import KVPlacement
 from runtime.engine.reasoning import FORCED_CLOSE, ends_inside_block
@@ -139,8 +142,9 @@ class BatchedEngine:
                     len(tokens), context_length, request.max_tokens, request.max_length
                 )
                 sampler = None
-                if budget.max_new_tokens > 0:
-                    sampler = self.model.new_sampler(request.sampling)
+                # A grammar is built (and so checked) even when nothing is to be generated.
+                if budget.max_new_tokens > 0 or request.grammar is not None:
+                    sampler = self.model.new_sampler(request.sampling, request.grammar)
                     sampler.prime(tokens)
                 seq.prepare(
                     tokens,
@@ -149,7 +153,7 @@ class BatchedEngine:
                     context_length=context_length,
                     sampler=sampler,
                     thinking=thinking,
-                    close_tokens=self._close_tokens if request.reasoning_budget is not None else [],
+                    close_tokens=self._close_tokens if _may_close(request) else [],
                 )
         except Exception as error:
             if not isinstance(error, ModelComposeError):
@@ -190,12 +194,15 @@ class BatchedEngine:
 
     def _sample(self, seq: Sequence, row: int) -> None:
         try:
-            token = self.model.sample(seq.sampler, row)  # type: ignore[arg-type]
+            sampler: Sampler = seq.sampler  # type: ignore[assignment]
+            token = self.model.sample(sampler, row, constrained=seq.is_constrained)
             is_eog = self.model.is_eog(token)
             top = seq.request.logprobs
             # Only a request that asks reads its row of logits.
             logprob = None if top is None or is_eog else self.model.logprob(row, token, top)
             seq.append(token, is_eog=is_eog, logprob=logprob)
+        except DeadEnd:
+            seq.fail(dead_end(seq.text))
         except Exception as error:
             logger.exception("sampling failed on %s", self.info.name)
             self._fail([seq], error)
@@ -230,6 +237,12 @@ def validate_request(request: GenerationRequest) -> None:
         raise ValueError(f"reasoning_budget must be ≥ 0, got {request.reasoning_budget}")
     if request.logprobs is not None and not 0 <= request.logprobs <= MAX_TOP_LOGPROBS:
         raise ValueError(f"logprobs must be 0 to {MAX_TOP_LOGPROBS}, got {request.logprobs}")
+
+
+def _may_close(request: GenerationRequest) -> bool:
+    """Whether the engine may end a reasoning block itself: past a budget, or
+    to get to the answer a grammar asks for."""
+    return request.reasoning_budget is not None or request.grammar is not None
 
 
 def _as_failure(error: Exception) -> Exception:

@@ -48,8 +48,10 @@ class ReasoningSplitter:
     kind concatenate to exactly the final reasoning and answer.
     """
 
-    def __init__(self, *, thinking: bool = False) -> None:
-        self.phase = Phase.THINKING if thinking else Phase.START
+    def __init__(self, *, thinking: bool = False, answering: bool = False) -> None:
+        """`thinking`: the output starts inside a block; `answering`: it is
+        all answer, no block may open (a grammar rules it from the start)."""
+        self.phase = Phase.THINKING if thinking else Phase.ANSWER if answering else Phase.START
         self.opened = thinking  # a block was seen (possibly empty)
         self._held = ""
         self._skip_space = thinking  # at the start of the reasoning or the answer

@@ -108,6 +108,12 @@ class Sequence:
         return len(self.tokens) - self.num_kv
 
     @property
+    def is_constrained(self) -> bool:
+        """The next token is the answer's, which the request's grammar (if
+        any) rules: never a token of the reasoning."""
+        return not self._split.is_thinking
+
+    @property
     def text(self) -> str:
         """The answer so far (never the reasoning)."""
         return "".join(self._pieces)
@@ -167,7 +173,10 @@ class Sequence:
         self.context_length = context_length
         self.sampler = sampler
         self._detokenizer = Detokenizer(token_bytes)
-        self._split = ReasoningSplitter(thinking=thinking)
+        # A grammar rules the answer: with no block open, no block may open.
+        self._split = ReasoningSplitter(
+            thinking=thinking, answering=self.request.grammar is not None
+        )
         self._close_tokens = list(close_tokens or [])
         if budget.max_new_tokens <= 0:
             self._finish(FinishReason.LENGTH)
@@ -200,6 +209,10 @@ class Sequence:
         """Take a sampled token (and its log-probability, when the request
         asks): post the text it completes; finish at an end-of-generation
         token, a stop sequence, or the end of the budget."""
+        if is_eog and self._must_answer():
+            # A grammar asks for an answer: an end inside the reasoning closes it instead.
+            self._force(self._close_tokens)
+            return
         self.tokens.append(token)
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
@@ -230,15 +243,24 @@ class Sequence:
             self.num_reasoning_tokens += 1
         if self._logprobs is not None and (is_reasoning or not self._holds_text()):
             self._logprobs.drop()  # its text is reasoning, or went nowhere (space after a block)
+        if was_thinking and not self._split.is_thinking and self.sampler is not None:
+            # The answer may have started in the token that closed the block.
+            self.sampler.constrain_text(self.text)
         if not self.is_finished and self._over_reasoning_budget():
             self._force(self._close_tokens)
 
     def _over_reasoning_budget(self) -> bool:
         budget = self.request.reasoning_budget
         return (
-            budget is not None
-            and self._split.is_thinking
-            and self.num_reasoning_tokens >= budget
+            budget is not None and self.num_reasoning_tokens >= budget and self._can_close_block()
+        )
+
+    def _must_answer(self) -> bool:
+        return self.request.grammar is not None and self._can_close_block()
+
+    def _can_close_block(self) -> bool:
+        return (
+            self._split.is_thinking
             and bool(self._close_tokens)
             # Room for the closing tokens and at least one token of answer.
             and self.num_completion_tokens + len(self._close_tokens) < self.budget.max_new_tokens

@@ -36,6 +36,11 @@ class SamplingParams:
     repeat_penalty: float | None = None
     seed: int | None = None  # None: a random seed each time (never filled in)
     greedy: bool = False
+    # llama.cpp's Mirostat: 0 off, 1 or 2 its version. It replaces top-k,
+    # top-p and min-p, aiming at surprise `mirostat_tau` at rate `mirostat_eta`.
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
 
 
 # What an unset sampler means on a model that recommends nothing (llama.cpp's

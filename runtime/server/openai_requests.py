@@ -8,6 +8,8 @@ coercion: `"max_tokens": "5"` or `"stream": 0` is refused, not guessed at;
 known features this server does not implement (n > 1,
 penalties...) are 400s saying so, never silently dropped. The OpenAPI
 document says which values of those fields are accepted (`only`).
+Structured output (`response_format`, `grammar`, `json_schema`) is
+openai_structured.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.types import ChatMessage, GenerationRequest, SamplingParams
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
+from runtime.server.openai_structured import (
+    GRAMMAR_DOC,
+    JSON_SCHEMA_DOC,
+    ONE_WAY_TO_ASK,
+    RESPONSE_FORMAT,
+    answer_grammar,
+)
 from runtime.server.openai_tools import (
     FORCED_CALL_NEEDS_TOOLS,
     TOOL_CHOICE,
@@ -147,7 +156,7 @@ class Message(BaseModel):
 class GenerationBody(BaseModel):
     """The fields both endpoints share."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=ONE_WAY_TO_ASK)
 
     model: str
     stream: bool = False
@@ -169,6 +178,15 @@ class GenerationBody(BaseModel):
     # llama-server's: the most tokens a reasoning block may take before the
     # server closes it (-1: no limit). Default: the component's.
     reasoning_budget: Annotated[int, Field(ge=-1), BeforeValidator(_integral)] | None = None
+    # Structured output (openai_structured.py): OpenAI's, then llama-server's own.
+    response_format: dict[str, Any] | None = documented(RESPONSE_FORMAT)
+    grammar: str | None = Field(None, description=GRAMMAR_DOC)
+    json_schema: dict[str, Any] | None = Field(None, description=JSON_SCHEMA_DOC)
+    # llama-server's Mirostat: 0 off, 1 or 2 its version (it replaces top-k,
+    # top-p and min-p), with its target surprise and learning rate.
+    mirostat: Annotated[int, Field(ge=0, le=2), BeforeValidator(_integral)] | None = None
+    mirostat_tau: float | None = Field(None, ge=0)
+    mirostat_eta: float | None = Field(None, ge=0)
 
     @field_validator("stop")
     @classmethod
@@ -195,12 +213,14 @@ class GenerationBody(BaseModel):
             raise unsupported("logit_bias")
 
     def sampling(self) -> SamplingParams:
-        given = {
-            name: getattr(self, name)
-            for name in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
-            if getattr(self, name) is not None
-        }
+        names = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
+        names += ("mirostat", "mirostat_tau", "mirostat_eta")
+        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         return dataclasses.replace(SamplingParams(), **given, greedy=self.temperature == 0)
+
+    def grammar_text(self) -> str | None:
+        """The grammar the answer must follow (openai_structured.py); None: free text."""
+        return answer_grammar(self.response_format, self.grammar, self.json_schema)
 
     def reasoning(self, defaults: ReasoningSettings) -> ReasoningSettings:
         """The component's reasoning settings with this request's on top."""
@@ -215,6 +235,7 @@ class ChatCompletionBody(GenerationBody):
     model_config = ConfigDict(
         json_schema_extra={
             "allOf": [
+                ONE_WAY_TO_ASK,
                 FORCED_CALL_NEEDS_TOOLS,
                 {
                     "if": {
@@ -232,14 +253,6 @@ class ChatCompletionBody(GenerationBody):
 
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
-    response_format: dict[str, Any] | None = documented(
-        {
-            "anyOf": [
-                {"type": "object", "properties": {"type": {"const": "text"}}, "required": ["type"]},
-                {"type": "null"},
-            ]
-        }
-    )
     logprobs: bool | None = None
     top_logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     tools: list[ToolDefinition] | None = None
@@ -278,14 +291,24 @@ class ChatCompletionBody(GenerationBody):
             raise unsupported("functions")
         if self.function_call not in (None, "none", "auto"):
             raise unsupported("function_call")
-        if self.response_format is not None and self.response_format.get("type") != "text":
-            kind = self.response_format.get("type")
-            raise unsupported("response_format", f"the type {kind!r}")
         if self.top_logprobs and not self.logprobs:
             raise OpenAIRequestError(
                 "Invalid value for 'top_logprobs': it requires 'logprobs' to be true.",
                 "top_logprobs",
             )
+
+    def answer_or_call_grammar(self, tools: ToolUse) -> str | None:
+        """The grammar of a forced tool call, or of the answer's format: one
+        request cannot be held to both."""
+        call, answer = tools.grammar(), self.grammar_text()
+        if call is not None and answer is not None:
+            raise OpenAIRequestError(
+                "A forced tool call ('tool_choice' required or a named function) cannot be "
+                "combined with a constrained answer ('response_format', 'grammar' or "
+                "'json_schema').",
+                "tool_choice",
+            )
+        return call if call is not None else answer
 
     def chat_messages(self) -> list[ChatMessage]:
         messages = []
@@ -323,7 +346,7 @@ class ChatCompletionBody(GenerationBody):
             chat_template_kwargs=settings.chat_template_kwargs,
             reasoning_budget=settings.budget,
             tools=tools.listed or None,
-            grammar=tools.grammar(),
+            grammar=self.answer_or_call_grammar(tools),
             logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
@@ -332,8 +355,13 @@ class CompletionBody(GenerationBody):
     # The prompt's own logprobs (what `echo` with `logprobs` asks for) are not computed.
     model_config = ConfigDict(
         json_schema_extra={
-            "if": {"required": ["echo"], "properties": {"echo": {"const": True}}},
-            "then": {"properties": {"logprobs": {"type": "null"}}},
+            "allOf": [
+                ONE_WAY_TO_ASK,
+                {
+                    "if": {"required": ["echo"], "properties": {"echo": {"const": True}}},
+                    "then": {"properties": {"logprobs": {"type": "null"}}},
+                },
+            ]
         }
     )
 
@@ -384,4 +412,5 @@ class CompletionBody(GenerationBody):
             ),
             reasoning_budget=self.reasoning(reasoning).budget,
             logprobs=self.logprobs,
+            grammar=self.grammar_text(),
         )

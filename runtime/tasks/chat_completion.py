@@ -17,6 +17,7 @@ from runtime.tasks.common import (
     render_flag,
     render_settings,
 )
+from runtime.tasks.structured import action_grammar, parsed_output
 from runtime.workflow.context import RunContext
 from runtime.workflow.runner import ActionResult
 
@@ -61,6 +62,10 @@ async def run_chat_completion(
     settings = render_settings(action, scope)
     streaming = render_flag("streaming", action.streaming, scope)
     reasoning = action_reasoning(component, action, scope)
-    request = generation_request(settings, context.cancel, messages=messages, reasoning=reasoning)
+    grammar = action_grammar(action, scope)
+    request = generation_request(
+        settings, context.cancel, messages=messages, reasoning=reasoning, grammar=grammar
+    )
     result = await generate(engine, request, context, job_id, streaming)
-    return ActionResult(result.text, result.reasoning)
+    output = result.text if grammar is None else parsed_output(result)
+    return ActionResult(output, result.reasoning)

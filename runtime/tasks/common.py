@@ -109,6 +109,7 @@ def generation_request(
     prompt: str | None = None,
     sampling: SamplingParams | None = None,
     reasoning: ReasoningSettings | None = None,
+    grammar: str | None = None,
 ) -> GenerationRequest:
     """The engine request for an action's rendered settings. `cancel` is the
     run's token, taken at construction: the engine watches the request's own."""
@@ -122,6 +123,7 @@ def generation_request(
         max_length=settings.max_length,
         chat_template_kwargs=reasoning.chat_template_kwargs,
         reasoning_budget=reasoning.budget,
+        grammar=grammar,
         cancel=cancel,
     )
 

@@ -19,6 +19,7 @@ from runtime.tasks.common import (
     render_flag,
     render_settings,
 )
+from runtime.tasks.structured import action_grammar, parsed_output
 from runtime.workflow.context import RunContext
 from runtime.workflow.runner import ActionResult
 
@@ -54,8 +55,10 @@ async def run_text_generation(
         count = int(count)  # `${input.n as number}` renders 2.0
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"num_return_sequences must be a whole number of 1 or more, got {count!r}")
-    lead = prompt if full_text else ""
     reasoning = action_reasoning(component, action, scope)
+    grammar = action_grammar(action, scope)
+    # A structured result is the parsed continuation: the prompt is no part of it.
+    lead = prompt if full_text and grammar is None else ""
 
     async def one(index: int) -> ActionResult:
         sampling = settings.sampling
@@ -63,10 +66,16 @@ async def run_text_generation(
             # Same seed for every sequence would give the same text n times.
             sampling = replace(sampling, seed=sampling.seed + index)
         request = generation_request(
-            settings, context.cancel, prompt=prompt, sampling=sampling, reasoning=reasoning
+            settings,
+            context.cancel,
+            prompt=prompt,
+            sampling=sampling,
+            reasoning=reasoning,
+            grammar=grammar,
         )
         result = await generate(engine, request, context, job_id, streaming, lead)
-        return ActionResult(lead + result.text, result.reasoning)
+        output = lead + result.text if grammar is None else parsed_output(result)
+        return ActionResult(output, result.reasoning)
 
     if count == 1:
         return await one(0)

@@ -10,6 +10,7 @@ from typing import Any
 
 from nicegui import ui
 
+from runtime.config.schema import WorkflowConfig
 from runtime.webui.answer import AnswerView
 from runtime.webui.stats import RunStats, format_stats
 
@@ -47,15 +48,17 @@ class OutputView:
         """The run is over (answered, failed or cancelled): no longer thinking."""
         self.answer.set_text(self.answer.answer, self.answer.reasoning)
 
-    def show_output(self, output: Any) -> None:
-        """The run's final output: text as markdown; a mapping's text fields as
+    def show_output(self, output: Any, *, fields: bool = True) -> None:
+        """The run's final output: text as markdown; a mapping of `fields` (a
+        workflow's `output:`, see `names_its_output`): its text fields as
         markdown (the first one where the streamed text was) and its other
-        fields as JSON; anything else as JSON."""
+        fields as JSON; anything else (an `output_schema`'s JSON) as JSON."""
         reasoning = self.answer.reasoning
         if isinstance(output, str):
             self.answer.set_text(output, reasoning)
             return
-        if isinstance(output, dict) and any(isinstance(v, str) for v in output.values()):
+        named = fields and isinstance(output, dict)
+        if named and any(isinstance(v, str) for v in output.values()):
             first = next(k for k, v in output.items() if isinstance(v, str))
             self.caption.set_text(str(first))
             self.caption.set_visibility(True)
@@ -84,6 +87,20 @@ class OutputView:
     def show_stats(self, stats: RunStats) -> None:
         self.stats.set_text(format_stats(stats))
         self.stats.set_visibility(True)
+
+
+def names_its_output(workflow: WorkflowConfig) -> bool:
+    """Whether a workflow's output is a mapping of fields its file names (an
+    `output:` on the workflow or its final job, or several final jobs by id),
+    rather than an action's own result: text, or the parsed JSON of an
+    `output_schema` (shown whole, as JSON)."""
+    if workflow.output is not None:
+        return True
+    if not workflow.jobs:  # its one implicit job gives the action's result
+        return False
+    needed = {d for job in workflow.jobs for d in job.depends_on}
+    final = [job for job in workflow.jobs if job.id not in needed]
+    return len(final) != 1 or final[0].output is not None
 
 
 def _json(value: Any) -> str:

@@ -15,7 +15,7 @@ from runtime.errors import InputError, ModelComposeError
 from runtime.service import Service
 from runtime.webui.curl import curl_command
 from runtime.webui.form import InputForm
-from runtime.webui.output import OutputView
+from runtime.webui.output import OutputView, names_its_output
 from runtime.webui.stats import run_stats
 from runtime.workflow.inputs import workflow_inputs
 from runtime.workflow.tasks import Task, TaskStatus
@@ -161,7 +161,7 @@ class RunPanel:
     def _show_result(self, task: Task) -> None:
         self.output.end_stream()
         if task.status == TaskStatus.COMPLETED:
-            self.output.show_output(task.output)
+            self.output.show_output(task.output, fields=names_its_output(self.workflow))
         elif task.status == TaskStatus.FAILED and task.error is not None:
             self._show_failure(task.error)
         if task.status != TaskStatus.FAILED or task.context.results:

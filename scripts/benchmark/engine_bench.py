@@ -52,12 +52,19 @@ class Answer:
     finish_reason: str
 
 
-async def one_request(engine: Any, prompt: str, max_tokens: int) -> Answer:
-    """Submit one greedy request and read it to the end."""
+async def one_request(
+    engine: Any, prompt: str, max_tokens: int, grammar: str | None = None
+) -> Answer:
+    """Submit one greedy request (constrained by `grammar`, if any) and read it to the end."""
     submitted = time.perf_counter()
+    # Only a request with a grammar names it: older checkouts (--against) have no such field.
+    constrained: dict[str, Any] = {"grammar": grammar} if grammar is not None else {}
     generation = engine.submit(
         GenerationRequest(
-            prompt=prompt, sampling=SamplingParams(greedy=True), max_tokens=max_tokens
+            prompt=prompt,
+            sampling=SamplingParams(greedy=True),
+            max_tokens=max_tokens,
+            **constrained,
         )
     )
     first: float | None = None
@@ -77,10 +84,12 @@ async def one_request(engine: Any, prompt: str, max_tokens: int) -> Answer:
     )
 
 
-async def run_clients(engine: Any, prompts: list[str], max_tokens: int) -> RunRecord:
+async def run_clients(
+    engine: Any, prompts: list[str], max_tokens: int, grammar: str | None = None
+) -> RunRecord:
     """One concurrent client per prompt, all submitted together."""
     started = time.perf_counter()
-    answers = await asyncio.gather(*(one_request(engine, p, max_tokens) for p in prompts))
+    answers = await asyncio.gather(*(one_request(engine, p, max_tokens, grammar) for p in prompts))
     finished = time.perf_counter()
     return RunRecord(
         clients=len(prompts),

@@ -14,12 +14,13 @@ _STORY = (
 _WARMUP = "Note {number}. The weather today is"
 
 
-def rounds(clients: list[int], repetitions: int) -> list[list[str]]:
+def rounds(clients: list[int], repetitions: int, start: int = 0) -> list[list[str]]:
     """The prompts of every measured round, in order: each client count once
     per repetition, one prompt per client. Every prompt is new (its number comes
     first), so no system can reuse a cached prefix: each request is prefilled,
-    as a new user's would be. Every system gets the same list."""
-    number = 0
+    as a new user's would be. Every system gets the same list. `start`: the
+    first number (another set of rounds in the same process needs new ones)."""
+    number = start
     plan = []
     for _ in range(repetitions):
         for n in clients:

@@ -166,6 +166,11 @@ def markdown(results: dict[str, Any]) -> str:
     engine = results["systems"].get("engine", {}).get("engine")
     if engine:
         lines += ["", f"Our engine: `{engine['class']}`."]
+    constrained = results["systems"].get("engine", {}).get("constrained")
+    if constrained:
+        from scripts.benchmark.constrained import markdown as constrained_table
+
+        lines += ["", *constrained_table(constrained)]
     lines += ["", "| target (issue #6) | measured | met |", "| --- | --- | --- |"]
     for check in results["targets"]:
         value = "–" if check["value"] is None else f"{check['value']:.2f}"

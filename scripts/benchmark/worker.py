@@ -1,7 +1,8 @@
 """One measured system in a fresh process, so that its RSS is its own:
 `python -m scripts.benchmark.worker JOB SETTINGS_JSON` prints one JSON object.
 
-Jobs: `ceiling`, `serial`, `engine` (throughput, then warm-prefix TTFT),
+Jobs: `ceiling`, `serial`, `engine` (throughput, then warm-prefix TTFT, then
+the cost of a JSON schema: constrained.py),
 `slots` (RSS of our engine with `settings["parallel"]` slots after 4 clients),
 `buffers` (prompt processing and decode, see buffers.py), `server` (the
 server job, for `--against`: see against.py).
@@ -128,6 +129,10 @@ async def _engine_job(settings: dict[str, Any]) -> dict[str, Any]:
         result["warm_prefix"] = await engine_bench.warm_prefix(
             engine, system, prompts.QUESTIONS, settings["warm_prefix_max_tokens"]
         )
+        if settings.get("constrained", True):
+            from scripts.benchmark import constrained
+
+            result["constrained"] = await constrained.measure(engine, settings)
         return result
     finally:
         await pool.close()

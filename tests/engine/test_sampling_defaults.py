@@ -147,8 +147,8 @@ async def test_a_generation_samples_with_the_requests_settings_over_the_models(
     used: list[SamplingParams] = []
     new_sampler = engine.model.new_sampler
 
-    def spy(params: SamplingParams) -> Sampler:
-        sampler = new_sampler(params)
+    def spy(params: SamplingParams, grammar: str | None = None) -> Sampler:
+        sampler = new_sampler(params, grammar)
         used.append(sampler.params)
         return sampler
 

@@ -139,14 +139,17 @@ def test_the_server_serves_the_document_being_fuzzed(fuzzed_server: FuzzedServer
 # Refusals of well-formed requests for reasons the document cannot express: a
 # prompt longer than the model's context (counted in tokens), on workflow
 # runs the input the workflow needs (published per workflow by
-# GET /workflows/{workflow_id}/schema, not in the document), and on chat
+# GET /workflows/{workflow_id}/schema, not in the document), on chat
 # completions a forced tool call whose function's JSON schema llama.cpp's
-# converter cannot read or whose named function is not among the tools.
+# converter cannot read or whose named function is not among the tools, and
+# on /v1 a GBNF grammar that does not parse or a JSON schema the grammar
+# cannot enforce (any string is a grammar to the document, any object a schema).
 # Only these 400s do not count against `positive_data_acceptance`; every
 # other check runs.
 CONTEXT_TOO_SMALL = "context_length_exceeded"
 WORKFLOW_INPUT = "invalid_input"
 FORCED_CALL = {INVALID_PARAMETERS, UNKNOWN_FUNCTION}
+UNUSABLE_STRUCTURE = {"invalid_grammar", "invalid_json_schema"}
 
 
 def excluded_checks(
@@ -164,6 +167,7 @@ def excluded_checks(
         CONTEXT_TOO_SMALL in reasons
         or (runs_workflow and WORKFLOW_INPUT in reasons)
         or FORCED_CALL & reasons
+        or reasons & UNUSABLE_STRUCTURE
     ):
         return [positive_data_acceptance]
     return []

@@ -23,6 +23,7 @@ import numpy as np
 
 from convert.metadata import GGUFInfo
 from runtime.engine.llama.abort import AbortFlag
+from runtime.engine.llama.grammar import Grammar
 from runtime.engine.llama.loading import load_model, model_info
 from runtime.engine.llama.log import reporting_load_errors
 from runtime.engine.llama.sampler import Sampler
@@ -119,9 +120,17 @@ class Backend(Vocabulary):
         """The context one sequence may fill."""
         return self.info.context_length
 
-    def new_sampler(self, params: SamplingParams) -> Sampler:
-        """A sampler for `params`, whose unset fields take this model's defaults."""
-        return Sampler(fill_unset(params, self.info.sampling), self.n_vocab)
+    def new_sampler(self, params: SamplingParams, grammar: str | None = None) -> Sampler:
+        """A sampler for `params`, whose unset fields take this model's
+        defaults, with a grammar when one is given (`GrammarError` if invalid)."""
+        filled = fill_unset(params, self.info.sampling)
+        rules = Grammar(self._live(), grammar) if grammar is not None else None
+        try:
+            return Sampler(filled, self.n_vocab, rules, self.encode_piece)
+        except BaseException:
+            if rules is not None:
+                rules.close()
+            raise
 
     # -- one step -------------------------------------------------------------------
 
@@ -175,9 +184,10 @@ class Backend(Vocabulary):
             raise DecodeError(code)
         return rows
 
-    def sample(self, sampler: Sampler, row: int) -> int:
-        """Sample from the logits of `row` of the batch just decoded."""
-        return sampler.sample(self._ctx, row)
+    def sample(self, sampler: Sampler, row: int, *, constrained: bool = False) -> int:
+        """Sample from the logits of `row` of the batch just decoded
+        (`constrained`: as the sampler's grammar allows)."""
+        return sampler.sample(self._ctx, row, constrained=constrained)
 
     def logprob(self, row: int, token: int, top: int) -> TokenLogprob:
         """`token`'s log-probability under the logits of `row` of the batch

@@ -174,7 +174,7 @@ async def test_generation_stops_at_im_end_with_finish_reason_stop(
     # Random weights never choose <|im_end|>: the sampler is made to, after a
     # thought. The engine decides on the stop with llama.cpp's is_eog.
     forced = iter([THINK_ID, 9906, END_THINK_ID, 9906, IM_END_ID, 9906])
-    monkeypatch.setattr(smollm3.model, "sample", lambda sampler, row: next(forced))
+    monkeypatch.setattr(smollm3.model, "sample", lambda sampler, row, **_: next(forced))
     request = GenerationRequest(prompt="Hi", sampling=GREEDY, max_tokens=16)
     result = await generate(smollm3, request)
     assert result.finish_reason is FinishReason.STOP
