@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -168,3 +169,20 @@ def test_no_choice_at_all_is_a_bad_value_not_a_missing_feature(client: OpenAI) -
     assert caught.value.message.endswith(
         "Invalid value for 'n': input should be greater than or equal to 1."
     )
+
+
+def test_a_lone_surrogate_in_a_message_is_a_400_not_a_500(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    # JSON can escape half of a UTF-16 pair; Python clients cannot even send
+    # it, so the body is written by hand.
+    message = '{"role": "user", "content": "Hi \\ud83d"}'
+    body = f'{{"model": "{MODEL}", "max_tokens": 4, "messages": [{message}]}}'
+    response = httpx.post(
+        live_server("quickstart").url + "/v1/chat/completions",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 400
+    assert "lone UTF-16 surrogate ('\\ud83d')" in response.json()["error"]["message"]

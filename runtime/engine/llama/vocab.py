@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 
-from runtime.errors import RuntimeFailure
+from runtime.errors import InputError, RuntimeFailure
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Vocabulary:
         special = self.special
         # llama.cpp's add_special flag would also append EOS for models that
         # declare add_eos (wrong for a generation prompt), so BOS is added here.
-        tokens = self._tokenize(text.encode("utf-8"))
+        tokens = self._tokenize(utf8(text))
         if special.adds_bos and special.bos_id >= 0 and tokens[:1] != [special.bos_id]:
             tokens.insert(0, special.bos_id)
         while len(tokens) >= 2 and tokens[0] == tokens[1] == special.bos_id:
@@ -68,7 +68,7 @@ class Vocabulary:
     def encode_piece(self, text: str) -> list[int]:
         """Tokenize text that goes in the middle of a sequence: special-token
         text is parsed, and no BOS is added."""
-        return self._tokenize(text.encode("utf-8"))
+        return self._tokenize(utf8(text))
 
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token; control tokens (BOS, EOS…) give b""."""
@@ -114,6 +114,19 @@ class Vocabulary:
         if token < 0:
             return ""
         return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", errors="replace")
+
+
+def utf8(text: str) -> bytes:
+    """Text as the tokenizer takes it. JSON can carry a lone UTF-16 surrogate
+    (`"\\ud83d"`), which is not text: the request is at fault, not the server."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = ascii(text[error.start])
+        raise InputError(
+            f"the text holds a lone UTF-16 surrogate ({bad}) at character {error.start}, "
+            "which is not valid Unicode"
+        ) from None
 
 
 def read_metadata(model: llama_cpp.llama_model_p) -> dict[str, str]:
