@@ -358,8 +358,13 @@ def test_reasoning_effort_none_turns_thinking_off_as_on_chat(
 
 
 def test_a_required_tool_call_comes_as_a_function_call_item(client: OpenAI) -> None:
+    # Greedy: sampled, the model may go on calling until the output is cut.
     response = client.responses.create(
-        model=MODEL, input=WEATHER_QUESTION, tools=[WEATHER], tool_choice="required"
+        model=MODEL,
+        input=WEATHER_QUESTION,
+        tools=[WEATHER],
+        tool_choice="required",
+        temperature=0,
     )
     calls = [item for item in response.output if item.type == "function_call"]
     assert calls and all(call.name == "get_weather" for call in calls)
@@ -389,6 +394,7 @@ def test_a_streamed_call_is_announced_given_its_arguments_and_done(client: OpenA
         "tools": [WEATHER],
         "tool_choice": "required",
         "parallel_tool_calls": False,
+        "temperature": 0,
     }
     with client.responses.stream(**params) as stream:
         events = list(stream)
@@ -419,6 +425,7 @@ def test_a_function_output_sent_back_is_answered_in_text(client: OpenAI) -> None
         tools=[WEATHER],
         tool_choice="required",
         parallel_tool_calls=False,
+        temperature=0,
     )
     [call] = [item for item in first.output if item.type == "function_call"]
     history: list[Any] = [
