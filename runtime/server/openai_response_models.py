@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.server.openai_models import Logprob, Strict
 
@@ -63,7 +63,19 @@ class ReasoningItem(Strict):
     content: list[ReasoningText]
 
 
-OutputItem = Annotated[MessageItem | ReasoningItem, Field(discriminator="type")]
+class FunctionCallItem(Strict):
+    """A call of one of the request's function tools; its output comes back
+    as a `function_call_output` input item with the same `call_id`."""
+
+    type: Literal["function_call"]
+    id: str
+    call_id: str
+    name: str
+    arguments: str = Field(description="a JSON object, as text; empty while in progress")
+    status: ItemStatus
+
+
+OutputItem = Annotated[MessageItem | ReasoningItem | FunctionCallItem, Field(discriminator="type")]
 
 
 class IncompleteDetails(Strict):
@@ -84,8 +96,36 @@ class TextFormat(Strict):
     type: Literal["text"]
 
 
+class JsonObjectFormat(Strict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(BaseModel):
+    """The request's format, echoed as it came."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
 class TextSettings(Strict):
-    format: TextFormat
+    format: Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
+
+
+class FunctionTool(Strict):
+    type: Literal["function"]
+    name: str
+    description: str | None
+    parameters: dict[str, Any] | None
+    strict: bool | None
+
+
+class NamedFunctionChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    name: str
 
 
 class ResponseObject(Strict):
@@ -109,8 +149,8 @@ class ResponseObject(Strict):
     temperature: float | None
     top_p: float | None
     text: TextSettings
-    tool_choice: Literal["none", "auto"]
-    tools: list[Any] = Field(max_length=0)
+    tool_choice: Literal["none", "auto", "required"] | NamedFunctionChoice
+    tools: list[FunctionTool]
     top_logprobs: int | None
     truncation: Literal["disabled"]
     usage: ResponseUsage | None = Field(description="null until the response ends")
@@ -185,6 +225,22 @@ class OutputTextDone(PartEvent):
     logprobs: list[Logprob]
 
 
+class FunctionCallEvent(Strict):
+    sequence_number: int
+    item_id: str
+    output_index: int
+
+
+class FunctionCallArgumentsDelta(FunctionCallEvent):
+    type: Literal["response.function_call_arguments.delta"]
+    delta: str
+
+
+class FunctionCallArgumentsDone(FunctionCallEvent):
+    type: Literal["response.function_call_arguments.done"]
+    arguments: str
+
+
 class ReasoningTextDelta(PartEvent):
     type: Literal["response.reasoning_text.delta"]
     delta: str
@@ -214,6 +270,8 @@ ResponseStreamEvent = Annotated[
     | ReasoningTextDone
     | OutputTextDelta
     | OutputTextDone
+    | FunctionCallArgumentsDelta
+    | FunctionCallArgumentsDone
     | ContentPartDone
     | OutputItemDone
     | ResponseCompleted

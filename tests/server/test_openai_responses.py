@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
 from openai import OpenAI
@@ -54,6 +55,19 @@ components:
       - role: user
         content: ${input.question}
 """
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+WEATHER_QUESTION = "What is the weather like in Paris?"
 # The embedded model does not think by itself: a prefilled open block makes it.
 THINKING = [
     {"role": "user", "content": "What is 2+2?"},
@@ -243,15 +257,22 @@ def test_logprobs_come_with_the_output_text_when_included(client: OpenAI) -> Non
 
 
 REFUSED = [
-    ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "function", "name": "no spaces"}]}, "tools[0].name"),
     ({"tool_choice": "required"}, "tool_choice"),
-    ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+    ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice"),
+    ({"text": {"format": {"type": "xml"}}}, "text.format"),
     ({"previous_response_id": "resp_123"}, "previous_response_id"),
     ({"background": True}, "background"),
     ({"truncation": "auto"}, "truncation"),
     (
-        {"input": [{"type": "function_call_output", "call_id": "c", "output": "4"}]},
+        {"input": [{"type": "computer_call_output", "call_id": "c", "output": {}}]},
         "input[0].type",
+    ),
+    (
+        {"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": 1}]},
+        "input[0].arguments",
     ),
     (
         {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
@@ -334,3 +355,171 @@ def test_reasoning_effort_none_turns_thinking_off_as_on_chat(
     assert not_thinking.usage.input_tokens != thinking.usage.input_tokens  # type: ignore[union-attr]
     assert not_thinking.usage.input_tokens == chat.usage.prompt_tokens  # type: ignore[union-attr]
     assert not_thinking.reasoning.effort == "none"  # type: ignore[union-attr]
+
+
+def test_a_required_tool_call_comes_as_a_function_call_item(client: OpenAI) -> None:
+    # Greedy: sampled, the model may go on calling until the output is cut.
+    response = client.responses.create(
+        model=MODEL,
+        input=WEATHER_QUESTION,
+        tools=[WEATHER],
+        tool_choice="required",
+        temperature=0,
+    )
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert calls and all(call.name == "get_weather" for call in calls)
+    assert all(isinstance(json.loads(call.arguments)["city"], str) for call in calls)
+    call = calls[0]
+    assert call.id is not None and call.id.startswith("fc_")
+    assert call.call_id.startswith("call_") and call.status == "completed"
+    assert response.status == "completed" and response.tool_choice == "required"
+    assert [tool.name for tool in response.tools] == ["get_weather"]  # type: ignore[union-attr]
+
+
+def test_a_named_function_choice_makes_one_call_to_it(client: OpenAI) -> None:
+    response = client.responses.create(
+        model=MODEL,
+        input=WEATHER_QUESTION,
+        tools=[WEATHER, {**WEATHER, "name": "get_time"}],
+        tool_choice={"type": "function", "name": "get_time"},
+    )
+    [call] = [item for item in response.output if item.type == "function_call"]
+    assert call.name == "get_time"
+
+
+def test_a_streamed_call_is_announced_given_its_arguments_and_done(client: OpenAI) -> None:
+    params: dict[str, Any] = {
+        "model": MODEL,
+        "input": WEATHER_QUESTION,
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "temperature": 0,
+    }
+    with client.responses.stream(**params) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-5:] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    added, delta, done, item_done = events[-5:-1]
+    assert added.item.type == "function_call" and added.item.status == "in_progress"  # type: ignore[union-attr]
+    assert delta.item_id == done.item_id == added.item.id  # type: ignore[union-attr]
+    assert done.arguments == delta.delta  # type: ignore[union-attr]
+    assert item_done.item.arguments == done.arguments  # type: ignore[union-attr]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    [call] = [item for item in final.output if item.type == "function_call"]
+    assert call.name == "get_weather" and json.loads(call.arguments)["city"]
+
+
+def test_a_function_output_sent_back_is_answered_in_text(client: OpenAI) -> None:
+    first = client.responses.create(
+        model=MODEL,
+        input=WEATHER_QUESTION,
+        tools=[WEATHER],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        temperature=0,
+    )
+    [call] = [item for item in first.output if item.type == "function_call"]
+    history: list[Any] = [
+        {"role": "user", "content": WEATHER_QUESTION},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 24 C"},
+    ]
+    second = client.responses.create(
+        model=MODEL, input=history, tools=[WEATHER], tool_choice="none", max_output_tokens=30
+    )
+    assert [item.type for item in second.output] == ["message"]
+    assert second.output_text
+
+
+def test_the_tool_history_is_the_chat_completions(client: OpenAI) -> None:
+    arguments = '{"city": "Paris"}'
+    history: list[Any] = [
+        {"role": "user", "content": WEATHER_QUESTION},
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": arguments,
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "Sunny, 24 C"},
+    ]
+    response = client.responses.create(
+        model=MODEL, input=history, tools=[WEATHER], temperature=0, max_output_tokens=20
+    )
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "user", "content": WEATHER_QUESTION},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": arguments},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 24 C"},
+        ],
+        tools=[
+            {
+                "type": "function",
+                "function": {k: v for k, v in WEATHER.items() if k != "type"},  # type: ignore[misc]
+            }
+        ],
+        temperature=0,
+        max_completion_tokens=20,
+    )
+    message = chat.choices[0].message
+    assert response.output_text == (message.content or "")
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [(c.name, c.arguments) for c in calls] == [
+        (c.function.name, c.function.arguments)  # type: ignore[union-attr]
+        for c in message.tool_calls or []
+    ]
+
+
+def test_a_json_schema_text_format_gives_json_valid_against_it(client: OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    response = client.responses.create(
+        model=MODEL,
+        input="Describe Paris.",
+        text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
+        max_output_tokens=60,
+    )
+    assert response.status == "completed"
+    jsonschema.validate(json.loads(response.output_text), schema)
+    assert response.text.format.type == "json_schema"  # type: ignore[union-attr]
+
+
+def test_a_json_object_text_format_gives_a_json_object(client: OpenAI) -> None:
+    response = client.responses.create(
+        model=MODEL,
+        input="Describe Paris as JSON.",
+        text={"format": {"type": "json_object"}},
+        max_output_tokens=60,
+    )
+    if response.status == "completed":  # a cut object is not whole JSON
+        assert isinstance(json.loads(response.output_text), dict)
+    assert response.text.format.type == "json_object"  # type: ignore[union-attr]
