@@ -67,6 +67,9 @@ def _integral(value: Any) -> Any:
 JsonInt = Annotated[int, BeforeValidator(_integral)]
 # A token count: the bound inside the type, so the document says `minimum`.
 Count = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+# How many alternatives a token's logprobs list (the bounds inside the type,
+# so the document says `minimum`/`maximum`).
+TopLogprobs = Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS), BeforeValidator(_integral)]
 
 
 def only(*values: Any, **bounds: Any) -> Any:
@@ -254,7 +257,7 @@ class ChatCompletionBody(GenerationBody):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: Count | None = None
     logprobs: bool | None = None
-    top_logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    top_logprobs: TopLogprobs | None = None
     tools: list[ToolDefinition] | None = None
     tool_choice: Any = documented(TOOL_CHOICE)
     parallel_tool_calls: bool | None = None
@@ -373,7 +376,7 @@ class CompletionBody(GenerationBody):
     echo: bool = False
     # The answer's tokens' logprobs, with this many alternatives (OpenAI's
     # limit is 5; ours is the chat API's 20).
-    logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    logprobs: TopLogprobs | None = None
     best_of: JsonInt | None = only(1, None, ge=1)
     suffix: str | None = Field(None, json_schema_extra={"maxLength": 0})
 

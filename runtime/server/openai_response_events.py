@@ -42,6 +42,15 @@ if TYPE_CHECKING:
     from runtime.server.openai_responses import ResponsesBody
 
 
+def echoed_format(text_format: dict[str, Any] | None) -> dict[str, Any]:
+    """The request's `text.format` as a response shows it: a json_schema
+    format as it came, the others by their type alone (keys they do not
+    have, which a request may carry, are not echoed)."""
+    if text_format is None or text_format.get("type") != "json_schema":
+        return {"type": (text_format or {}).get("type", "text")}
+    return text_format
+
+
 def usage_json(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
@@ -139,7 +148,7 @@ class ResponseStream:
             "store": False,
             "temperature": body.temperature,
             "top_p": body.top_p,
-            "text": {"format": body.text_format or {"type": "text"}},
+            "text": {"format": echoed_format(body.text_format)},
             "tool_choice": body.tool_choice or "auto",
             "tools": tools_json(body),
             "top_logprobs": body.top_logprobs,

@@ -25,7 +25,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runtime.engine.logprobs import MAX_TOP_LOGPROBS
 from runtime.engine.types import GenerationRequest
 from runtime.server.deps import ServiceDep
 from runtime.server.openai_errors import OpenAIRequestError, unsupported
@@ -35,8 +34,8 @@ from runtime.server.openai_requests import (
     REASONING_EFFORTS,
     ChatCompletionBody,
     Count,
-    JsonInt,
     Message,
+    TopLogprobs,
     documented,
     only,
 )
@@ -213,7 +212,7 @@ class ResponsesBody(BaseModel):
     reasoning: ReasoningOptions | None = None
     include: list[str] | None = None
     # With it (or `include` asking for them), the answer's logprobs.
-    top_logprobs: JsonInt | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    top_logprobs: TopLogprobs | None = None
     text: TextOptions | None = None
     tools: Any = documented(TOOLS)
     tool_choice: Any = documented(TOOL_CHOICE)
@@ -396,6 +395,10 @@ def response_format(text_format: dict[str, Any] | None) -> dict[str, Any] | None
     if kind == "json_object":
         return {"type": "json_object"}
     if kind == "json_schema":
+        if "schema" not in text_format:  # required by Responses' format, as documented
+            raise OpenAIRequestError(
+                "Missing required parameter: 'text.format.schema'.", "text.format.schema"
+            )
         fields = ("name", "description", "schema", "strict")
         schema = {name: text_format[name] for name in fields if name in text_format}
         return {"type": "json_schema", "json_schema": schema}
