@@ -43,6 +43,7 @@ from runtime.server.openai_response_events import ResponseStream, response_event
 from runtime.server.openai_response_models import ResponseObject, ResponseStreamEvent
 from runtime.server.openai_routes import respond_with_generation
 from runtime.server.openai_tools import (
+    FORCED_CALL_NEEDS_TOOLS,  # as chat's: a forced call needs tools
     FUNCTION_NAME,
     CalledFunction,
     FunctionDefinition,
@@ -162,17 +163,6 @@ TOOL_CHOICE = {
         },
         {"type": "null"},
     ]
-}
-# As chat's: a forced call needs tools.
-FORCED_CALL_NEEDS_TOOLS = {
-    "if": {
-        "properties": {"tool_choice": {"anyOf": [{"const": "required"}, {"type": "object"}]}},
-        "required": ["tool_choice"],
-    },
-    "then": {
-        "properties": {"tools": {"type": "array", "minItems": 1}},
-        "required": ["tools"],
-    },
 }
 
 
