@@ -8,8 +8,7 @@ how (three earlier rounds of the same kind, greedy): that exercises `auto`
 with no constraint at all. On the stand-in, a request's tools make exactly
 transformers' SmolLM3 prompt (`xml_tools`). It has random weights: it calls
 only when the call is forced (`tool_choice` "required" or a named function),
-which the engine's grammar sampler does; those tests, marked `needs_grammar`,
-are skipped until the engine honours `GenerationRequest.grammar`.
+which the engine's grammar sampler does.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from tests.engine.llama.test_smollm3_template import (
     WEATHER_QUESTION,
 )
 from tests.engine.llama.test_smollm3_template import WEATHER as GOLDEN_WEATHER
-from tests.grammars import needs_grammar
 from tests.server.conftest import LiveServer
 
 WEATHER = {
@@ -301,7 +299,6 @@ def test_the_standin_reads_a_call_and_its_result_as_smollm3_wrote_and_read_them(
 # -- forced calls (the engine's grammar) ---------------------------------------------
 
 
-@needs_grammar
 def test_a_required_call_always_parses_on_the_embedded_model(client: OpenAI) -> None:
     question = [{"role": "user", "content": "Hello! Who are you?"}]
     options = {"tool_choice": "required", "parallel_tool_calls": False}
@@ -312,7 +309,6 @@ def test_a_required_call_always_parses_on_the_embedded_model(client: OpenAI) -> 
         assert choice.finish_reason == "tool_calls"
 
 
-@needs_grammar
 def test_required_calls_in_parallel_all_parse(client: OpenAI) -> None:
     question = [{"role": "user", "content": "What is the weather in Paris and the time in Tokyo?"}]
     for reply in (
@@ -328,7 +324,6 @@ def test_required_calls_in_parallel_all_parse(client: OpenAI) -> None:
         assert choice.finish_reason == "tool_calls"
 
 
-@needs_grammar
 def test_four_concurrent_requests_forced_and_free_each_get_their_own_answer(
     client: OpenAI,
 ) -> None:
@@ -351,7 +346,6 @@ def test_four_concurrent_requests_forced_and_free_each_get_their_own_answer(
         assert reply.message.tool_calls is None and reply.message.content
 
 
-@needs_grammar
 def test_a_named_function_is_called_on_the_smollm3_standin(smollm3: OpenAI) -> None:
     named = {"type": "function", "function": {"name": "get_weather"}}
     for reply in (
@@ -364,7 +358,6 @@ def test_a_named_function_is_called_on_the_smollm3_standin(smollm3: OpenAI) -> N
         assert choice.finish_reason == "tool_calls"
 
 
-@needs_grammar
 def test_a_forced_call_then_its_result_gets_an_answer_on_the_smollm3_standin(
     smollm3: OpenAI,
 ) -> None:
@@ -380,7 +373,6 @@ def test_a_forced_call_then_its_result_gets_an_answer_on_the_smollm3_standin(
     assert answer.message.content or answer.message.tool_calls
 
 
-@needs_grammar
 def test_a_forced_call_cut_short_by_max_tokens_stays_text(smollm3: OpenAI) -> None:
     reply = ask(smollm3, QUESTION, **ON_STANDIN, tool_choice="required", max_tokens=8)
     choice = reply.choices[0]
@@ -389,7 +381,6 @@ def test_a_forced_call_cut_short_by_max_tokens_stays_text(smollm3: OpenAI) -> No
     assert choice.finish_reason == "length"
 
 
-@needs_grammar
 def test_reasoning_comes_first_then_the_call(smollm3: OpenAI) -> None:
     # The prefill opens a reasoning block and the budget closes it after 4
     # tokens: the grammar constrains only the answer, which is the call.
