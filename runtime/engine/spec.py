@@ -20,6 +20,10 @@ from runtime.errors import ModelLoadError
 MAX_DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 512
 DEVICES = ("auto", "cpu", "cuda", "metal")
+# The KV cache types llama.cpp's server accepts (common/arg.cpp); quantized
+# V needs flash attention, which llama.cpp turns on for CPUs by itself.
+KV_CACHE_TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+DEFAULT_KV_CACHE_TYPE = "f16"
 
 
 def default_threads() -> int:
@@ -71,6 +75,11 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
         )
+    kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
+    if kv_cache_type not in KV_CACHE_TYPES:
+        raise ModelLoadError(
+            f"unknown kv_cache_type {spec.kv_cache_type!r}; use one of: {', '.join(KV_CACHE_TYPES)}"
+        )
     return ModelSpec(
         path=str(path),
         n_ctx=n_ctx,
@@ -80,4 +89,7 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
         device=device,
         parallel=max(1, spec.parallel),
         max_queue=spec.max_queue,
+        kv_cache_type=kv_cache_type,
+        use_mmap=spec.use_mmap,
+        use_mlock=spec.use_mlock,
     )

@@ -250,6 +250,21 @@ class ModelInfo:
     # What an unset sampler means on this model, every field but `seed` set
     # (`engine.sampling_defaults.model_sampling`).
     sampling: SamplingParams = DEFAULT_SAMPLING
+    # What llama.cpp allocated for it (None for engines that cannot say).
+    memory: ModelMemory | None = None
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """A loaded model's memory, as llama.cpp reports its allocations."""
+
+    weights: int  # bytes of weights in RAM (copies plus tensors served in place)
+    weights_on_device: int  # bytes of weights in GPU memory
+    kv_cache: int  # bytes of KV cache allocated, every slot's cells
+    compute: int  # bytes of compute and output buffers
+    kv_cache_type: str  # "f16", "q8_0", ...
+    load_mode: str  # "mmap", "read" (no mmap), "+mlock"
+    load_reason: str  # why that mode
 
 
 # `ModelSpec.n_ctx` for `context_length: auto`: the largest context that fits
@@ -272,3 +287,9 @@ class ModelSpec:
     parallel: int = 1
     # Requests that may wait for a free slot; beyond it submit() raises QueueFullError.
     max_queue: int = 64
+    # The KV cache's element type for K and V: "f16", "q8_0" (half the
+    # memory) or "q4_0" (a quarter); None: the default (engine.spec).
+    kv_cache_type: str | None = None
+    # None: the engine decides (engine.llama.residency); True/False: as said.
+    use_mmap: bool | None = None
+    use_mlock: bool = False

@@ -22,9 +22,11 @@ import llama_cpp
 import numpy as np
 
 from convert.metadata import GGUFInfo
+from runtime.engine.llama import pages, residency
 from runtime.engine.llama.abort import AbortFlag
+from runtime.engine.llama.buffers import Buffers, recording
 from runtime.engine.llama.grammar import Grammar
-from runtime.engine.llama.loading import load_model, model_info
+from runtime.engine.llama.loading import load_model, model_info, model_memory
 from runtime.engine.llama.log import reporting_load_errors
 from runtime.engine.llama.sampler import Sampler
 from runtime.engine.llama.threadpool import ThreadPools
@@ -33,7 +35,12 @@ from runtime.engine.logprobs import TokenLogprob, token_logprob
 from runtime.engine.sampling_defaults import fill_unset
 from runtime.engine.scheduler import Batch
 from runtime.engine.sequence import Sequence
-from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads
+from runtime.engine.spec import (
+    DEFAULT_BATCH,
+    DEFAULT_KV_CACHE_TYPE,
+    MAX_DEFAULT_CONTEXT,
+    default_threads,
+)
 from runtime.engine.types import ModelSpec, SamplingParams
 from runtime.errors import RuntimeFailure
 
@@ -65,14 +72,22 @@ class Backend(Vocabulary):
     @classmethod
     def load(cls, spec: ModelSpec) -> Backend:
         """Check and load the model `spec` names (blocking; run it in a thread)."""
-        model, spec, header = load_model(spec)
+        buffers = Buffers()
+        model, spec, header, mode = load_model(spec, buffers)
         try:
-            return cls(model, spec, header)
+            return cls(model, spec, header, buffers, mode)
         except BaseException:
             llama_cpp.llama_model_free(model)
             raise
 
-    def __init__(self, model: llama_cpp.llama_model_p, spec: ModelSpec, header: GGUFInfo) -> None:
+    def __init__(
+        self,
+        model: llama_cpp.llama_model_p,
+        spec: ModelSpec,
+        header: GGUFInfo,
+        buffers: Buffers | None = None,
+        mode: residency.LoadMode | None = None,
+    ) -> None:
         super().__init__(model)
         self._model = model
         self.num_slots = max(1, spec.parallel)
@@ -98,11 +113,20 @@ class Backend(Vocabulary):
         # `Llama`'s (off): about 10% more decode throughput on a 2-core CPU. With
         # a stream per slot, outputs never depend on the batch or on `parallel`.
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-        with reporting_load_errors(spec.path):
+        # The engine reads logits only at each sequence's last token of a
+        # batch: at most one row per slot. llama.cpp would otherwise reserve
+        # logits for every token of a batch (n_batch × n_vocab floats: 250 MB
+        # for SmolLM3's 128k vocabulary).
+        params.n_outputs_max = self.num_slots
+        params.type_k = params.type_v = kv_type(spec.kv_cache_type)
+        buffers = buffers if buffers is not None else Buffers()
+        before = pages.anonymous_mappings()
+        with reporting_load_errors(spec.path), recording(buffers):
             ctx = llama_cpp.llama_init_from_model(model, params)
             if not ctx:
                 raise RuntimeError("llama_init_from_model failed")
         self._ctx = ctx
+        residency.release_cleared_kv(before, buffers)
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.abort = AbortFlag()
         self.abort.install(ctx)
@@ -111,7 +135,8 @@ class Backend(Vocabulary):
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
         )
-        self.info = model_info(spec, header, model, n_ctx, n_batch)
+        memory = model_memory(buffers, spec, mode) if mode is not None else None
+        self.info = model_info(spec, header, model, n_ctx, n_batch, memory)
         self.n_batch = n_batch
         self._init_batch(params.n_batch)
 
@@ -261,6 +286,11 @@ class Backend(Vocabulary):
             ),
             logits=ctypes.cast(self._logits, ctypes.POINTER(ctypes.c_int8)),
         )
+
+
+def kv_type(name: str | None) -> int:
+    """llama.cpp's `ggml_type` for a KV cache type name ("q8_0")."""
+    return int(getattr(llama_cpp, f"GGML_TYPE_{(name or DEFAULT_KV_CACHE_TYPE).upper()}"))
 
 
 def _slot_of(chunk: tuple[Sequence, int]) -> int:

@@ -10,22 +10,26 @@ import llama_cpp
 
 from convert.metadata import GGUFInfo, read_gguf_info
 from convert.preflight import check_memory, shape_of
-from runtime.engine.llama import extra_buffers, gpu_offload_supported
+from runtime.engine.llama import extra_buffers, gpu_offload_supported, residency
+from runtime.engine.llama.buffers import Buffers, recording
 from runtime.engine.llama.log import reporting_load_errors, route_llama_logs
 from runtime.engine.sampling_defaults import model_sampling
 from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads, resolve_spec
-from runtime.engine.types import ModelInfo, ModelSpec
+from runtime.engine.types import ModelInfo, ModelMemory, ModelSpec
 
 logger = logging.getLogger(__name__)
 
 
-def load_model(spec: ModelSpec) -> tuple[llama_cpp.llama_model_p, ModelSpec, GGUFInfo]:
+def load_model(
+    spec: ModelSpec, buffers: Buffers
+) -> tuple[llama_cpp.llama_model_p, ModelSpec, GGUFInfo, residency.LoadMode]:
     """Check and load the model `spec` names (blocking; run it in a thread).
 
     The checks: the GGUF header (llama.cpp's own errors for a file that is not
     GGUF, or cut short, are obscure), the resolved spec, and the memory
     preflight (refuse with numbers and fixes before llama.cpp allocates
-    anything, KV cache for every parallel slot included).
+    anything, KV cache for every parallel slot included). `buffers` gets
+    the sizes llama.cpp allocates.
     """
     header = read_gguf_info(Path(spec.path).expanduser())
     spec = resolve_spec(spec, header)
@@ -49,15 +53,23 @@ def load_model(spec: ModelSpec) -> tuple[llama_cpp.llama_model_p, ModelSpec, GGU
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = spec.n_gpu_layers or 0
     params.use_extra_bufts = extra_buffers.decision().allowed
-    with reporting_load_errors(spec.path):
+    mode = residency.choose(spec.path, spec.use_mmap, spec.use_mlock)
+    params.load_mode = mode.llama_mode
+    with reporting_load_errors(spec.path), recording(buffers):
         model = llama_cpp.llama_model_load_from_file(spec.path.encode("utf-8"), params)
         if not model:
             raise RuntimeError("llama_model_load_from_file failed")
-    return model, spec, header
+    residency.release_copied(spec.path, mode, buffers)
+    return model, spec, header, mode
 
 
 def model_info(
-    spec: ModelSpec, header: GGUFInfo, model: llama_cpp.llama_model_p, n_ctx: int, n_batch: int
+    spec: ModelSpec,
+    header: GGUFInfo,
+    model: llama_cpp.llama_model_p,
+    n_ctx: int,
+    n_batch: int,
+    memory: ModelMemory | None = None,
 ) -> ModelInfo:
     """What the engine tells callers about a loaded model. `n_ctx` is the
     context one sequence may fill, whatever the engine allocated for all."""
@@ -72,4 +84,17 @@ def model_info(
         n_batch=n_batch,
         quantization=header.quantization,
         sampling=model_sampling(header.metadata),
+        memory=memory,
+    )
+
+
+def model_memory(buffers: Buffers, spec: ModelSpec, mode: residency.LoadMode) -> ModelMemory:
+    return ModelMemory(
+        weights=buffers.weights_in_ram,
+        weights_on_device=buffers.weights_on_device,
+        kv_cache=buffers.kv_bytes,
+        compute=buffers.compute_bytes,
+        kv_cache_type=spec.kv_cache_type or "f16",
+        load_mode=mode.name,
+        load_reason=mode.reason,
     )
