@@ -100,6 +100,13 @@ def parser() -> argparse.ArgumentParser:
         "3): total tokens/s and TTFT per client count",
     )
     p.add_argument(
+        "--kv-quality",
+        action="store_true",
+        help="instead: the quality a quantized KV cache (q8_0, q4_0) keeps against F16 on the "
+        "same prompts (teacher-forced next-token distributions: top token, KL divergence, "
+        "logit differences), prompts of about --n-ctx tokens, --max-tokens steps",
+    )
+    p.add_argument(
         "--pp-tokens",
         type=int,
         default=256,
@@ -155,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return compare_extra_buffers(settings, args, say)
     if args.against:
         return compare_against(settings, args, say)
+    if args.kv_quality:
+        return kv_quality(settings, args, say)
     results = run_benchmark(settings, say)
     print(markdown(results))
     for path in write(results, args.out, chart=not args.no_chart):
@@ -180,6 +189,24 @@ def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say
     out.write_text(json.dumps(summary, indent=2))
     (args.out / "extra-buffers.md").write_text(table + "\n")
     say(f"wrote {out}")
+    return 0
+
+
+def kv_quality(settings: Settings, args: argparse.Namespace, say: Say) -> int:
+    import json
+
+    from scripts.benchmark import kv_quality as quality
+
+    say(f"KV cache quality: {Path(settings.model).name}, prompts of ~{settings.n_ctx} tokens")
+    results = quality.measure(
+        settings.model, settings.n_ctx, settings.max_tokens, settings.n_threads
+    )
+    table = quality.markdown(results, Path(settings.model).name)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kv-quality.json").write_text(json.dumps(results, indent=2))
+    (args.out / "kv-quality.md").write_text(table + "\n")
+    say(f"wrote {args.out / 'kv-quality.json'}")
     return 0
 
 
