@@ -10,8 +10,13 @@ from runtime.binding import compile_template
 from runtime.config.convert import suggest
 from runtime.config.normalize import entity_display
 from runtime.config.positions import Positions
-from runtime.config.schema import ComposeConfig, TextGenerationAction, WorkflowConfig
-from runtime.config.units import parse_duration, parse_size
+from runtime.config.schema import (
+    ComposeConfig,
+    ModelComponent,
+    TextGenerationAction,
+    WorkflowConfig,
+)
+from runtime.config.units import parse_duration, parse_keep_alive, parse_size
 from runtime.engine.json_schema import SchemaError, schema_grammar
 from runtime.errors import BindingSyntaxError, Location, Problem
 from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
@@ -103,6 +108,7 @@ class Checker:
                     "reasoning_budget",
                     f"{display}.reasoning_budget",
                 )
+            self.keep_alive(component, data, display)
             try:
                 parse_model_reference(component.model)
             except ValueError as error:
@@ -138,6 +144,17 @@ class Checker:
                         )
                 elif action.messages is None:
                     self.error("a chat-completion action needs 'messages'", raw_action, None, where)
+
+    def keep_alive(self, component: ModelComponent, data: dict[str, Any], display: str) -> None:
+        """Checked now, not when the model first goes idle."""
+        written = [(component.keep_alive, data, display)]
+        if component.options is not None:
+            written.append((component.options.keep_alive, data["options"], f"{display}.options"))
+        for value, container, where in written:
+            try:
+                parse_keep_alive(value)
+            except ValueError as error:
+                self.error(str(error), container, "keep_alive", f"{where}.keep_alive")
 
     def params(self, params: dict[str, Any], raw_action: dict[str, Any], where: str) -> None:
         raw_params = raw_action.get("params", {})

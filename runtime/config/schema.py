@@ -65,6 +65,11 @@ class ModelSource(Base):
 # model's trained context (see convert.preflight).
 ContextLength = int | Literal["auto"] | None
 
+# How long a model stays loaded without requests, as Ollama's `keep_alive`:
+# a duration ("30s", "5m", "1h") or seconds; null or -1: for ever (the
+# default); 0: unloaded as soon as it is idle (see config.units.parse_keep_alive).
+KeepAlive = str | int | float | None
+
 
 class LlamaCppOptions(Base):
     """llama.cpp load settings, as MC's schema writes them under `options:`."""
@@ -75,6 +80,7 @@ class LlamaCppOptions(Base):
     n_gpu_layers: int | None = None
     n_threads: int | None = None
     verbose: bool = False
+    keep_alive: KeepAlive = None
 
 
 class ChatCompletionAction(Base):
@@ -136,6 +142,8 @@ class ModelComponent(Base, kw_only=True, tag_field="task"):
     parallel: int | None = None
     # Requests that may wait for a free slot; more are refused (HTTP 503).
     max_queue: int = 64
+    # Unload the model after this long without requests; the next one loads it again.
+    keep_alive: KeepAlive = None
     options: LlamaCppOptions | None = None
     # Reasoning models (SmolLM3, Qwen3...), for every action of the component
     # and every /v1 request on it; an action or a request may say otherwise.

@@ -1,5 +1,6 @@
-"""Durations ("30s", "10m", "1h", "500ms", or seconds) and sizes ("1MB",
-"512KB", or bytes) as compose files write them."""
+"""Durations ("30s", "10m", "1h", "500ms", or seconds), sizes ("1MB",
+"512KB", or bytes) and keep-alive times (a duration, or -1 for ever) as
+compose files write them."""
 
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def parse_duration(value: str | int | float) -> float:
     if not match:
         raise ValueError(f"expected a duration like 30s, 10m or 1h, got {value!r}")
     return float(match[1]) * _SECONDS[match[2]]
+
+
+def parse_keep_alive(value: str | int | float | None) -> float | None:
+    """Seconds a model stays loaded without requests; None: for ever. As
+    Ollama's `keep_alive`: null or a negative value (-1, "-1", "-1m") keeps it
+    loaded, 0 unloads it as soon as it is idle. Raises ValueError with a
+    message for the user."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str) and value.strip().startswith("-"):
+            return None if parse_duration(value.strip()[1:]) > 0 else 0.0
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            return None
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            "expected a duration like 30s, 5m or 1h, a number of seconds, "
+            f"or -1 to stay loaded, got {value!r}"
+        ) from None
 
 
 def parse_size(value: str | int) -> int:

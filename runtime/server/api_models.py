@@ -33,6 +33,13 @@ class ErrorResponse(Strict):
 class Health(Strict):
     status: str = Field(description="ok, or while not ready: starting, stopping or failed")
     error: ErrorDetail | None = Field(None, description="why the server failed to start")
+    models: dict[str, Literal["unloaded", "loading"]] | None = Field(
+        None,
+        description=(
+            "components whose model was unloaded after its keep_alive (the next request "
+            "loads it again), or is loading again; absent when every model is loaded"
+        ),
+    )
 
 
 class WorkflowSummary(Strict):

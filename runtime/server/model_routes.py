@@ -1,13 +1,17 @@
-"""`GET {base_path}/models`: the models the server has loaded and how busy
-each one is right now (slots in use, requests waiting), plus the runs in
-progress. Read-only; behind the API key like every route but /health. This is
-how an operator (and scripts/soak) sees that a server is idle again."""
+"""`GET {base_path}/models`: the models the server has loaded (and those
+unloaded after their keep_alive) and how busy each one is right now (slots in
+use, requests waiting), plus the runs in progress. Read-only; behind the API
+key like every route but /health. This is how an operator (and scripts/soak)
+sees that a server is idle again."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from runtime.engine.types import EngineStats
 from runtime.server.deps import ServiceDep
 
 router = APIRouter()
@@ -29,6 +33,9 @@ class LoadedModel(BaseModel):
     name: str
     path: str
     components: list[str]  # the component ids that share this loaded model
+    # `unloaded`: after its keep_alive without requests; the next one loads it
+    # again (`loading`). What follows is from its last load; busy and waiting are 0.
+    state: Literal["loaded", "loading", "unloaded"]
     context_length: int
     slots: int  # requests decoded together
     busy: int  # slots holding an unfinished request
@@ -44,16 +51,20 @@ class ModelsStatus(BaseModel):
 @router.get("/models")
 async def loaded_models(service: ServiceDep) -> ModelsStatus:
     models = []
-    for engine in service.pool.engines():
-        stats, info = engine.stats(), engine.info
+    for model in service.pool.models():
+        info, engine = model.info, model.engine
+        if info is None:  # not listed by models(): it never loaded
+            continue
+        stats = engine.stats() if engine else EngineStats(model.spec.parallel, 0, 0)
         sharing = [
-            c.id for c in service.config.components if service.components.loaded(c.id) is engine
+            c.id for c in service.config.components if service.components.pooled(c.id) is model
         ]
         models.append(
             LoadedModel(
                 name=info.name,
                 path=info.path,
                 components=sharing,
+                state=model.state.value,
                 context_length=info.context_length,
                 slots=stats.slots,
                 busy=stats.busy,

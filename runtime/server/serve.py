@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
 import math
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -15,6 +17,7 @@ import uvicorn
 
 from runtime.config import ComposeConfig
 from runtime.config.schema import HttpServerAdapter
+from runtime.engine.pooled_model import IDLE_LOGGER
 from runtime.errors import ModelComposeError, RuntimeFailure
 from runtime.server.app import create_app, normal_base_path
 from runtime.service import CANCEL_GRACE, Service, ServiceState
@@ -63,6 +66,31 @@ class _Server(uvicorn.Server):
             uvicorn.Server.handle_exit(server, sig, frame)
             if sig in (signal.SIGINT, signal.SIGTERM):
                 server._captured_signals.clear()
+
+
+class _SayHandler(logging.Handler):
+    def __init__(self, say: Say) -> None:
+        super().__init__(logging.INFO)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.say(record.getMessage())
+
+
+@contextlib.contextmanager
+def idle_lines(say: Say) -> Iterator[None]:
+    """Print the lines of models unloaded after their keep_alive and loaded
+    again: logged at INFO, which nothing else shows, yet they explain a
+    first request that is slow."""
+    idle = logging.getLogger(IDLE_LOGGER)
+    handler, level = _SayHandler(say), idle.level
+    idle.addHandler(handler)
+    idle.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        idle.removeHandler(handler)
+        idle.setLevel(level)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -169,4 +197,5 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
         await asyncio.gather(serving, *([ui_serving] if ui_serving else []))
         return 0
 
-    return asyncio.run(main())
+    with idle_lines(say):
+        return asyncio.run(main())

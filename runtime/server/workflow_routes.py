@@ -44,15 +44,18 @@ RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/health", response_model=Health, responses=error_responses(Health, 503))
 async def health(service: ServiceDep) -> JSONResponse:
     if service.is_ready:
+        body: dict[str, Any] = {"status": "ok"}
         failed = service.failed_components
         if failed:  # serving, but not every workflow can run: still 200
             first = next(iter(failed.values()))
             message = "; ".join(f"component '{c}' is unavailable: {e}" for c, e in failed.items())
-            return JSONResponse(
-                {"status": "degraded", "error": {"type": first.error_type, "message": message}}
-            )
-        return JSONResponse({"status": "ok"})
-    body: dict[str, Any] = {"status": str(service.state)}
+            body = {"status": "degraded", "error": {"type": first.error_type, "message": message}}
+        # Unloaded after keep_alive is healthy: the next request loads it again.
+        unloaded = service.components.unloaded()
+        if unloaded:
+            body["models"] = {component: str(state) for component, state in unloaded.items()}
+        return JSONResponse(body)
+    body = {"status": str(service.state)}
     if service.failure is not None:
         body["error"] = {"type": service.failure.error_type, "message": str(service.failure)}
     return JSONResponse(body, 503, headers={"Retry-After": "1"})

@@ -2,14 +2,16 @@
 
 Implements the runner's `ComponentRunner`: finds the component, makes sure its
 model is loaded (once per file and load settings, through the pool), limits
-its concurrency, and dispatches the action to its task.
+its concurrency, and dispatches the action to its task. Each action and
+generation holds its model for as long as it runs, so that a model with a
+`keep_alive` is unloaded only when idle, and loaded again by the next request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ from runtime.config.schema import (
     ModelComponent,
     TextGenerationComponent,
 )
+from runtime.config.units import parse_keep_alive
 from runtime.engine import ModelPool
+from runtime.engine.pooled_model import ModelState, PooledModel
 from runtime.engine.types import (
     AUTO_CONTEXT,
     CancelToken,
@@ -66,6 +70,15 @@ def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
     )
 
 
+def component_keep_alive(component: ModelComponent) -> float | None:
+    """Seconds the component's model stays loaded without requests; None: for
+    ever. The component-level key wins over `options:`, as for load settings."""
+    value = component.keep_alive
+    if value is None and component.options is not None:
+        value = component.options.keep_alive
+    return parse_keep_alive(value)
+
+
 class ModelComponents:
     def __init__(
         self, config: ComposeConfig, pool: ModelPool, status: StatusCallback | None = None
@@ -73,7 +86,9 @@ class ModelComponents:
         self.config = config
         self.pool = pool
         self.status = status
-        self._engines: dict[str, Engine] = {}
+        # Each component's entry in the pool: stable across idle unloads and
+        # reloads, so it is never a closed engine that is cached here.
+        self._models: dict[str, PooledModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._limits: dict[str, asyncio.Semaphore] = {
             c.id: asyncio.Semaphore(c.max_concurrent_count)
@@ -92,34 +107,72 @@ class ModelComponents:
         except KeyError:
             raise NotFoundError(f"unknown component '{component_id}'") from None
 
-    async def engine(self, component_id: str) -> Engine:
-        """The component's engine, loading its model on first use;
-        `ComponentUnavailableError` when the model cannot be loaded."""
-        if component_id in self._engines:
-            return self._engines[component_id]
+    async def model(self, component_id: str) -> PooledModel:
+        """The component's model in the pool, not necessarily loaded;
+        `ComponentUnavailableError` when it cannot be found."""
+        if component_id in self._models:
+            return self._models[component_id]
         failure = self.failures.get(component_id)
         if failure is not None:  # a fresh error: re-raising one object grows its traceback
             raise ComponentUnavailableError(component_id, failure.cause)
         lock = self._locks.setdefault(component_id, asyncio.Lock())
         async with lock:
-            if component_id not in self._engines:
+            if component_id not in self._models:
                 component = self.component(component_id)
                 try:
                     # In a worker thread: it may download a model (never on the event loop).
                     spec = await asyncio.to_thread(
                         model_spec, component, Path(self.config.base_dir)
                     )
-                    if self.status:
-                        self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
-                    self._engines[component_id] = await self.pool.acquire(spec)
+                    model = await self.pool.model(spec, component_keep_alive(component))
                 except ModelComposeError as error:
                     raise ComponentUnavailableError(component_id, error) from error
-        return self._engines[component_id]
+                if self.status:
+                    self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
+                self._models[component_id] = model
+        return self._models[component_id]
+
+    async def engine(self, component_id: str) -> Engine:
+        """The component's engine, loading its model if it is not loaded;
+        `ComponentUnavailableError` when the model cannot be loaded. With a
+        keep_alive, the engine may be unloaded once idle: run requests in `use`."""
+        return await self._acquire(component_id, await self.model(component_id))
+
+    @contextlib.asynccontextmanager
+    async def use(self, component_id: str) -> AsyncIterator[Engine]:
+        """The component's engine, kept loaded until the block ends."""
+        model = await self.model(component_id)
+        model.hold()
+        try:
+            yield await self._acquire(component_id, model)
+        finally:
+            model.release()
+
+    async def _acquire(self, component_id: str, model: PooledModel) -> Engine:
+        try:
+            return await model.acquire()
+        except ModelComposeError as error:
+            raise ComponentUnavailableError(component_id, error) from error
 
     def loaded(self, component_id: str) -> Engine | None:
         """The component's engine if its model is loaded, without loading it
         (the Web UI's model panel must not trigger a load)."""
-        return self._engines.get(component_id)
+        model = self._models.get(component_id)
+        return model.engine if model is not None else None
+
+    def pooled(self, component_id: str) -> PooledModel | None:
+        """The component's model in the pool, without loading it; None until
+        the component first asked for it."""
+        return self._models.get(component_id)
+
+    def unloaded(self) -> dict[str, ModelState]:
+        """The components whose model was unloaded after its keep_alive (or
+        is loading again): what /health reports."""
+        return {
+            component_id: model.state
+            for component_id, model in self._models.items()
+            if model.info is not None and model.state != ModelState.LOADED
+        }
 
     async def preload(self) -> list[str]:
         """Load the model of every component marked `preload` (the default);
@@ -145,10 +198,10 @@ class ModelComponents:
         `context.cancel` must be the request's own token."""
         self._generating.append(context.cancel)
         try:
-            engine = await self.engine(component_id)
-            limit = self._limits.get(component_id)
-            async with limit if limit is not None else contextlib.nullcontext():
-                return await generate(engine, request, context, component_id, streaming=True)
+            async with self.use(component_id) as engine:
+                limit = self._limits.get(component_id)
+                async with limit if limit is not None else contextlib.nullcontext():
+                    return await generate(engine, request, context, component_id, streaming=True)
         finally:
             self._generating.remove(context.cancel)
 
@@ -156,13 +209,17 @@ class ModelComponents:
         self, component_id: str, action_id: str | None, input: Any, context: RunContext, job_id: str
     ) -> ActionResult:
         component = self.component(component_id)
-        engine = await self.engine(component_id)
-        limit = self._limits.get(component_id)
-        async with limit if limit is not None else contextlib.nullcontext():
-            if isinstance(component, ChatCompletionComponent):
-                action = component.action(action_id)
-                return await run_chat_completion(engine, component, action, input, context, job_id)
-            if isinstance(component, TextGenerationComponent):
-                action = component.action(action_id)
-                return await run_text_generation(engine, component, action, input, context, job_id)
+        async with self.use(component_id) as engine:
+            limit = self._limits.get(component_id)
+            async with limit if limit is not None else contextlib.nullcontext():
+                if isinstance(component, ChatCompletionComponent):
+                    action = component.action(action_id)
+                    return await run_chat_completion(
+                        engine, component, action, input, context, job_id
+                    )
+                if isinstance(component, TextGenerationComponent):
+                    action = component.action(action_id)
+                    return await run_text_generation(
+                        engine, component, action, input, context, job_id
+                    )
         raise NotFoundError(f"component '{component_id}' has no runnable action")

@@ -9,6 +9,7 @@ from pathlib import Path
 from nicegui import ui
 
 from runtime.config.schema import ModelComponent
+from runtime.engine.pooled_model import ModelState
 from runtime.engine.sampling_defaults import describe
 from runtime.service import Service, ServiceState
 
@@ -20,6 +21,7 @@ class LoadState(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     NOT_LOADED = "not loaded"  # `preload: false`, not used yet
+    UNLOADED = "unloaded"  # after its keep_alive; the next request loads it again
     STOPPING = "stopping"
 
 
@@ -62,12 +64,15 @@ class ModelStatus:
 
 def model_status(service: Service, component: ModelComponent) -> ModelStatus:
     base = {"component_id": component.id, "task": component.task, "model": component.model_name}
-    engine = service.components.loaded(component.id)
-    if engine is not None:
-        info = engine.info
+    model = service.components.pooled(component.id)
+    if model is not None and model.info is not None:
+        # Loaded, or unloaded after keep_alive (or loading again): the details
+        # are the last load's.
+        info = model.info
+        states = {ModelState.LOADED: LoadState.READY, ModelState.LOADING: LoadState.LOADING}
         return ModelStatus(
             **base,
-            state=LoadState.READY,
+            state=states.get(model.state, LoadState.UNLOADED),
             name=info.name,
             file=info.path,
             quantization=info.quantization,
@@ -92,6 +97,7 @@ _STATE_COLORS = {
     LoadState.LOADING: "warning",
     LoadState.FAILED: "negative",
     LoadState.NOT_LOADED: "grey",
+    LoadState.UNLOADED: "grey",
     LoadState.STOPPING: "grey",
 }
 

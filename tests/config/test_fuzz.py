@@ -195,6 +195,9 @@ component = fields(
     prompt=st.sampled_from(PLAUSIBLE),
     parallel=st.integers(-1, 8),
     max_queue=st.integers(-1, 8),
+    keep_alive=st.sampled_from(["5m", "-1", "-1m", "x", "-", "0"])
+    | st.floats()
+    | st.integers(-2, 2),
     context_length=st.integers(-1, 4096) | st.just("auto"),
     options=fields(n_ctx=st.integers(0, 4096), n_threads=st.integers(-1, 8)),
 )

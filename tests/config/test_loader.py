@@ -328,3 +328,38 @@ def test_parallel_and_max_queue_are_checked(tmp_path: Path) -> None:
         "5: component.parallel: parallel must be at least 1",
         "6: component.max_queue: max_queue must be 0 or more",
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ("keep_alive: 5m", 300.0),
+        ("keep_alive: 30s", 30.0),
+        ("keep_alive: 90", 90.0),
+        ("keep_alive: 0", 0.0),
+        ("keep_alive: -1", None),
+        ("keep_alive: '-1'", None),
+        ("keep_alive: null", None),
+        ("options: {keep_alive: 1h}", 3600.0),
+        ("", None),
+    ],
+)
+def test_keep_alive_is_a_duration_or_for_ever(
+    tmp_path: Path, written: str, seconds: float | None
+) -> None:
+    from runtime.tasks.components import component_keep_alive
+
+    text = COMPONENT.replace("  model: ./m.gguf\n", f"  model: ./m.gguf\n  {written}\n")
+    assert component_keep_alive(config_of(tmp_path, text).components[0]) == seconds
+
+
+def test_a_bad_keep_alive_is_located(tmp_path: Path) -> None:
+    text = COMPONENT.replace(
+        "  model: ./m.gguf\n",
+        "  model: ./m.gguf\n  keep_alive: 5 minutes\n  options:\n    keep_alive: '-'\n",
+    )
+    expected = "expected a duration like 30s, 5m or 1h, a number of seconds, or -1 to stay loaded"
+    assert problems(tmp_path, text) == [
+        f"5: component.keep_alive: {expected}, got '5 minutes'",
+        f"7: component.options.keep_alive: {expected}, got '-'",
+    ]

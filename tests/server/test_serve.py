@@ -3,6 +3,7 @@ a real port on loopback."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.engine.pooled_model import IDLE_LOGGER
+from runtime.server.serve import idle_lines
 from tests.server.conftest import EXAMPLES, free_port, wait_for
 
 COMMAND = str(Path(sys.executable).parent / "model-compose")
@@ -192,3 +195,11 @@ def test_a_public_address_without_an_api_key_prints_a_loud_warning(tmp_path: Pat
     assert stderr.startswith(
         "WARNING: serving on 0.0.0.0, reachable from other machines, with no API key"
     )
+
+
+def test_up_prints_the_lines_of_models_unloaded_after_idle_and_loaded_again() -> None:
+    said: list[str] = []
+    with idle_lines(said.append):
+        logging.getLogger(IDLE_LOGGER).info("unloading model %s after %s idle", "m.gguf", "5m")
+    logging.getLogger(IDLE_LOGGER).info("once `up` has returned, nothing is printed")
+    assert said == ["unloading model m.gguf after 5m idle"]

@@ -31,3 +31,15 @@ async def test_the_model_panel_says_loading_until_the_models_are_loaded(
         assert page.text("model-state") == "loading"
         await page.service.start()
         await page.until(lambda: page.text("model-state") == "ready", timeout=5)
+
+
+async def test_the_model_panel_says_unloaded_after_the_keep_alive(open_page: OpenPage) -> None:
+    compose = CHAT.replace(
+        "      model: HuggingFaceTB/SmolLM2-135M-Instruct\n",
+        "      model: HuggingFaceTB/SmolLM2-135M-Instruct\n      keep_alive: 0.3s\n",
+    )
+    async with open_page(compose) as page:
+        await page.until(lambda: page.text("model-state") == "unloaded", timeout=5)
+        panel = page.element("model-__component__")
+        rows = [label.text for label in panel.descendants() if isinstance(label, ui.label)]
+        assert "SmolLM2-135M-Instruct.Q4_1.gguf" in rows  # what it ran, from its last load
