@@ -95,10 +95,37 @@ class Checker:
                 seen.add(item["id"])
         return found
 
+    def kv_cache_size(self, component: ModelComponent, data: Any, display: str) -> None:
+        """A pool must hold at least one full context (engine.spec says so
+        again at load time, when `context_length: auto` is known)."""
+        options = component.options
+        context = component.context_length or component.n_ctx
+        if options is not None:
+            context = context or options.context_length or options.n_ctx
+        raw_options = data.get("options") if isinstance(data, dict) else None
+        for owner, raw, where in (
+            (component, data, display),
+            (options, raw_options, f"{display}.options"),
+        ):
+            size = getattr(owner, "kv_cache_size", None)
+            if size is None:
+                continue
+            if size < 1:
+                problem = "kv_cache_size must be a positive number of tokens"
+            elif isinstance(context, int) and context > size:
+                problem = (
+                    f"kv_cache_size ({size} tokens) is smaller than context_length ({context}): "
+                    "one conversation could not fill its context"
+                )
+            else:
+                continue
+            self.error(problem, raw, "kv_cache_size", f"{where}.kv_cache_size")
+
     def components(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         for component, (data, display) in zip(config.components, raw, strict=True):
             if component.parallel is not None and component.parallel < 1:
                 self.error("parallel must be at least 1", data, "parallel", f"{display}.parallel")
+            self.kv_cache_size(component, data, display)
             if component.max_queue < 0:
                 self.error("max_queue must be 0 or more", data, "max_queue", f"{display}.max_queue")
             if component.reasoning_budget is not None and component.reasoning_budget < 0:

@@ -70,8 +70,25 @@ ContextLength = int | Literal["auto"] | None
 # default); 0: unloaded as soon as it is idle (see config.units.parse_keep_alive).
 KeepAlive = str | int | float | None
 
+# The KV cache's element type (engine.spec.KV_CACHE_TYPES, llama-server's list).
+KVCacheType = Literal["f16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"] | None
 
-class LlamaCppOptions(Base):
+
+class MemoryOptions(Base):
+    """How a model uses memory (engine.llama.residency, engine.placement):
+    on the component, or under `options:`; the component's key wins."""
+
+    # The KV cache's type: f16 (default), q8_0 halves it, q4_0 quarters it.
+    kv_cache_type: KVCacheType = None
+    # Tokens of KV cache all slots share (fewer than parallel x context).
+    kv_cache_size: int | None = None
+    # Memory-map the file (None: decided from the file's filesystem).
+    use_mmap: bool | None = None
+    # Lock the weights in RAM (never swapped out).
+    use_mlock: bool | None = None
+
+
+class LlamaCppOptions(MemoryOptions):
     """llama.cpp load settings, as MC's schema writes them under `options:`."""
 
     n_ctx: ContextLength = None
@@ -119,7 +136,7 @@ class TextGenerationAction(Base):
 Device = Literal["auto", "cpu", "cuda", "metal"]
 
 
-class ModelComponent(Base, kw_only=True, tag_field="task"):
+class ModelComponent(MemoryOptions, kw_only=True, tag_field="task"):
     """What every model component has; `task` (the tag) picks the Struct, and
     with it the type of its actions."""
 

@@ -48,7 +48,7 @@ class BatchedEngine:
             eos_token=backend.special.eos_text,
         )
         self.scheduler = Scheduler(
-            placement=KVPlacement(backend, backend.num_slots),
+            placement=KVPlacement(backend, backend.num_slots, pool=backend.kv_pool),
             max_queue=max_queue,
             max_batch_tokens=backend.n_batch,
         )

@@ -155,9 +155,14 @@ class Scheduler:
         self.running = still
 
     def _admit(self) -> None:
+        # First come, first placed: a sequence whose reservation does not fit
+        # a shared pool yet holds back those behind it (no starvation).
         while self.waiting and self.placement.num_free:
+            seq = self.waiting[0]
+            if not seq.is_cancelled and not self.placement.fits(seq):
+                break
             with self._lock:
-                seq = self.waiting.popleft()
+                self.waiting.popleft()
             if seq.is_cancelled:
                 seq.end_cancelled(seq.request.cancel.reason)
                 continue

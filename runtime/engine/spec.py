@@ -22,7 +22,7 @@ DEFAULT_BATCH = 512
 DEVICES = ("auto", "cpu", "cuda", "metal")
 # The KV cache types llama.cpp's server accepts (common/arg.cpp); quantized
 # V needs flash attention, which llama.cpp turns on for CPUs by itself.
-KV_CACHE_TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+KV_CACHE_TYPES = ("f16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 DEFAULT_KV_CACHE_TYPE = "f16"
 
 
@@ -75,6 +75,17 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
         )
+    parallel = max(1, spec.parallel)
+    pool = spec.kv_cache_size
+    if pool is not None:
+        if pool < n_ctx:
+            raise ModelLoadError(
+                f"kv_cache_size ({pool} tokens) is smaller than the context ({n_ctx} tokens): "
+                "one conversation could not fill its context; raise kv_cache_size or lower "
+                "context_length"
+            )
+        if pool >= n_ctx * parallel:
+            pool = None  # room for every slot's full context: no sharing needed
     kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
     if kv_cache_type not in KV_CACHE_TYPES:
         raise ModelLoadError(
@@ -87,9 +98,10 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
         n_threads=n_threads,
         n_gpu_layers=n_gpu_layers,
         device=device,
-        parallel=max(1, spec.parallel),
+        parallel=parallel,
         max_queue=spec.max_queue,
         kv_cache_type=kv_cache_type,
         use_mmap=spec.use_mmap,
         use_mlock=spec.use_mlock,
+        kv_cache_size=pool,
     )

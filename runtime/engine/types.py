@@ -293,3 +293,6 @@ class ModelSpec:
     # None: the engine decides (engine.llama.residency); True/False: as said.
     use_mmap: bool | None = None
     use_mlock: bool = False
+    # Cells of KV cache all slots share (llama.cpp's unified cache), when
+    # fewer than parallel x n_ctx; None: a full context per slot.
+    kv_cache_size: int | None = None

@@ -67,7 +67,19 @@ def model_spec(component: ModelComponent, base_dir: Path) -> ModelSpec:
         device=component.device,
         parallel=component.parallel or DEFAULT_PARALLEL,
         max_queue=component.max_queue,
+        kv_cache_type=_memory_option(component, "kv_cache_type"),
+        kv_cache_size=_memory_option(component, "kv_cache_size"),
+        use_mmap=_memory_option(component, "use_mmap"),
+        use_mlock=bool(_memory_option(component, "use_mlock")),
     )
+
+
+def _memory_option(component: ModelComponent, name: str) -> Any:
+    """A `MemoryOptions` key: the component's, else its `options:`'s."""
+    value = getattr(component, name)
+    if value is None and component.options is not None:
+        value = getattr(component.options, name)
+    return value
 
 
 def component_keep_alive(component: ModelComponent) -> float | None:

@@ -330,6 +330,44 @@ def test_parallel_and_max_queue_are_checked(tmp_path: Path) -> None:
     ]
 
 
+def test_memory_options_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    text = COMPONENT.replace(
+        "  model: ./m.gguf\n",
+        "  model: ./m.gguf\n  context_length: 2048\n  kv_cache_type: q7\n"
+        "  options:\n    kv_cache_size: 1024\n",
+    )
+    assert problems(tmp_path, text) == [
+        "6: component.kv_cache_type: invalid value 'q7'",
+    ]
+    text = text.replace("kv_cache_type: q7", "kv_cache_type: q8_0")
+    assert problems(tmp_path, text) == [
+        "8: component.options.kv_cache_size: kv_cache_size (1024 tokens) is smaller than "
+        "context_length (2048): one conversation could not fill its context"
+    ]
+    assert problems(tmp_path, text.replace("kv_cache_size: 1024", "kv_cache_size: 0")) == [
+        "8: component.options.kv_cache_size: kv_cache_size must be a positive number of tokens"
+    ]
+
+
+def test_memory_options_reach_the_model_spec(tmp_path: Path) -> None:
+    from runtime.tasks.components import model_spec
+
+    text = COMPONENT.replace(
+        "  model: ./m.gguf\n",
+        "  model: ./m.gguf\n  kv_cache_type: q8_0\n  use_mmap: false\n"
+        "  options:\n    kv_cache_size: 8192\n    use_mlock: true\n    use_mmap: true\n",
+    )
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    spec = model_spec(config_of(tmp_path, text).components[0], tmp_path)
+    # The component's own key wins over `options:`.
+    assert (spec.kv_cache_type, spec.kv_cache_size, spec.use_mmap, spec.use_mlock) == (
+        "q8_0",
+        8192,
+        False,
+        True,
+    )
+
+
 @pytest.mark.parametrize(
     ("written", "seconds"),
     [

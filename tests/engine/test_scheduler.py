@@ -406,3 +406,58 @@ def test_common_prefix_is_bounded_by_the_limit_and_both_lengths() -> None:
     assert common_prefix([], [1], 5) == 0
     long = list(range(1000))
     assert common_prefix(long, [*long[:617], -1], 2000) == 617
+
+
+# -- a shared KV pool (`kv_cache_size`): reservations ----------------------------------
+# Reservation: prompt + max new tokens + RESERVE_MARGIN (16), at most CONTEXT (100).
+
+
+def test_in_a_pool_a_request_waits_until_its_reservation_fits_beside_the_running_ones() -> None:
+    scheduler = make(slots=4, pool=150)
+    first = submit(scheduler, numbers(10), max_tokens=40)  # reserves 66
+    second = submit(scheduler, numbers(10, 300), max_tokens=40)  # 66: 132 in all
+    third = submit(scheduler, "1 2", max_tokens=5)  # 23 more would make 155 > 150
+    step(scheduler)
+    assert first.slot is not None and second.slot is not None
+    assert third.status is SequenceStatus.WAITING  # a slot is free, the cells are not
+    while not first.is_finished:
+        step(scheduler)
+    step(scheduler)
+    assert third.slot is not None  # the first one's reservation went back to the pool
+
+
+def test_a_pool_admits_first_come_first_placed() -> None:
+    scheduler = make(slots=4, pool=150)
+    submit(scheduler, numbers(10), max_tokens=100)  # reserves the whole context: 100
+    big = submit(scheduler, numbers(10, 300), max_tokens=100)  # 100 more: does not fit
+    small = submit(scheduler, "1 2", max_tokens=1)  # would fit, but arrived after `big`
+    step(scheduler)
+    assert big.status is SequenceStatus.WAITING and small.status is SequenceStatus.WAITING
+
+
+def test_a_pool_drops_finished_sequences_cells_least_recently_used_first_to_make_room() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=4, pool=150, kv=kv, batch=128)
+    old = submit(scheduler, numbers(40), max_tokens=1)
+    newer = submit(scheduler, numbers(40, 300), max_tokens=1)
+    step(scheduler)  # both finish, keeping 40 cells each for prefix reuse
+    assert old.is_finished and newer.is_finished
+    kv.calls.clear()
+    fresh = submit(scheduler, numbers(30, 500), max_tokens=30)  # reserves 76: 80 + 76 > 150
+    step(scheduler)
+    assert fresh.slot is not None
+    assert ("keep", old.slot, 0) in kv.calls  # the older cache went
+    assert ("keep", newer.slot, 0) not in kv.calls  # 40 + 76 fits: the newer one stays
+    assert scheduler.placement.cells_reserved <= 150
+
+
+def test_in_a_pool_any_shared_prefix_is_shared_not_recomputed() -> None:
+    kv = FakeKV()
+    scheduler = make(slots=2, pool=150, kv=kv)
+    submit(scheduler, "1 2 3 4", max_tokens=20)
+    step(scheduler)
+    kv.calls.clear()
+    other = submit(scheduler, "1 2 3 9", max_tokens=5)
+    step(scheduler)
+    # Three tokens are below MIN_COPY, but in a pool sharing cells costs nothing.
+    assert ("copy", 0, 1, 3) in kv.calls and other.num_cached == 3

@@ -96,7 +96,10 @@ class Backend(Vocabulary):
         # `decode`) take at most one per other slot beyond the scheduler's bound.
         n_batch = max(spec.n_batch or DEFAULT_BATCH, self.num_slots)
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx * self.num_slots
+        # A shared pool (engine.placement): llama.cpp's unified cache, whose
+        # cells any slot may take; else a stream of n_ctx cells per slot.
+        self.kv_pool = spec.kv_cache_size
+        params.n_ctx = self.kv_pool or n_ctx * self.num_slots
         params.n_batch = params.n_ubatch = n_batch + self.num_slots - 1
         params.n_seq_max = self.num_slots
         # One KV stream per slot, not llama.cpp's unified cache: a sequence's
@@ -104,7 +107,8 @@ class Backend(Vocabulary):
         # alone, so batching never changes a greedy output (a unified cache
         # interleaves sequences' cells, which changes the attention sums'
         # rounding), and attention reads only its own cells.
-        params.kv_unified = False
+        # A pool gives that up for memory (the README has the numbers).
+        params.kv_unified = self.kv_pool is not None
         # llama.cpp uses n_threads for one-token batches (a lone stream decoding)
         # and n_threads_batch for the rest; the defaults are llama-cpp-python's.
         params.n_threads = spec.n_threads or default_threads()
@@ -135,6 +139,8 @@ class Backend(Vocabulary):
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
         )
+        # Fillers keep streams consecutive; a pool is one stream.
+        self._fills_gaps = self._can_share and self.kv_pool is None
         memory = model_memory(buffers, spec, mode) if mode is not None else None
         self.info = model_info(spec, header, model, n_ctx, n_batch, memory)
         self.n_batch = n_batch
@@ -181,7 +187,7 @@ class Backend(Vocabulary):
         ctypes.memset(logits, 0, len(logits))
         for seq, count in chunks:
             slot: int = seq.slot  # type: ignore[assignment]
-            for gap in range(previous + 1, slot) if self._can_share else ():
+            for gap in range(previous + 1, slot) if self._fills_gaps else ():
                 position = int(llama_cpp.llama_memory_seq_pos_max(self._memory, gap)) + 1
                 tokens[n], positions[n], seq_ids[n] = 0, position, self._slot_ids[gap]
                 fillers.append((gap, position))
@@ -235,6 +241,9 @@ class Backend(Vocabulary):
     def copy_prefix(self, source: int, target: int, n: int) -> bool:
         if not self._can_share:
             return False
+        if self.kv_pool is not None:  # one stream: the cells are shared, not copied
+            llama_cpp.llama_memory_seq_cp(self._memory, source, target, 0, n)
+            return True
         # Slots are separate KV streams, and llama.cpp copies across streams only
         # whole (cells now, data at the next decode): copy it all, drop the tail.
         llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
@@ -244,7 +253,7 @@ class Backend(Vocabulary):
         """The filler tokens (see `decode`) that decoding in `slot` beside `busy` costs."""
         slots = [*busy, slot]
         gaps = max(slots) - min(slots) + 1 - len(set(slots))
-        return GAP_COST * gaps if self._can_share else 0
+        return GAP_COST * gaps if self._fills_gaps else 0
 
     def positions(self, slot: int) -> tuple[int, int]:
         """The smallest and largest position the slot's KV cache holds (-1 if empty)."""

@@ -82,14 +82,16 @@ class LoadMode:
         return ("mmap" if self.mmap else "read") + ("+mlock" if self.mlock else "")
 
 
-def filesystem_type(path: str) -> str | None:
+def filesystem_type(path: str, mountinfo: str | None = None) -> str | None:
     """The type of the filesystem holding `path` ("ext4", "nfs4", "fuse.sshfs"),
-    from /proc/self/mountinfo; None where that is missing."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as info:
-            lines = info.read().splitlines()
-    except OSError:
-        return None
+    from `mountinfo` (default: /proc/self/mountinfo); None where that is missing."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as info:
+                mountinfo = info.read()
+        except OSError:
+            return None
+    lines = mountinfo.splitlines()
     real = os.path.realpath(path)
     best, best_type = "", None
     for line in lines:
