@@ -161,8 +161,8 @@ def test_a_model_that_would_not_fit_is_refused_before_loading() -> None:
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "error: not enough memory to load SmolLM2-135M-Instruct.Q4_1.gguf: it needs about"
-        " 667.5 MB (weights 98.4 MB, KV cache for 4096 tokens × 4 sequences 377.5 MB, compute"
-        " 124.6 MB) but 200.0 MB is available. Try a smaller quant (e.g. Q4_0 or Q3_K_M"
+        " 560.5 MB (weights 96.6 MB, KV cache for 4096 tokens × 4 sequences 377.5 MB, compute"
+        " 19.3 MB) but 200.0 MB is available. Try a smaller quant (e.g. Q4_0 or Q3_K_M"
         " instead of Q8_0 or Q4_K_M); or fewer parallel slots; or offloading layers to a GPU"
         " (n_gpu_layers).\n"
     )

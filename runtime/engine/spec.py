@@ -9,7 +9,7 @@ import multiprocessing
 from pathlib import Path
 
 from convert.metadata import GGUFInfo, read_gguf_info
-from convert.preflight import available_memory, largest_context, shape_of
+from convert.preflight import DEFAULT_KV_CACHE_TYPE, available_memory, largest_context, shape_of
 from runtime.engine.llama import gpu_offload_supported
 from runtime.engine.types import AUTO_CONTEXT, ModelSpec
 from runtime.errors import ModelLoadError
@@ -23,7 +23,13 @@ DEVICES = ("auto", "cpu", "cuda", "metal")
 # The KV cache types llama.cpp's server accepts (common/arg.cpp); quantized
 # V needs flash attention, which llama.cpp turns on for CPUs by itself.
 KV_CACHE_TYPES = ("f16", "bf16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-DEFAULT_KV_CACHE_TYPE = "f16"
+
+
+def micro_batch(n_batch: int, parallel: int) -> int:
+    """The tokens llama.cpp evaluates at once (`n_ubatch`), what its compute
+    buffer is sized for: the engine's batch, at least a token per slot, plus
+    a filler per other slot (see `Backend.decode`)."""
+    return max(n_batch, parallel) + parallel - 1
 
 
 def default_threads() -> int:
@@ -54,6 +60,11 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
             n_gpu_layers = -1 if gpu_offload_supported() else 0
         else:
             n_gpu_layers = -1
+    kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
+    if kv_cache_type not in KV_CACHE_TYPES:
+        raise ModelLoadError(
+            f"unknown kv_cache_type {spec.kv_cache_type!r}; use one of: {', '.join(KV_CACHE_TYPES)}"
+        )
     n_ctx = spec.n_ctx
     if n_ctx is not None and n_ctx < 0 and n_ctx != AUTO_CONTEXT:
         raise ModelLoadError(f"context length must be positive, got {n_ctx}")
@@ -69,16 +80,12 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
                 shape,
                 available_memory(),
                 n_parallel=max(1, spec.parallel),
-                n_batch=n_batch,
+                n_batch=micro_batch(n_batch, max(1, spec.parallel)),
                 n_gpu_layers=n_gpu_layers,
+                kv_cache_type=kv_cache_type,
             )
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
-        )
-    kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
-    if kv_cache_type not in KV_CACHE_TYPES:
-        raise ModelLoadError(
-            f"unknown kv_cache_type {spec.kv_cache_type!r}; use one of: {', '.join(KV_CACHE_TYPES)}"
         )
     return ModelSpec(
         path=str(path),

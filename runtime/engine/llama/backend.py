@@ -40,6 +40,7 @@ from runtime.engine.spec import (
     DEFAULT_KV_CACHE_TYPE,
     MAX_DEFAULT_CONTEXT,
     default_threads,
+    micro_batch,
 )
 from runtime.engine.types import ModelSpec, SamplingParams
 from runtime.errors import RuntimeFailure
@@ -97,7 +98,7 @@ class Backend(Vocabulary):
         n_batch = max(spec.n_batch or DEFAULT_BATCH, self.num_slots)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * self.num_slots
-        params.n_batch = params.n_ubatch = n_batch + self.num_slots - 1
+        params.n_batch = params.n_ubatch = micro_batch(n_batch, self.num_slots)
         params.n_seq_max = self.num_slots
         # One KV stream per slot, not llama.cpp's unified cache: a sequence's
         # cells then sit at 0..n-1 of its own stream, exactly as when it runs
