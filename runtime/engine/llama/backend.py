@@ -136,7 +136,8 @@ class Backend(Vocabulary):
         self._can_share = not (
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
         )
-        memory = model_memory(buffers, spec, mode) if mode is not None else None
+        cells = int(llama_cpp.llama_n_ctx(ctx))
+        memory = model_memory(buffers, spec, mode, cells) if mode is not None else None
         self.info = model_info(spec, header, model, n_ctx, n_batch, memory)
         self.n_batch = n_batch
         self._init_batch(params.n_batch)

@@ -96,13 +96,16 @@ def model_info(
     )
 
 
-def model_memory(buffers: Buffers, spec: ModelSpec, mode: residency.LoadMode) -> ModelMemory:
+def model_memory(
+    buffers: Buffers, spec: ModelSpec, mode: residency.LoadMode, kv_cells: int
+) -> ModelMemory:
     return ModelMemory(
         weights=buffers.weights_in_ram,
         weights_on_device=buffers.weights_on_device,
         kv_cache=buffers.kv_bytes,
         compute=buffers.compute_bytes,
-        kv_cache_type=spec.kv_cache_type or "f16",
+        kv_cache_type=spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE,
         load_mode=mode.name,
         load_reason=mode.reason,
+        kv_cells=kv_cells,
     )
