@@ -183,8 +183,21 @@ class HeaderReader:
 
 
 def _nbytes(tensor: Tensor) -> int:
+    # A type newer than the gguf package: its size is unknown, assume it fits.
+    return nbytes(tensor.type, tensor.elements) or 0
+
+
+def nbytes(ggml_type: int | str, elements: int) -> int | None:
+    """Bytes of `elements` values of a ggml type, given by code or by name
+    ("Q8_0": 34 bytes per block of 32), from the `gguf` package's table;
+    None for a type it does not know."""
     try:
-        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(tensor.type)]
+        kind = (
+            gguf.GGMLQuantizationType[ggml_type.upper()]
+            if isinstance(ggml_type, str)
+            else gguf.GGMLQuantizationType(ggml_type)
+        )
+        block, type_size = gguf.GGML_QUANT_SIZES[kind]
     except (ValueError, KeyError):
-        return 0  # a type newer than the gguf package: its size is unknown, assume it fits
-    return tensor.elements * type_size // block
+        return None
+    return elements * type_size // block

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gguf
 
-from convert.gguf_header import Corrupt, Header, HeaderReader, Truncated, Value
+from convert.gguf_header import Corrupt, Header, HeaderReader, Truncated, Value, nbytes
 from runtime.engine.llama.files import FTYPE_GUESSED, llama_file_types
 from runtime.errors import ModelFileError, ModelLoadError
 
@@ -62,11 +62,19 @@ class GGUFInfo:
     n_embd: int | None
     head_dim: int | None  # `{arch}.attention.key_length`, else n_embd / n_heads
     n_vocab: int | None
+    n_ff: int | None  # `{arch}.feed_forward_length`: the largest, for per-layer values
     split_count: int | None  # `split.count` for a model split over several files, else None
     split_index: int | None  # `split.no`, 0-based
     metadata: Mapping[str, Value] = field(repr=False)
     array_lengths: Mapping[str, int] = field(repr=False)
     tensor_types: Mapping[str, int] = field(repr=False)  # tensor type → elements of that type
+
+    @property
+    def tensor_bytes(self) -> int | None:
+        """Bytes of the tensors' data: the file less its metadata (which, with
+        a 128k-token vocabulary, is about 8 MB); None when a type's size is unknown."""
+        sizes = [nbytes(kind, elements) for kind, elements in self.tensor_types.items()]
+        return None if None in sizes else sum(size or 0 for size in sizes)
 
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
@@ -144,6 +152,7 @@ def _info(path: Path, size: int, header: Header) -> GGUFInfo:
         n_embd=n_embd,
         head_dim=head_dim,
         n_vocab=number(f"{arch}.vocab_size") or array_lengths.get("tokenizer.ggml.tokens"),
+        n_ff=number(f"{arch}.feed_forward_length"),
         split_count=number("split.count"),
         split_index=number("split.no"),
         metadata=metadata,

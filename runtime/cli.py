@@ -66,7 +66,7 @@ def validate(compose: ComposeFiles) -> None:
 def up(detach: bool, host: str | None, port: int | None, compose: ComposeFiles) -> None:
     """Load the models and serve the API (and the OpenAI-compatible API)."""
     from runtime.server import daemon
-    from runtime.server.serve import endpoint, serve
+    from runtime.server.serve import endpoint, local_url, serve
 
     loaded = compose.load()
     if not detach:
@@ -78,8 +78,7 @@ def up(detach: bool, host: str | None, port: int | None, compose: ComposeFiles) 
     argv += ["--host", host] if host else []
     argv += ["--port", str(port)] if port else []
     real_host, real_port, base_path = endpoint(loaded.config, host, port)
-    local = "127.0.0.1" if real_host in ("0.0.0.0", "::") else real_host
-    url = f"http://{local}:{real_port}"
+    url = local_url(real_host, real_port)
     pid, log = daemon.start_detached(loaded.files[0], argv, f"{url}/health")
     click.echo(
         f"model-compose is running in the background (pid {pid}): API at "

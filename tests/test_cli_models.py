@@ -3,17 +3,21 @@ a user runs them, against the local Hub stand-in."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from convert.quantize import quantize
 from convert.synthetic import write_llama_gguf
 from tests.convert.hub_server import HubStandIn
+from tests.server.conftest import free_port
 from tests.test_cli import hub_env, run
 
 COMMAND = str(Path(sys.executable).parent / "model-compose")
@@ -161,8 +165,101 @@ def test_a_model_that_would_not_fit_is_refused_before_loading() -> None:
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "error: not enough memory to load SmolLM2-135M-Instruct.Q4_1.gguf: it needs about"
-        " 667.5 MB (weights 98.4 MB, KV cache for 4096 tokens × 4 sequences 377.5 MB, compute"
-        " 124.6 MB) but 200.0 MB is available. Try a smaller quant (e.g. Q4_0 or Q3_K_M"
+        " 560.5 MB (weights 96.6 MB, KV cache for 4096 tokens × 4 sequences 377.5 MB, compute"
+        " 19.3 MB) but 200.0 MB is available. Try a smaller quant (e.g. Q4_0 or Q3_K_M"
         " instead of Q8_0 or Q4_K_M); or fewer parallel slots; or offloading layers to a GPU"
         " (n_gpu_layers).\n"
+    )
+
+
+SERVED = """
+controller:
+  adapter:
+    port: {port}
+    base_path: /api
+  api_key: {key}
+component:
+  id: writer
+  type: model
+  task: text-generation
+  model: HuggingFaceTB/SmolLM2-135M-Instruct
+  parallel: 2
+  context_length: 1024
+  text: ${{input.prompt}}
+  max_output_length: 8
+  params:
+    do_sample: false
+"""
+
+
+def test_models_shows_what_a_running_server_has_loaded_and_its_memory(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "model-compose.yml").write_text(SERVED.format(port=port, key="secret"))
+    env = {"HF_HOME": str(tmp_path / "hf-home"), "MODEL_COMPOSE_API_KEY": ""}
+    api = f"http://127.0.0.1:{port}/api"
+    started = run("up", "-d", cwd=tmp_path, env=env)
+    assert started.returncode == 0, started.stderr
+    try:
+        answered = httpx.post(
+            f"{api}/workflows/runs",
+            json={"input": {"prompt": "Once upon a time"}},
+            headers={"Authorization": "Bearer secret"},
+            timeout=60,
+        )
+        assert answered.json()["status"] == "completed"
+
+        # ./model-compose.yml says where the server is, and its API key.
+        shown = run("models", cwd=tmp_path, env=env)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert lines[0].split() == ["REPOSITORY", "FILE", "QUANT", "SIZE", "PATH"]
+        assert lines[1].startswith("HuggingFaceTB/SmolLM2-135M-Instruct (embedded)")
+        assert lines[2] == ""
+        assert re.fullmatch(
+            rf"model-compose at {api}: RSS [\d.]+ MB "
+            r"\([\d.]+ MB anonymous, [\d.]+ MB file-backed\)",
+            lines[3],
+        )
+        assert lines[4].split() == [
+            *("NAME", "COMPONENTS", "CONTEXT", "SLOTS", "BUSY"),
+            *("WEIGHTS", "KV", "CACHE", "COMPUTE"),
+        ]
+        cells = re.split(r"\s{2,}", lines[5])
+        assert cells[1:5] == ["writer", "1024", "0/2", "96.6 MB"]
+        # KV held: the run's tokens; allocated: 2 slots × 1024 cells × 30
+        # layers × K and V × 192 values × 2 bytes.
+        assert re.fullmatch(r"[\d.]+ KB of 47\.2 MB", cells[5]), cells
+        assert re.fullmatch(r"[\d.]+ MB", cells[6]), cells
+
+        # --url and the key from the environment; --json holds both lists.
+        as_json = run(
+            "models", "--url", api, "--json", env={**env, "MODEL_COMPOSE_API_KEY": "secret"}
+        )
+        assert as_json.returncode == 0, as_json.stderr
+        listing = json.loads(as_json.stdout)
+        assert listing["cached"][0]["quant"] == "Q4_1"
+        server = listing["server"]
+        assert (server["url"], server["running"], server["running_tasks"]) == (api, True, 0)
+        (model,) = server["models"]
+        memory = model["memory"]
+        assert memory["kv_cache"] == 2 * 1024 * 30 * 2 * 192 * 2
+        # The prompt and the answer's tokens, each a cell of 30 × 2 × 192 f16 values.
+        assert 0 < memory["kv_cache_used"] < memory["kv_cache"]
+        assert memory["kv_cache_used"] % (30 * 2 * 192 * 2) == 0
+        resident = server["process_memory"]
+        assert resident["rss"] >= resident["rss_anon"] + resident["rss_file"] > 0
+
+        refused = run("models", "--url", api, env=env)
+        assert (refused.returncode, refused.stdout) == (2, "")
+        assert refused.stderr == (
+            f"error: the server at {api} needs its API key: pass --api-key, set"
+            " MODEL_COMPOSE_API_KEY, or name its compose file with -f\n"
+        )
+    finally:
+        assert run("down", cwd=tmp_path, env=env).returncode == 0
+
+    stopped = run("models", "-f", str(tmp_path), env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.splitlines()[-1] == (
+        f"no model-compose server is running at {api} (start one with `model-compose up -d`)"
     )

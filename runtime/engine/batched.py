@@ -98,9 +98,14 @@ class BatchedEngine:
         return seq
 
     def stats(self) -> EngineStats:
-        slots = len(self.scheduler.placement.slots)
+        held = list(self.scheduler.placement.slots)  # a copy: the worker replaces entries
         free = self.scheduler.placement.num_free
-        return EngineStats(slots=slots, busy=slots - free, waiting=self.scheduler.num_waiting)
+        return EngineStats(
+            slots=len(held),
+            busy=len(held) - free,
+            waiting=self.scheduler.num_waiting,
+            kv_cells_used=sum(seq.num_kv for seq in held if seq is not None),
+        )
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine feeds the model for `request` (any thread)."""

@@ -9,7 +9,7 @@ import multiprocessing
 from pathlib import Path
 
 from convert.metadata import GGUFInfo, read_gguf_info
-from convert.preflight import available_memory, largest_context, shape_of
+from convert.preflight import DEFAULT_KV_CACHE_TYPE, available_memory, largest_context, shape_of
 from runtime.engine.llama import gpu_offload_supported
 from runtime.engine.types import AUTO_CONTEXT, ModelSpec
 from runtime.errors import ModelLoadError
@@ -22,8 +22,15 @@ DEFAULT_BATCH = 512
 DEVICES = ("auto", "cpu", "cuda", "metal")
 # The KV cache types llama.cpp's server accepts (common/arg.cpp); quantized
 # V needs flash attention, which llama.cpp turns on for CPUs by itself.
+# (bf16 too, but llama-cpp-python 0.3.36 has no GGML_TYPE_BF16 to name it.)
 KV_CACHE_TYPES = ("f16", "f32", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-DEFAULT_KV_CACHE_TYPE = "f16"
+
+
+def micro_batch(n_batch: int, parallel: int) -> int:
+    """The tokens llama.cpp evaluates at once (`n_ubatch`), what its compute
+    buffer is sized for: the engine's batch, at least a token per slot, plus
+    a filler per other slot (see `Backend.decode`)."""
+    return max(n_batch, parallel) + parallel - 1
 
 
 def default_threads() -> int:
@@ -54,6 +61,11 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
             n_gpu_layers = -1 if gpu_offload_supported() else 0
         else:
             n_gpu_layers = -1
+    kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
+    if kv_cache_type not in KV_CACHE_TYPES:
+        raise ModelLoadError(
+            f"unknown kv_cache_type {spec.kv_cache_type!r}; use one of: {', '.join(KV_CACHE_TYPES)}"
+        )
     n_ctx = spec.n_ctx
     if n_ctx is not None and n_ctx < 0 and n_ctx != AUTO_CONTEXT:
         raise ModelLoadError(f"context length must be positive, got {n_ctx}")
@@ -69,8 +81,9 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
                 shape,
                 available_memory(),
                 n_parallel=max(1, spec.parallel),
-                n_batch=n_batch,
+                n_batch=micro_batch(n_batch, max(1, spec.parallel)),
                 n_gpu_layers=n_gpu_layers,
+                kv_cache_type=kv_cache_type,
             )
             if shape is not None
             else min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
@@ -86,11 +99,6 @@ def resolve_spec(spec: ModelSpec, header: GGUFInfo | None = None) -> ModelSpec:
             )
         if pool >= n_ctx * parallel:
             pool = None  # room for every slot's full context: no sharing needed
-    kv_cache_type = (spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE).lower()
-    if kv_cache_type not in KV_CACHE_TYPES:
-        raise ModelLoadError(
-            f"unknown kv_cache_type {spec.kv_cache_type!r}; use one of: {', '.join(KV_CACHE_TYPES)}"
-        )
     return ModelSpec(
         path=str(path),
         n_ctx=n_ctx,

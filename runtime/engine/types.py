@@ -233,6 +233,8 @@ class EngineStats:
     slots: int  # sequences it can decode together (`parallel`)
     busy: int  # slots holding an unfinished request
     waiting: int  # requests queued for a slot
+    # KV cells the slots' sequences hold, running or kept for prefix reuse.
+    kv_cells_used: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,12 @@ class ModelMemory:
     kv_cache_type: str  # "f16", "q8_0", ...
     load_mode: str  # "mmap", "read" (no mmap), "+mlock"
     load_reason: str  # why that mode
+    kv_cells: int = 0  # cells of KV cache allocated, every slot's (llama.cpp's n_ctx)
+
+    def kv_bytes(self, cells: int) -> int:
+        """Bytes of KV cache that `cells` cells take (each cell holds one
+        token's K and V in every layer)."""
+        return self.kv_cache * cells // self.kv_cells if self.kv_cells else 0
 
 
 # `ModelSpec.n_ctx` for `context_length: auto`: the largest context that fits

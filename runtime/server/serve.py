@@ -40,6 +40,13 @@ def endpoint(config: ComposeConfig, host: str | None, port: int | None) -> tuple
     return host or adapter.host, port or adapter.port, normal_base_path(adapter.base_path)
 
 
+def local_url(host: str, port: int) -> str:
+    """The URL this machine reaches a server listening on `host` at: the
+    loopback address for a server on every interface."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{local}:{port}"
+
+
 class _Server(uvicorn.Server):
     """uvicorn, but a signal only starts a graceful stop of every server of
     the process (API and Web UI): /health turns 503 and the process exits 0

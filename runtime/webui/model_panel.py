@@ -1,4 +1,5 @@
-"""The model panel: per model component, what is loaded and how."""
+"""The model panel: per model component, what is loaded and how, and what
+it holds in memory; and the process's resident memory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from nicegui import ui
 from runtime.config.schema import ModelComponent
 from runtime.engine.pooled_model import ModelState
 from runtime.engine.sampling_defaults import describe
+from runtime.memory_view import describe_model_memory, describe_process_memory
+from runtime.process_memory import process_memory
 from runtime.service import Service, ServiceState
 
 REFRESH_S = 1.0
@@ -39,6 +42,7 @@ class ModelStatus:
     n_threads: int | None = None
     n_gpu_layers: int | None = None
     sampling: str | None = None  # the model's sampling defaults, described
+    memory: str | None = None  # what it holds in memory, described
     error: str | None = None
 
     def rows(self) -> list[tuple[str, str]]:
@@ -59,6 +63,8 @@ class ModelStatus:
                 ("GPU layers", "all" if self.n_gpu_layers == -1 else str(self.n_gpu_layers)),
                 ("sampling defaults", self.sampling or ""),
             ]
+            if self.memory is not None:
+                rows.append(("memory", self.memory))
         return rows
 
 
@@ -68,7 +74,7 @@ def model_status(service: Service, component: ModelComponent) -> ModelStatus:
     if model is not None and model.info is not None:
         # Loaded, or unloaded after keep_alive (or loading again): the details
         # are the last load's.
-        info = model.info
+        info, memory, engine = model.info, model.info.memory, model.engine
         states = {ModelState.LOADED: LoadState.READY, ModelState.LOADING: LoadState.LOADING}
         return ModelStatus(
             **base,
@@ -81,6 +87,15 @@ def model_status(service: Service, component: ModelComponent) -> ModelStatus:
             n_threads=info.n_threads,
             n_gpu_layers=info.n_gpu_layers,
             sampling=describe(info.sampling),
+            memory=describe_model_memory(
+                memory.weights,
+                memory.weights_on_device,
+                memory.kv_bytes(engine.stats().kv_cells_used if engine else 0),
+                memory.kv_cache,
+                memory.compute,
+            )
+            if memory is not None
+            else None,
         )
     if service.state == ServiceState.FAILED:
         error = str(service.failure) if service.failure else None
@@ -112,6 +127,10 @@ class ModelPanel:
         self._cards: dict[str, ui.column] = {}
         with ui.column().classes("w-full gap-2") as self.root:
             ui.label("Models").classes("text-subtitle1 text-weight-medium")
+            # The whole process: every model's share, Python and the server.
+            self._process = (
+                ui.label().classes("text-sm text-grey-7 break-all").mark("process-memory")
+            )
             for component in service.config.components:
                 with ui.card().classes("w-full").props("flat bordered"):
                     with ui.row().classes("w-full items-baseline gap-2"):
@@ -124,6 +143,13 @@ class ModelPanel:
         self.timer = ui.timer(REFRESH_S, self.refresh)
 
     def refresh(self) -> None:
+        resident = process_memory()
+        if resident is not None:
+            text = "process memory: " + describe_process_memory(
+                resident.rss, resident.rss_anon, resident.rss_file
+            )
+            if self._process.text != text:  # an update goes to the browser
+                self._process.text = text
         for component in self.service.config.components:
             status = model_status(self.service, component)
             if self._shown.get(component.id) == status:
@@ -139,5 +165,7 @@ class ModelPanel:
                         if label == "state":
                             shown.classes(f"text-{_STATE_COLORS[status.state]}")
                             shown.mark("model-state")
+                        if label == "memory":
+                            shown.mark("model-memory")
                         if label == "file" and status.file:
                             shown.tooltip(status.file)

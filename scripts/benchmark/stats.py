@@ -11,9 +11,10 @@ Definitions (printed with the table):
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from runtime.process_memory import ProcessMemory, process_memory
 
 
 @dataclass
@@ -76,32 +77,16 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
 def memory(pid: int | None = None) -> dict[str, int]:
     """A process's resident memory (this one by default): all of it, split
     into anonymous (heap, repacked weights, KV cache) and file-backed (mapped
-    model file and libraries) pages, and its peak."""
+    model file and libraries) pages, and its peak; zeros without /proc."""
+    resident = process_memory(pid) or ProcessMemory(0, 0, 0, 0)
     return {
-        "rss_bytes": rss_bytes(pid),
-        "rss_anon_bytes": _status_field(pid, "RssAnon"),
-        "rss_file_bytes": _status_field(pid, "RssFile"),
-        "peak_rss_bytes": peak_rss_bytes(pid),
+        "rss_bytes": resident.rss,
+        "rss_anon_bytes": resident.rss_anon,
+        "rss_file_bytes": resident.rss_file,
+        "peak_rss_bytes": resident.peak_rss,
     }
 
 
 def rss_bytes(pid: int | None = None) -> int:
-    """VmRSS of a process (this one by default), from /proc/<pid>/status."""
-    return _status_field(pid, "VmRSS")
-
-
-def peak_rss_bytes(pid: int | None = None) -> int:
-    """VmHWM: the highest RSS the process has had."""
-    return _status_field(pid, "VmHWM")
-
-
-def _status_field(pid: int | None, name: str) -> int:
-    path = f"/proc/{pid if pid is not None else os.getpid()}/status"
-    try:
-        with open(path) as status:
-            for line in status:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    """VmRSS of a process (this one by default)."""
+    return memory(pid)["rss_bytes"]

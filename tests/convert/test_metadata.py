@@ -55,12 +55,15 @@ def test_every_field_of_the_tiny_model_is_read(tiny_model: Path) -> None:
         n_embd=256,
         head_dim=64,
         n_vocab=320,
+        n_ff=256,
         split_count=None,
         split_index=None,
         metadata=info.metadata,
         array_lengths=info.array_lengths,
         tensor_types={"F16": 950_272, "F32": 1280},
     )
+    # The tensors' data alone, without the metadata or the alignment padding.
+    assert info.tensor_bytes == 950_272 * 2 + 1280 * 4
     assert info.metadata["tokenizer.ggml.model"] == "gpt2"
     assert info.array_lengths["tokenizer.ggml.tokens"] == 320
 

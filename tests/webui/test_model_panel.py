@@ -1,6 +1,9 @@
-"""The model panel: what each model component has loaded, and how."""
+"""The model panel: what each model component has loaded, and how, and
+what it holds in memory."""
 
 from __future__ import annotations
+
+import re
 
 from nicegui import ui
 
@@ -43,3 +46,26 @@ async def test_the_model_panel_says_unloaded_after_the_keep_alive(open_page: Ope
         panel = page.element("model-__component__")
         rows = [label.text for label in panel.descendants() if isinstance(label, ui.label)]
         assert "SmolLM2-135M-Instruct.Q4_1.gguf" in rows  # what it ran, from its last load
+
+
+async def test_the_model_panel_shows_the_models_memory_and_the_processs(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(CHAT) as page:
+        await page.until(lambda: page.text("model-state") == "ready")
+        idle = await page.until(lambda: page.text("model-memory"))
+        # The embedded model's weights, resident once; no KV cache held yet.
+        assert re.fullmatch(r"weights 96\.6 MB, KV 0 B of \d+\.\d MB, compute \d+\.\d MB", idle)
+        assert re.fullmatch(
+            r"process memory: RSS [\d.]+ [MG]B \([\d.]+ [MG]B anonymous, "
+            r"[\d.]+ [MG]B file-backed\)",
+            page.text("process-memory"),
+        )
+        page.user.find(marker="input-user_prompt").type("What is the capital of France?")
+        page.user.find(marker="run").click()
+        await page.until(lambda: page.text("stats"))
+        # The panel's next refresh shows the cells the answer left in its slot.
+        held = await page.until(
+            lambda: page.text("model-memory") != idle and page.text("model-memory")
+        )
+        assert re.fullmatch(r"weights 96\.6 MB, KV [\d.]+ [KM]B of \d+\.\d MB, compute .*", held)

@@ -40,6 +40,7 @@ from runtime.engine.spec import (
     DEFAULT_KV_CACHE_TYPE,
     MAX_DEFAULT_CONTEXT,
     default_threads,
+    micro_batch,
 )
 from runtime.engine.types import ModelSpec, SamplingParams
 from runtime.errors import RuntimeFailure
@@ -100,7 +101,7 @@ class Backend(Vocabulary):
         # cells any slot may take; else a stream of n_ctx cells per slot.
         self.kv_pool = spec.kv_cache_size
         params.n_ctx = self.kv_pool or n_ctx * self.num_slots
-        params.n_batch = params.n_ubatch = n_batch + self.num_slots - 1
+        params.n_batch = params.n_ubatch = micro_batch(n_batch, self.num_slots)
         params.n_seq_max = self.num_slots
         # One KV stream per slot, not llama.cpp's unified cache: a sequence's
         # cells then sit at 0..n-1 of its own stream, exactly as when it runs
@@ -141,7 +142,8 @@ class Backend(Vocabulary):
         )
         # Fillers keep streams consecutive; a pool is one stream.
         self._fills_gaps = self._can_share and self.kv_pool is None
-        memory = model_memory(buffers, spec, mode) if mode is not None else None
+        cells = int(llama_cpp.llama_n_ctx(ctx))
+        memory = model_memory(buffers, spec, mode, cells) if mode is not None else None
         self.info = model_info(spec, header, model, n_ctx, n_batch, memory)
         self.n_batch = n_batch
         self._init_batch(params.n_batch)

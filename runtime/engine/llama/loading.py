@@ -14,7 +14,14 @@ from runtime.engine.llama import extra_buffers, gpu_offload_supported, residency
 from runtime.engine.llama.buffers import Buffers, recording
 from runtime.engine.llama.log import reporting_load_errors, route_llama_logs
 from runtime.engine.sampling_defaults import model_sampling
-from runtime.engine.spec import DEFAULT_BATCH, MAX_DEFAULT_CONTEXT, default_threads, resolve_spec
+from runtime.engine.spec import (
+    DEFAULT_BATCH,
+    DEFAULT_KV_CACHE_TYPE,
+    MAX_DEFAULT_CONTEXT,
+    default_threads,
+    micro_batch,
+    resolve_spec,
+)
 from runtime.engine.types import ModelInfo, ModelMemory, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -40,8 +47,9 @@ def load_model(
             shape,
             spec.n_ctx or MAX_DEFAULT_CONTEXT,
             n_parallel=spec.parallel,
-            n_batch=spec.n_batch or DEFAULT_BATCH,
+            n_batch=micro_batch(spec.n_batch or DEFAULT_BATCH, spec.parallel),
             n_gpu_layers=spec.n_gpu_layers or 0,
+            kv_cache_type=spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE,
         )
     if spec.device in ("cuda", "metal") and not gpu_offload_supported():
         logger.warning(
@@ -88,13 +96,16 @@ def model_info(
     )
 
 
-def model_memory(buffers: Buffers, spec: ModelSpec, mode: residency.LoadMode) -> ModelMemory:
+def model_memory(
+    buffers: Buffers, spec: ModelSpec, mode: residency.LoadMode, kv_cells: int
+) -> ModelMemory:
     return ModelMemory(
         weights=buffers.weights_in_ram,
         weights_on_device=buffers.weights_on_device,
         kv_cache=buffers.kv_bytes,
         compute=buffers.compute_bytes,
-        kv_cache_type=spec.kv_cache_type or "f16",
+        kv_cache_type=spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE,
         load_mode=mode.name,
         load_reason=mode.reason,
+        kv_cells=kv_cells,
     )
