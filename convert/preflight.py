@@ -108,25 +108,28 @@ def estimate(
     n_batch: int = 512,
     n_gpu_layers: int = 0,
     kv_cache_type: str = DEFAULT_KV_CACHE_TYPE,
+    kv_pool: int | None = None,
 ) -> MemoryEstimate:
     """Bytes of RAM a load with these settings needs (GPU memory not counted).
     `n_ctx` is one slot's context; `n_batch` the micro-batch llama.cpp
-    reserves its graph for (`engine.spec.micro_batch`)."""
+    reserves its graph for (`engine.spec.micro_batch`); `kv_pool` the cells
+    all slots share instead (`kv_cache_size`: one stream)."""
     offloaded = shape.n_layers if n_gpu_layers < 0 else min(n_gpu_layers, shape.n_layers)
     on_cpu = (shape.n_layers - offloaded) / max(shape.n_layers, 1)
     # Embeddings and the output head stay in RAM even when every layer is offloaded.
     head = 2 * shape.n_vocab * shape.n_embd // 2 if offloaded else 0
     weights = int(shape.tensor_bytes * on_cpu) + min(head, shape.tensor_bytes)
-    cells = -(-n_ctx // CELL_PADDING) * CELL_PADDING
+    streams = 1 if kv_pool else n_parallel
+    cells = -(-(kv_pool or n_ctx) // CELL_PADDING) * CELL_PADDING
     kv_cache = (
         2
         * (shape.n_layers - offloaded)
         * cells
-        * n_parallel
+        * streams
         * kv_bytes(kv_cache_type, shape.n_kv_heads * shape.head_dim)
     )
     return MemoryEstimate(
-        weights, kv_cache, compute(shape, cells, n_parallel, n_batch, kv_cache_type)
+        weights, kv_cache, compute(shape, cells, n_parallel, n_batch, kv_cache_type, streams)
     )
 
 
@@ -139,12 +142,19 @@ def kv_bytes(kv_cache_type: str, values: int) -> int:
 
 
 def compute(
-    shape: ModelShape, cells: int, n_parallel: int, n_batch: int, kv_cache_type: str
+    shape: ModelShape,
+    cells: int,
+    n_parallel: int,
+    n_batch: int,
+    kv_cache_type: str,
+    streams: int | None = None,
 ) -> int:
-    """llama.cpp's compute and output buffers (see the module's docstring)."""
-    # llama.cpp reserves the graph for a micro-batch split evenly over the slots.
-    tokens = min(n_batch, cells * n_parallel)
-    tokens = -(-tokens // n_parallel) * n_parallel
+    """llama.cpp's compute and output buffers (see the module's docstring);
+    `cells` per KV stream, a stream per slot unless `streams` says otherwise."""
+    streams = n_parallel if streams is None else streams
+    # llama.cpp reserves the graph for a micro-batch split evenly over the streams.
+    tokens = min(n_batch, cells * streams)
+    tokens = -(-tokens // streams) * streams
     logits = n_parallel * shape.n_vocab * FLOAT
     # Measured: an f16 cache keeps one more n_embd row per token live at the peak.
     embd_rows = 4 if kv_cache_type == "f16" else 3
@@ -231,6 +241,7 @@ def check_memory(
     n_batch: int = 512,
     n_gpu_layers: int = 0,
     kv_cache_type: str = DEFAULT_KV_CACHE_TYPE,
+    kv_pool: int | None = None,
     available: int | None = None,
 ) -> MemoryEstimate:
     """Raise InsufficientMemoryError with the numbers and the fixes when the
@@ -239,7 +250,7 @@ def check_memory(
     need_for = functools.partial(
         estimate, shape, n_batch=n_batch, n_gpu_layers=n_gpu_layers, kv_cache_type=kv_cache_type
     )
-    need = need_for(n_ctx, n_parallel=n_parallel)
+    need = need_for(n_ctx, n_parallel=n_parallel, kv_pool=kv_pool)
     if need.total <= available:
         return need
     fixes = ["a smaller quant (e.g. Q4_0 or Q3_K_M instead of Q8_0 or Q4_K_M)"]
@@ -256,9 +267,15 @@ def check_memory(
     if n_parallel > 1:
         fits = " (parallel: 1 fits)" if need_for(n_ctx).total <= available else ""
         fixes.append(f"fewer parallel slots{fits}")
+    if kv_cache_type in ("f16", "f32"):
+        fixes.append("a quantized KV cache (kv_cache_type: q8_0 halves it)")
+    if n_parallel > 1 and kv_pool is None:
+        fixes.append(f"slots sharing a smaller KV cache (kv_cache_size, at least {n_ctx})")
     if n_gpu_layers >= 0 and n_gpu_layers < shape.n_layers:
         fixes.append("offloading layers to a GPU (n_gpu_layers)")
     sequences = f" × {n_parallel} sequences" if n_parallel > 1 else ""
+    if kv_pool:
+        sequences = f" in a pool of {kv_pool} shared by {n_parallel} slots"
     cache = f" ({kv_cache_type})" if kv_cache_type != DEFAULT_KV_CACHE_TYPE else ""
     raise InsufficientMemoryError(
         f"not enough memory to load {name}: it needs about {human(need.total)} (weights "

@@ -110,6 +110,7 @@ def test_a_load_that_does_not_fit_is_refused_with_numbers_and_fixes() -> None:
         " KV cache for 32768 tokens 2.4 GB, compute 118.5 MB) but 2.5 GB is available."
         " Try a smaller quant (e.g. Q4_0 or Q3_K_M instead of Q8_0 or Q4_K_M);"
         " or a smaller context_length (5888 fits; or context_length: auto);"
+        " or a quantized KV cache (kv_cache_type: q8_0 halves it);"
         " or offloading layers to a GPU (n_gpu_layers)."
     )
 
@@ -159,8 +160,13 @@ def test_with_several_slots_fewer_slots_is_one_of_the_fixes() -> None:
 
 @pytest.mark.parametrize("model", ["embedded_model_path", "smollm3_model_path"])
 @pytest.mark.parametrize(
-    ("n_ctx", "parallel", "n_batch", "kv_cache_type"),
-    [(4096, 1, 512, "f16"), (1024, 4, 512, "q8_0"), (2048, 2, 128, "q4_0")],
+    ("n_ctx", "parallel", "n_batch", "kv_cache_type", "kv_pool"),
+    [
+        (4096, 1, 512, "f16", None),
+        (1024, 4, 512, "q8_0", None),
+        (2048, 2, 128, "q4_0", None),
+        (1024, 4, 512, "f16", 2048),  # four slots sharing a pool of two contexts
+    ],
 )
 def test_the_estimate_is_within_ten_percent_of_what_a_real_load_allocates(
     request: pytest.FixtureRequest,
@@ -169,10 +175,16 @@ def test_the_estimate_is_within_ten_percent_of_what_a_real_load_allocates(
     parallel: int,
     n_batch: int,
     kv_cache_type: str,
+    kv_pool: int | None,
 ) -> None:
     path: Path = request.getfixturevalue(model)
     spec = ModelSpec(
-        str(path), n_ctx=n_ctx, parallel=parallel, n_batch=n_batch, kv_cache_type=kv_cache_type
+        str(path),
+        n_ctx=n_ctx,
+        parallel=parallel,
+        n_batch=n_batch,
+        kv_cache_type=kv_cache_type,
+        kv_cache_size=kv_pool,
     )
     backend = Backend.load(spec)
     try:
@@ -189,6 +201,7 @@ def test_the_estimate_is_within_ten_percent_of_what_a_real_load_allocates(
         n_parallel=parallel,
         n_batch=micro_batch(n_batch, parallel),
         kv_cache_type=kv_cache_type,
+        kv_pool=kv_pool,
     )
     for part in ("weights", "kv_cache", "compute"):
         assert getattr(need, part) == pytest.approx(getattr(allocated, part), rel=0.1), part

@@ -48,6 +48,7 @@ def load_model(
             spec.n_ctx or MAX_DEFAULT_CONTEXT,
             n_parallel=spec.parallel,
             n_batch=micro_batch(spec.n_batch or DEFAULT_BATCH, spec.parallel),
+            kv_pool=spec.kv_cache_size,
             n_gpu_layers=spec.n_gpu_layers or 0,
             kv_cache_type=spec.kv_cache_type or DEFAULT_KV_CACHE_TYPE,
         )
