@@ -267,10 +267,19 @@ def check_memory(
     if n_parallel > 1:
         fits = " (parallel: 1 fits)" if need_for(n_ctx).total <= available else ""
         fixes.append(f"fewer parallel slots{fits}")
-    if kv_cache_type in ("f16", "f32"):
-        fixes.append("a quantized KV cache (kv_cache_type: q8_0 halves it)")
-    if n_parallel > 1 and kv_pool is None:
-        fixes.append(f"slots sharing a smaller KV cache (kv_cache_size, at least {n_ctx})")
+    # Offered only when they alone would make it fit.
+    quantized = functools.partial(estimate, shape, n_batch=n_batch, n_gpu_layers=n_gpu_layers)
+    if kv_cache_type in ("f16", "f32") and (
+        quantized(n_ctx, n_parallel=n_parallel, kv_pool=kv_pool, kv_cache_type="q8_0").total
+        <= available
+    ):
+        fixes.append("a quantized KV cache (kv_cache_type: q8_0 fits)")
+    if (
+        n_parallel > 1
+        and not kv_pool
+        and (need_for(n_ctx, n_parallel=n_parallel, kv_pool=n_ctx).total <= available)
+    ):
+        fixes.append(f"slots sharing a smaller KV cache (kv_cache_size: {n_ctx} fits)")
     if n_gpu_layers >= 0 and n_gpu_layers < shape.n_layers:
         fixes.append("offloading layers to a GPU (n_gpu_layers)")
     sequences = f" × {n_parallel} sequences" if n_parallel > 1 else ""

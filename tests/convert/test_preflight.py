@@ -110,7 +110,6 @@ def test_a_load_that_does_not_fit_is_refused_with_numbers_and_fixes() -> None:
         " KV cache for 32768 tokens 2.4 GB, compute 118.5 MB) but 2.5 GB is available."
         " Try a smaller quant (e.g. Q4_0 or Q3_K_M instead of Q8_0 or Q4_K_M);"
         " or a smaller context_length (5888 fits; or context_length: auto);"
-        " or a quantized KV cache (kv_cache_type: q8_0 halves it);"
         " or offloading layers to a GPU (n_gpu_layers)."
     )
 
@@ -122,6 +121,13 @@ def test_a_quantized_kv_cache_is_named_and_lets_a_longer_context_fit() -> None:
         )
     assert "KV cache (q8_0) for 32768 tokens 1.3 GB" in str(refused.value)
     assert "(11008 fits;" in str(refused.value)
+
+
+def test_a_quantized_or_shared_kv_cache_is_offered_when_it_alone_would_fit() -> None:
+    with pytest.raises(InsufficientMemoryError) as refused:
+        check_memory("m.gguf", SMOLLM3, 4096, n_parallel=4, available=3_100_000_000)
+    assert "or a quantized KV cache (kv_cache_type: q8_0 fits)" in str(refused.value)
+    assert "or slots sharing a smaller KV cache (kv_cache_size: 4096 fits)" in str(refused.value)
 
 
 def test_a_load_that_fits_returns_its_estimate() -> None:
