@@ -100,6 +100,14 @@ def parser() -> argparse.ArgumentParser:
         "3): total tokens/s and TTFT per client count",
     )
     p.add_argument(
+        "--compare-memory",
+        type=Path,
+        metavar="DIR",
+        help="instead: prompt processing and decode tokens/s at 1 and 4 clients, load time and "
+        "RSS, in checkout DIR (e.g. a worktree of the commit before a memory change), here, and "
+        "here with use_mmap: false, alternating, --repetitions times (default 3)",
+    )
+    p.add_argument(
         "--kv-quality",
         action="store_true",
         help="instead: the quality a quantized KV cache (q8_0, q4_0) keeps against F16 on the "
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    if args.compare_extra_buffers:
+    if args.compare_extra_buffers or args.compare_memory:
         return compare_extra_buffers(settings, args, say)
     if args.against:
         return compare_against(settings, args, say)
@@ -181,13 +189,21 @@ def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say
         "pp_tokens": args.pp_tokens,
         "decode_tokens": min(settings.max_tokens, 64),
     }
-    summary = buffers.compare(payload, settings.repetitions, say)
+    if args.compare_memory:
+        if not (args.compare_memory / "runtime").is_dir():
+            raise SystemExit(
+                f"scripts/bench: {args.compare_memory} is not a checkout of this project"
+            )
+        modes, name = buffers.memory_modes(args.compare_memory), "memory"
+    else:
+        modes, name = buffers.EXTRA_BUFFER_MODES, "extra-buffers"
+    summary = buffers.compare(payload, settings.repetitions, say, modes)
     table = buffers.markdown(summary, Path(settings.model).name)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "extra-buffers.json"
-    out.write_text(json.dumps(summary, indent=2))
-    (args.out / "extra-buffers.md").write_text(table + "\n")
+    out = args.out / f"{name}.json"
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    (args.out / f"{name}.md").write_text(table + "\n")
     say(f"wrote {out}")
     return 0
 

@@ -5,7 +5,8 @@ streaming `/v1/completions` clients, see server_bench.py) run in a fresh
 process whose `runtime` package comes from that checkout, alternating
 (other, this, other, this, ...) so that the machine's drift hits both alike.
 Each figure is the median over the rounds: total tokens/s and p50 TTFT per
-client count, and the ratio this ÷ other.
+client count, and the ratio this ÷ other; and the server's RSS after its
+runs, anonymous and file-backed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def compare(settings: dict[str, Any], other: Path, rounds: int, say: Any) -> dic
 
     trees = {"other": other.resolve(), "this": ROOT}
     rows: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in trees}
+    resident: dict[str, list[dict[str, int]]] = {name: [] for name in trees}
     for number in range(rounds):
         for name, tree in trees.items():
             say(f"server in {tree}, round {number + 1} of {rounds} …")
@@ -32,6 +34,7 @@ def compare(settings: dict[str, Any], other: Path, rounds: int, say: Any) -> dic
                 )
                 for r in raw["records"]
             ]
+            resident[name].append({k: v for k, v in raw.items() if k.endswith("_bytes")})
             rows[name].append(
                 [summarize([r for r in records if r.clients == n]) for n in settings["clients"]]
             )
@@ -48,7 +51,16 @@ def compare(settings: dict[str, Any], other: Path, rounds: int, say: Any) -> dic
             }
             for index, clients in enumerate(settings["clients"])
         }
+        summary["median"][name]["rss"] = {
+            key: statistics.median(r[key] for r in resident[name])
+            for key in ("rss_bytes", "rss_anon_bytes", "rss_file_bytes")
+            if all(key in r for r in resident[name])
+        }
     return summary
+
+
+RSS_LABELS = {"rss_bytes": "RSS", "rss_anon_bytes": "anonymous", "rss_file_bytes": "file-backed"}
+RSS_RULE = "| --- | ---: | ---: | ---: |"
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -58,6 +70,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for clients, mine in this.items():
+        if clients == "rss":
+            continue
         theirs = other[clients]
         ratio = mine["tokens_per_s"] / theirs["tokens_per_s"] if theirs["tokens_per_s"] else 0.0
         ttfts = f"{theirs['ttft_p50_s'] * 1000:.0f} ms | {mine['ttft_p50_s'] * 1000:.0f} ms"
@@ -65,4 +79,21 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {clients} | {theirs['tokens_per_s']:.1f} | {mine['tokens_per_s']:.1f} "
             f"| {ratio:.3f}× | {ttfts} |"
         )
+    mine, theirs = this.get("rss", {}), other.get("rss", {})
+    if "rss_bytes" in mine and "rss_bytes" in theirs:
+        lines += [
+            "",
+            "| server RSS (MB) | other | this | other ÷ this |",
+            "| --- |" + " ---: |" * 3,
+        ]
+        labels = {
+            "rss_bytes": "RSS",
+            "rss_anon_bytes": "anonymous",
+            "rss_file_bytes": "file-backed",
+        }
+        for key, label in labels.items():
+            if key in mine and key in theirs:
+                ratio = theirs[key] / mine[key] if mine[key] else float("nan")
+                figures = f"{theirs[key] / 1e6:,.0f} | {mine[key] / 1e6:,.0f}"
+                lines.append(f"| {label} | {figures} | {ratio:.2f}× |")
     return "\n".join(lines)

@@ -14,10 +14,14 @@ from runtime.engine import GenerationRequest, ModelPool, ModelSpec, SamplingPara
 from scripts.benchmark.stats import RunRecord
 
 
-def make_spec(path: str, n_ctx: int, n_batch: int, n_threads: int, parallel: int) -> ModelSpec:
-    """A spec asking for `parallel` slots (left out when ModelSpec has no such field)."""
+def make_spec(
+    path: str, n_ctx: int, n_batch: int, n_threads: int, parallel: int, **more: Any
+) -> ModelSpec:
+    """A spec asking for `parallel` slots and the `more` fields (each left out
+    when this checkout's ModelSpec has no such field)."""
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     extra: dict[str, Any] = {"parallel": parallel} if "parallel" in fields else {}
+    extra.update({name: value for name, value in more.items() if name in fields})
     if "max_queue" in fields:
         extra["max_queue"] = max(64, parallel)
     return ModelSpec(
