@@ -108,6 +108,14 @@ def parser() -> argparse.ArgumentParser:
         "here with use_mmap: false, alternating, --repetitions times (default 3)",
     )
     p.add_argument(
+        "--kv-pool",
+        type=int,
+        metavar="N",
+        help="instead: N greedy prompts through a stream per slot (alone, then together) and "
+        "through slots sharing a pool of 2 contexts (kv_cache_size): outputs identical to "
+        "alone, tok/s, KV allocated",
+    )
+    p.add_argument(
         "--kv-quality",
         action="store_true",
         help="instead: the quality a quantized KV cache (q8_0, q4_0) keeps against F16 on the "
@@ -172,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return compare_against(settings, args, say)
     if args.kv_quality:
         return kv_quality(settings, args, say)
+    if args.kv_pool:
+        return kv_pool(settings, args, say)
     results = run_benchmark(settings, say)
     print(markdown(results))
     for path in write(results, args.out, chart=not args.no_chart):
@@ -223,6 +233,21 @@ def kv_quality(settings: Settings, args: argparse.Namespace, say: Say) -> int:
     (args.out / "kv-quality.json").write_text(json.dumps(results, indent=2))
     (args.out / "kv-quality.md").write_text(table + "\n")
     say(f"wrote {args.out / 'kv-quality.json'}")
+    return 0
+
+
+def kv_pool(settings: Settings, args: argparse.Namespace, say: Say) -> int:
+    import json
+
+    from scripts.benchmark import kv_pool as pool
+
+    say(f"KV pool: {args.kv_pool} prompts, {settings.parallel} slots")
+    results = pool.measure(asdict(settings), args.kv_pool)
+    table = pool.markdown(results, Path(settings.model).name)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kv-pool.json").write_text(json.dumps(results, indent=2))
+    (args.out / "kv-pool.md").write_text(table + "\n")
     return 0
 
 
