@@ -5,10 +5,11 @@ from. Speed is not asserted — this is not the benchmark, only its plumbing."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from scripts.benchmark.__main__ import main, parser, settings_from
-from scripts.benchmark.report import markdown, targets, write
+from scripts.benchmark.report import markdown, targets, versus_llama_server, write
 from scripts.benchmark.run import run_benchmark
 from scripts.benchmark.stats import percentile
 
@@ -88,3 +89,65 @@ def test_client_counts_are_checked(capsys) -> None:
         else:
             raise AssertionError(f"--clients {bad!r} was accepted")
     assert "--clients" in capsys.readouterr().err
+
+
+def test_llama_server_is_started_with_our_servers_model_slots_context_threads_and_batch(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from scripts.benchmark.llama_server import command_line
+    from scripts.benchmark.run import Settings
+    from scripts.benchmark.server_bench import compose_file
+
+    settings = asdict(Settings(model=str(tmp_path / "m.gguf"), n_ctx=1024, n_threads=3))
+    settings["parallel"] = 4
+    component = yaml.safe_load(compose_file(settings, 8123))["component"]
+    argv = command_line("/bin/llama-server", settings, 8123)
+    options = dict(zip(argv[1::2], argv[2::2], strict=False))
+
+    assert argv[0] == "/bin/llama-server"
+    assert options["-m"] == component["model"]
+    assert int(options["-np"]) == component["parallel"] == 4
+    # llama-server's -c is every slot's context together; ours is per slot.
+    assert int(options["-c"]) == component["n_ctx"] * component["parallel"] == 4096
+    assert int(options["-t"]) == component["n_threads"] == 3
+    assert int(options["-b"]) == component["n_batch"]
+    assert (options["--host"], options["--port"]) == ("127.0.0.1", "8123")
+    assert "--no-webui" in argv
+
+
+def test_the_report_sets_llama_server_against_our_server() -> None:
+    def system(label: str, rss: int, speeds: dict[int, float]) -> dict[str, object]:
+        rows = [{"clients": n, "tokens_per_s": s} for n, s in speeds.items()]
+        return {"label": label, "rows": rows, "rss_bytes": rss}
+
+    results = {
+        "settings": {"clients": [1, 2]},
+        "systems": {
+            "server": system("ours", 200, {1: 50.0, 2: 80.0}),
+            "llama-server": system("theirs", 150, {1: 55.0, 2: 100.0}),
+        },
+    }
+    assert versus_llama_server(results) == {
+        "rss_ratio": 0.75,
+        "tokens_per_s_ratio": {"1": 1.1, "2": 1.25},
+    }
+    del results["systems"]["llama-server"]
+    assert versus_llama_server(results) is None
+
+
+def test_llama_server_takes_a_given_binary(embedded_model_path: Path, tmp_path: Path) -> None:
+    binary = tmp_path / "llama-server"
+    binary.write_text("")
+    args = parser().parse_args(["--llama-server", str(binary), "--skip-slots"])
+    settings = settings_from(args)
+    assert settings.llama_server == str(binary) and settings.skip_slots
+    assert parser().parse_args([]).llama_server is None
+    assert parser().parse_args(["--llama-server"]).llama_server == ""  # the cached build
+    try:
+        settings_from(parser().parse_args(["--llama-server", str(tmp_path / "none")]))
+    except SystemExit as exit:
+        assert "no such file" in str(exit.code)
+    else:
+        raise AssertionError("a missing --llama-server PATH was accepted")

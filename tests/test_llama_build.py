@@ -252,3 +252,53 @@ def test_the_installed_cpu_backend_holds_no_amx_instruction_but_keeps_the_rest()
     assert not {m for m in mnemonics if m.startswith(("ldtilecfg", "tilezero", "tileload", "tdp"))}
     if "avx512_vnni" in llama_build.cpu_features():
         assert "vpdpbusd" in mnemonics
+
+
+# -- llama.cpp's llama-server, built like the wheel (scripts/build-llama-server) ----
+
+
+def test_llama_server_is_built_with_the_wheels_cmake_args_then_its_own(venv_python: str) -> None:
+    from scripts.llama_build import llama_server
+
+    build = llama_server.server_build(venv_python)
+    wheel_args = llama_build.read_record(venv_python)["cmake_args"]
+    assert build.cmake_args == (*wheel_args, *llama_server.SERVER_ARGS)
+    options = defines(build)
+    assert options["BUILD_SHARED_LIBS"] == "OFF" and options["LLAMA_BUILD_SERVER"] == "ON"
+    assert options["LLAMA_USE_PREBUILT_UI"] == "OFF"  # no download: no internet
+    source, build_dir = Path("/src"), Path("/build")
+    configure, compile_ = llama_server.cmake_commands(source, build_dir, build, jobs=2)
+    assert configure[:5] == ["cmake", "-S", "/src", "-B", "/build"]
+    assert configure[-len(build.cmake_args) :] == list(build.cmake_args)
+    assert compile_ == ["cmake", "--build", "/build", "--target", "llama-server", "--parallel", "2"]
+
+
+def test_the_cached_llama_server_is_found_under_the_wheels_kind_of_key(
+    venv_python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.llama_build import llama_server
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert llama_server.cached_binary(venv_python) is None
+    build = llama_server.server_build(venv_python)
+    folder = llama_server.cache_folder(build, venv_python)
+    assert folder.parent == tmp_path / "cache" / "model-compose" / "llama-server"
+    assert folder.name == llama_build.cache_key(build, venv_python)
+    folder.mkdir(parents=True)
+    (folder / "llama-server").write_text("#!/bin/sh\necho version: 1\n")
+    assert llama_server.cached_binary(venv_python) is None  # not executable: not a build
+    (folder / "llama-server").chmod(0o755)
+    assert llama_server.cached_binary(venv_python) == folder / "llama-server"
+    # Other wheel flags, another llama-server.
+    llama_build.write_record(venv_python, key="k2", build="safe", cmake_args=["-DGGML_NATIVE=OFF"])
+    assert llama_server.cached_binary(venv_python) is None
+
+
+def test_llama_server_needs_the_record_of_the_wheels_build(tmp_path: Path) -> None:
+    from scripts.llama_build import llama_server
+
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(sys.executable)
+    with pytest.raises(llama_build.SetupError, match="run scripts/setup first"):
+        llama_server.server_build(str(python))

@@ -58,6 +58,20 @@ def parser() -> argparse.ArgumentParser:
         "--skip-server", action="store_true", help="leave out our engine behind model-compose up"
     )
     p.add_argument(
+        "--skip-slots",
+        action="store_true",
+        help="leave out the RSS runs of our engine with 1 and with 4 slots",
+    )
+    p.add_argument(
+        "--llama-server",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also measure llama.cpp's llama-server (same model, slots, context, threads and "
+        "batch as our server, same clients); PATH defaults to the one "
+        "scripts/build-llama-server keeps, built first if missing (minutes)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run: one repetition, shorter slot and warm-prefix runs",
@@ -151,6 +165,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
         args.n_threads = default_threads()
     repetitions = args.repetitions or (1 if args.quick else 3)
+    llama_server = None if args.llama_server is None else llama_server_binary(args.llama_server)
     return Settings(
         model=model,
         n_ctx=args.n_ctx,
@@ -162,9 +177,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
         system_prompt_tokens=args.system_prompt_tokens,
         slot_max_tokens=8 if args.quick else 32,
         skip_server=args.skip_server,
+        skip_slots=args.skip_slots,
+        llama_server=llama_server,
         wait_idle_s=args.wait_idle,
         timeout_s=args.timeout,
     )
+
+
+def llama_server_binary(given: str) -> str:
+    """--llama-server's PATH, or the cached build (built now if missing)."""
+    if not given:
+        from scripts.benchmark.llama_server import default_binary
+        from scripts.llama_build.wheels import SetupError
+
+        try:
+            return str(default_binary(lambda line: print(line, file=sys.stderr, flush=True)))
+        except SetupError as exc:
+            raise SystemExit(f"scripts/bench: building llama-server failed: {exc}") from None
+    path = Path(given).expanduser().resolve()
+    if not path.is_file():
+        raise SystemExit(f"scripts/bench: no such file: {given}")
+    return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,32 @@ def rss_target(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def versus_llama_server(results: dict[str, Any]) -> dict[str, Any] | None:
+    """llama.cpp's llama-server against our server, both measured in this run:
+    RSS ratio and tok/s ratio per client count, each llama-server ÷ ours."""
+    ours, theirs = results["systems"].get("server"), results["systems"].get("llama-server")
+    if not ours or not theirs:
+        return None
+    rss = theirs["rss_bytes"] / ours["rss_bytes"] if ours.get("rss_bytes") else None
+    speed = {}
+    for clients in results["settings"]["clients"]:
+        mine = tokens_per_s(results, "server", clients)
+        other = tokens_per_s(results, "llama-server", clients)
+        speed[str(clients)] = other / mine if mine and other is not None else None
+    return {"rss_ratio": rss, "tokens_per_s_ratio": speed}
+
+
+def _versus_line(versus: dict[str, Any]) -> str:
+    def ratio(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}×"
+
+    speeds = ", ".join(
+        f"{clients} client(s) {ratio(value)}"
+        for clients, value in versus["tokens_per_s_ratio"].items()
+    )
+    return f"llama-server ÷ our server: RSS {ratio(versus['rss_ratio'])}; total tok/s {speeds}."
+
+
 def _engine_name(slot_result: dict[str, Any]) -> str:
     return slot_result.get("engine", {}).get("class", "?").rsplit(".", 1)[-1]
 
@@ -163,6 +190,15 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {system['label']} | {r['clients']} | {r['tokens_per_s']:.1f} | "
                 f"{_ms(r['ttft_p50_s'])} | {_ms(r['ttft_p95_s'])} | {rss} | {tokens} |"
             )
+    llama_server = results["systems"].get("llama-server")
+    if llama_server:
+        lines += [
+            "",
+            f"llama-server: {llama_server['version']}; `{shlex.join(llama_server['command'])}`.",
+        ]
+    versus = results.get("versus_llama_server")
+    if versus:
+        lines += ["", _versus_line(versus)]
     engine = results["systems"].get("engine", {}).get("engine")
     if engine:
         lines += ["", f"Our engine: `{engine['class']}`."]

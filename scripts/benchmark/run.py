@@ -2,8 +2,9 @@
 that system's alone), one after the other, then the report.
 
 Order: raw ceiling, serial baseline, our engine in-process (+ warm-prefix
-TTFT), our engine behind `model-compose up`, and our engine with 1 and with 4
-slots for the RSS comparison.
+TTFT), our engine behind `model-compose up`, llama.cpp's llama-server (with
+--llama-server), and our engine with 1 and with 4 slots for the RSS
+comparison.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SYSTEMS = {
     "serial": "serial baseline (Llama.create_completion + lock)",
     "engine": "our engine, in-process",
     "server": "our engine, model-compose up → /v1/completions",
+    "llama-server": "llama.cpp's llama-server → /v1/completions",
 }
 SLOT_COUNTS = (1, 4)
 Say = Callable[[str], None]
@@ -49,6 +51,8 @@ class Settings:
     slot_max_tokens: int = 32
     skip_server: bool = False
     skip_slots: bool = False
+    # llama.cpp's llama-server binary to measure beside our server; None: not measured.
+    llama_server: str | None = None
     # Before each system, wait up to this long for other programs to go quiet.
     wait_idle_s: float = 120.0
     # Longest a system's measurement may take.
@@ -135,6 +139,10 @@ def run_benchmark(settings: Settings, say: Say = lambda line: None) -> dict[str,
         from scripts.benchmark.server_bench import server_job
 
         jobs.append(("server", lambda: server_job(asdict(settings))))
+    if settings.llama_server:
+        from scripts.benchmark.llama_server import llama_server_job
+
+        jobs.append(("llama-server", lambda: llama_server_job(asdict(settings))))
     for name, job in jobs:
         waited = _wait_for_idle(settings, say)
         say(f"measuring {SYSTEMS[name]} …")
@@ -163,9 +171,10 @@ def run_benchmark(settings: Settings, say: Say = lambda line: None) -> dict[str,
         results["kv_cache_bytes"] = kv_sizes(settings)
     results["elapsed_s"] = time.time() - started
     results["machine"]["other_load"] = whole_run.read()
-    from scripts.benchmark.report import targets
+    from scripts.benchmark.report import targets, versus_llama_server
 
     results["targets"] = targets(results)
+    results["versus_llama_server"] = versus_llama_server(results)
     return results
 
 

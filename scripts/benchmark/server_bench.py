@@ -1,6 +1,7 @@
 """Our engine through the real server: `model-compose up` in a subprocess on a
 free loopback port, driven by N concurrent streaming clients of
-`/v1/completions` (stream: true, temperature 0, usage in the last chunk)."""
+`/v1/completions` (stream: true, temperature 0, usage in the last chunk).
+The same clients drive llama.cpp's llama-server (llama_server.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from scripts.benchmark.server_process import ServerProcess
+from scripts.benchmark.server_process import ServerProcess, model_compose_up
 from scripts.benchmark.stats import RunRecord
 
 COMPONENT = "bench"
@@ -62,7 +63,10 @@ async def stream_completion(
     client: httpx.AsyncClient, prompt: str, max_tokens: int
 ) -> tuple[float, int, str]:
     """One streaming completion: (seconds to first text, completion tokens
-    from the final usage, finish reason)."""
+    from the final usage, finish reason). llama-server's last chunk of a
+    streamed /v1/completions (the one with the finish reason) carries `usage`
+    whatever `stream_options` says, and `timings` too; ours sends `usage` in
+    a chunk of its own. Either way the count is the server's, not ours."""
     body = {
         "model": COMPONENT,
         "prompt": prompt,
@@ -113,7 +117,12 @@ async def run_clients(url: str, prompts: list[str], max_tokens: int) -> RunRecor
 
 
 def server_job(settings: dict[str, Any]) -> dict[str, Any]:
-    server = ServerProcess(lambda port: compose_file(settings, port))
+    server = ServerProcess(model_compose_up(lambda port: compose_file(settings, port)))
+    return measure(server, settings)
+
+
+def measure(server: ServerProcess, settings: dict[str, Any]) -> dict[str, Any]:
+    """The rounds against a started server, then its RSS; stops it."""
     try:
         records = asyncio.run(asyncio.wait_for(rounds(server.url, settings), settings["timeout_s"]))
         return {
@@ -123,7 +132,7 @@ def server_job(settings: dict[str, Any]) -> dict[str, Any]:
         }
     except TimeoutError:
         raise RuntimeError(
-            f"the server measurement did not finish in {settings['timeout_s']:.0f}s"
+            f"the {server.name} measurement did not finish in {settings['timeout_s']:.0f}s"
         ) from None
     finally:
         server.cleanup()

@@ -1,6 +1,7 @@
-"""`model-compose up` in a subprocess on a free loopback port: what the
-benchmark and the reliability scripts (load, soak) drive, exactly as a user
-runs the server."""
+"""A server in a subprocess on a free loopback port: `model-compose up`, as
+the benchmark and the reliability scripts (load, soak) drive it exactly as a
+user runs it, or any other server's command line (llama.cpp's llama-server,
+for `scripts/bench --llama-server`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ import httpx
 
 from scripts.benchmark.stats import memory
 
+# (port, a temporary folder of the server's own) -> the command line to run.
+Command = Callable[[int, Path], list[str]]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -25,26 +29,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def model_compose_up(compose: Callable[[int], str]) -> Command:
+    """`model-compose up` on the compose file `compose(port)` writes."""
+
+    def command(port: int, folder: Path) -> list[str]:
+        path = folder / "model-compose.yml"
+        path.write_text(compose(port))
+        return [sys.executable, "-m", "runtime.cli", "up", "-f", str(path)]
+
+    return command
+
+
 class ServerProcess:
-    """`model-compose up` on the compose file `compose(port)` writes, in a
-    temporary folder; ready (its /health answers 200) once constructed."""
+    """The server `command(port, folder)` starts, with a temporary folder of
+    its own; ready (its health path answers 200) once constructed. `name` is
+    what error messages call it."""
 
     def __init__(
         self,
-        compose: Callable[[int], str],
+        command: Command,
         startup_timeout: float = 300.0,
         health_path: str = "/health",
+        name: str = "model-compose up",
     ) -> None:
+        self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.exit_code: int | None = None
         self._folder = tempfile.TemporaryDirectory(prefix="model-compose-server-")
-        path = Path(self._folder.name) / "model-compose.yml"
-        path.write_text(compose(self.port))
+        self.command = command(self.port, Path(self._folder.name))
         self._log_path = Path(self._folder.name) / "server.log"
         self._log = open(self._log_path, "w+b")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "up", "-f", str(path)],
+            self.command,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1"},
@@ -63,7 +80,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"model-compose up exited early:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}{health_path}", timeout=2).status_code == 200:
                     return
@@ -71,7 +88,7 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"model-compose up was not ready after {timeout:.0f}s:\n{self.log()}")
+        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f}s:\n{self.log()}")
 
     def log(self, tail: int = 4000) -> str:
         """The server's output so far (its last `tail` characters)."""

@@ -6,7 +6,9 @@
 
 Modules: `builds` (the machine and the CMake arguments of each build),
 `wheels` (our wheel cache, installing, the record in the virtualenv),
-`proof` (the two steps, and the child decode).
+`proof` (the two steps, and the child decode), `llama_server` (llama.cpp's
+own server built like the wheel, for `scripts/bench --llama-server`; run by
+`scripts/build-llama-server`, not by setup).
 
 Which build. llama.cpp's default compiles its CPU backend with -march=native.
 On a CPU with AMX (Intel Sapphire Rapids and later) that builds in ggml's AMX

@@ -54,11 +54,16 @@ def python_tag(python: str) -> str:
     )
 
 
+def cache_home() -> Path:
+    """~/.cache/model-compose: the wheels' folder and llama-server's live in it."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "model-compose"
+
+
 def cache_root() -> Path:
     if "MODEL_COMPOSE_WHEEL_CACHE" in os.environ:
         return Path(os.environ["MODEL_COMPOSE_WHEEL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "model-compose" / "llama-cpp-python"
+    return cache_home() / "llama-cpp-python"
 
 
 def sdist_path(version: str = VERSION) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from scripts.benchmark.machine import LoadMeter, describe
-from scripts.benchmark.server_process import ServerProcess
+from scripts.benchmark.server_process import ServerProcess, model_compose_up
 from scripts.reliability import checks, report
 from scripts.reliability.compose import BASE_PATH, ServerSettings, compose_file
 from scripts.reliability.report import passed
@@ -64,7 +64,8 @@ def run_with_server(
     meter = LoadMeter()
     say(f"{title}: starting model-compose up …")
     server = ServerProcess(
-        lambda port: compose_file(server_settings, port), health_path=f"{BASE_PATH}/health"
+        model_compose_up(lambda port: compose_file(server_settings, port)),
+        health_path=f"{BASE_PATH}/health",
     )
     try:
         try:
