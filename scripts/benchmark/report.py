@@ -16,6 +16,10 @@ FOUR_CLIENTS_VS_CEILING = 0.90
 FOUR_CLIENTS_VS_SERIAL = 2.0
 WARM_OVER_COLD = 0.15
 RSS_SLACK = 50 * MB
+# Issue 17: what the server may hold beyond the model file and its KV cache,
+# and how much less than llama-server with the same slots and context.
+MEMORY_SLACK = 300 * MB
+VERSUS_LLAMA_SERVER = 1.5
 # Above this share of the CPU used by other programs during the run, the table warns.
 BUSY_MACHINE = 0.05
 
@@ -80,6 +84,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     checks.append(warm_prefix_target(results))
     checks.append(rss_target(results))
+    checks.extend(memory_targets(results))
     return checks
 
 
@@ -132,6 +137,47 @@ def rss_target(results: dict[str, Any]) -> dict[str, Any]:
         f"{allowed / MB:.0f} MB; engines: {_engine_name(slots['1'])}, "
         f"{_engine_name(slots['4'])}",
     }
+
+
+def memory_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 17's: our server's RSS after its runs at most the model file,
+    the KV cache allocated for every slot and 300 MB; llama-server's, with
+    the same slots and context, at least 1.5× ours."""
+    server = results["systems"].get("server")
+    if not server or not server.get("rss_bytes"):
+        return []
+    from convert.metadata import read_gguf_info
+    from convert.preflight import estimate, shape_of
+
+    settings = results["settings"]
+    shape = shape_of(read_gguf_info(Path(settings["model"])))
+    file_size = Path(settings["model"]).stat().st_size
+    kv = (
+        estimate(shape, settings["n_ctx"], n_parallel=settings["parallel"]).kv_cache if shape else 0
+    )
+    allowed = file_size + kv + MEMORY_SLACK
+    checks = [
+        {
+            "target": "server RSS ≤ model file + KV allocated + 300 MB",
+            "value": server["rss_bytes"] / allowed,
+            "met": server["rss_bytes"] <= allowed,
+            "detail": f"{server['rss_bytes'] / MB:,.0f} MB vs {file_size / MB:,.0f} + "
+            f"{kv / MB:,.0f} + 300 = {allowed / MB:,.0f} MB",
+        }
+    ]
+    theirs = results["systems"].get("llama-server")
+    if theirs and theirs.get("rss_bytes"):
+        ratio = theirs["rss_bytes"] / server["rss_bytes"]
+        checks.append(
+            {
+                "target": f"llama-server RSS ≥ {VERSUS_LLAMA_SERVER}× our server's",
+                "value": ratio,
+                "met": ratio >= VERSUS_LLAMA_SERVER,
+                "detail": f"{theirs['rss_bytes'] / MB:,.0f} MB vs "
+                f"{server['rss_bytes'] / MB:,.0f} MB",
+            }
+        )
+    return checks
 
 
 def versus_llama_server(results: dict[str, Any]) -> dict[str, Any] | None:
