@@ -18,6 +18,7 @@ import statistics
 import time
 from typing import Any
 
+from runtime.engine.placement import common_prefix
 from scripts.benchmark import engine_bench, prompts
 
 CONFIGS = {"alone": (None, False), "streams": (None, True), "pool": (2, True)}
@@ -69,7 +70,8 @@ async def _measure(settings: dict[str, Any], count: int) -> dict[str, Any]:
         finally:
             await pool.close()
     for name in CONFIGS:
-        agree = [_common(a, b) for a, b in zip(outputs["alone"], outputs[name], strict=True)]
+        pairs = zip(outputs["alone"], outputs[name], strict=True)
+        agree = [common_prefix(a, b, len(a)) for a, b in pairs]
         differing = [n for n, a in zip(agree, outputs["alone"], strict=True) if n < len(a)]
         results[name]["identical"] = count - len(differing)
         results[name]["median_agreeing_chars"] = statistics.median(differing) if differing else None
@@ -94,10 +96,3 @@ def markdown(results: dict[str, Any], model_name: str) -> str:
             f"{(row['kv_cache_bytes'] or 0) / 1e6:.0f} |"
         )
     return "\n".join(lines)
-
-
-def _common(a: str, b: str) -> int:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return index
-    return min(len(a), len(b))

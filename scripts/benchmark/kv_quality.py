@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.engine.placement import common_prefix
 from scripts.benchmark import prompts
 
 TYPES = ("f16", "q8_0", "q4_0")
@@ -61,7 +62,7 @@ def measure(model_path: str, context: int, steps: int, n_threads: int) -> dict[s
             forced, expected = reference[index]
             _, logits = _run(llama_cpp, ctx, tokens, steps, n_vocab, forced=forced)
             greedy, _ = _run(llama_cpp, ctx, tokens, steps, n_vocab, forced=None)
-            same_prefix.append(_common(greedy, forced))
+            same_prefix.append(common_prefix(greedy, forced, steps))
             top1 += float((logits.argmax(1) == expected.argmax(1)).sum())
             kl = _kl(expected, logits)
             kl_sum += float(kl.sum())
@@ -152,10 +153,3 @@ def _kl(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def _common(a: list[int], b: list[int]) -> int:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return index
-    return min(len(a), len(b))
