@@ -136,11 +136,11 @@ class ModelComponents:
                     spec = await asyncio.to_thread(
                         model_spec, component, Path(self.config.base_dir)
                     )
+                    if self.status:  # before the checks, which may refuse the file
+                        self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
                     model = await self.pool.model(spec, component_keep_alive(component))
                 except ModelComposeError as error:
                     raise ComponentUnavailableError(component_id, error) from error
-                if self.status:
-                    self.status(f"loading model {Path(spec.path).name} for '{component.id}'")
                 self._models[component_id] = model
         return self._models[component_id]
 
@@ -156,7 +156,8 @@ class ModelComponents:
         model = await self.model(component_id)
         model.hold()
         try:
-            yield await self._acquire(component_id, model)
+            # Through `engine`: the one way every generation gets its engine.
+            yield await self.engine(component_id)
         finally:
             model.release()
 

@@ -2,8 +2,9 @@
 a real `model-compose up`, in waves of random size (1 to 8 at once), with
 prompts from a few tokens to a few hundred and about a quarter of them
 cancelled on purpose (the client hangs up after some text or after a random
-delay, or asks the cancel route). A warm-up first, after which the server's
-RSS is recorded. Checks: no crash and no 5xx, every request not cancelled
+delay, or asks the cancel route). A warm-up first (ending with the longest
+prompt in every slot: KV pages are resident as far as cells were written),
+after which the server's RSS is recorded. Checks: no crash and no 5xx, every request not cancelled
 answered exactly as its prompt alone, every cancelled one received the start
 of that answer, afterwards all slots free and nothing queued, RSS within 5%
 of its post-warm-up value."""
@@ -110,6 +111,22 @@ async def in_waves(
     return outcomes
 
 
+async def fill_every_slot(client: Any, prompts: list[str], settings: SoakSettings) -> None:
+    """The longest prompt in every slot at once. A KV cache's pages become
+    resident as its cells are first written (engine.llama.residency), up to
+    the most each slot has held: after this no soak request can take a slot
+    further, so RSS reaches its steady size here and growth after is a leak."""
+    status = await final_status(client)
+    slots = max((model["slots"] for model in (status or {}).get("models", [])), default=1)
+    longest = max(range(len(prompts)), key=lambda index: len(prompts[index]))
+    await asyncio.gather(
+        *(
+            stream_request(client, ENDPOINTS[0], prompts[longest], longest, settings.max_tokens)
+            for _ in range(slots)
+        )
+    )
+
+
 async def settled_rss(client: Any, server: ServerProcess) -> int:
     """The server's RSS once it is idle and has had a second to free what it frees."""
     await wait_until_idle(client)
@@ -128,6 +145,7 @@ async def drive(server: ServerProcess, settings: SoakSettings, say: Say) -> dict
             references = await reference_answers(client, prompts, settings.max_tokens, ENDPOINTS)
         with phases.phase("warm-up", f"warm-up: {settings.warmup} requests …"):
             await in_waves(client, plan(settings, rng, settings.warmup), prompts, settings, rng)
+            await fill_every_slot(client, prompts, settings)
             warm_rss = await settled_rss(client, server)
         with phases.phase("soak", f"soak: {settings.requests} requests …"):
             outcomes = await in_waves(

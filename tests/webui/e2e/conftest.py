@@ -7,6 +7,7 @@ page shows."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -254,10 +255,18 @@ def page_text(driver: WebDriver) -> str:
     return driver.execute_script("return document.body.innerText")
 
 
+# The model panel's live memory figures change on their own (RSS, KV used).
+LIVE_MEMORY = re.compile(r"^(process memory: RSS |weights [\d.]+ [KMG]?B, KV )")
+
+
+def _steady(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not LIVE_MEMORY.match(line)]
+
+
 def inserted(before: str, now: str) -> str:
     """The lines that appeared on the page between `before` and `now`: what is
     new between the lines they start with and the lines they end with."""
-    old, new = before.splitlines(), now.splitlines()
+    old, new = _steady(before), _steady(now)
     start = 0
     while start < min(len(old), len(new)) and old[start] == new[start]:
         start += 1

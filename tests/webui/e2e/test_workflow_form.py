@@ -107,9 +107,9 @@ def test_cancel_stops_a_long_run(
     assert stats[1] == "cancelled", stats[0]
     # Stopped early: the quickstart allows 512 tokens (~5 s at this speed).
     assert stats[2] is None or int(stats[2]) < 512, stats[0]
-    stopped = page_text(browser)
+    stopped = answer_of(inserted(before, page_text(browser)))
     time.sleep(1.0)  # a run still going would add ~100 tokens in a second
-    assert page_text(browser) == stopped
+    assert answer_of(inserted(before, page_text(browser))) == stopped
     assert button(browser, "Run Workflow").is_enabled()
     assert not button(browser, "Cancel").is_enabled()
     screenshot("cancelled")
