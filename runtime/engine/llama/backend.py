@@ -246,9 +246,17 @@ class Backend(Vocabulary):
         if self.kv_pool is not None:  # one stream: the cells are shared, not copied
             llama_cpp.llama_memory_seq_cp(self._memory, source, target, 0, n)
             return True
-        # Slots are separate KV streams, and llama.cpp copies across streams only
-        # whole (cells now, data at the next decode): copy it all, drop the tail.
-        llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
+        # Slots are separate KV streams. llama.cpp's seq_cp copies a stream whole,
+        # every cell of it, which makes the target's whole stream resident (the
+        # cache's pages are resident as far as they were written, see
+        # engine.llama.residency); its state API copies the sequence's own cells.
+        size = int(llama_cpp.llama_state_seq_get_size(self._ctx, source))
+        state = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(self._ctx, state, size, source))
+        llama_cpp.llama_memory_seq_rm(self._memory, target, -1, -1)
+        if not written or not llama_cpp.llama_state_seq_set_data(self._ctx, state, written, target):
+            llama_cpp.llama_memory_seq_rm(self._memory, target, -1, -1)
+            return False
         return self.keep_prefix(target, n)
 
     def slot_cost(self, slot: int, busy: list[int]) -> int:
