@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import threading
 
 import llama_cpp
 import numpy as np
@@ -44,6 +45,8 @@ from runtime.engine.spec import (
 )
 from runtime.engine.types import ModelSpec, SamplingParams
 from runtime.errors import RuntimeFailure
+
+_MAKING_CONTEXT = threading.Lock()
 
 # llama.cpp evaluates sequences with consecutive ids together: `decode` puts a
 # filler token in a free slot between busy ones, an extra row in every step
@@ -125,13 +128,17 @@ class Backend(Vocabulary):
         params.n_outputs_max = self.num_slots
         params.type_k = params.type_v = kv_type(spec.kv_cache_type)
         buffers = buffers if buffers is not None else Buffers()
-        before = pages.anonymous_mappings()
-        with reporting_load_errors(spec.path), recording(buffers):
-            ctx = llama_cpp.llama_init_from_model(model, params)
-            if not ctx:
-                raise RuntimeError("llama_init_from_model failed")
-        self._ctx = ctx
-        residency.release_cleared_kv(before, buffers)
+        # One context made at a time in this process: the KV cache is found
+        # among the memory mapped meanwhile (engine.llama.residency), which
+        # must not include another context's, being made in another thread.
+        with _MAKING_CONTEXT:
+            before = pages.anonymous_mappings()
+            with reporting_load_errors(spec.path), recording(buffers):
+                ctx = llama_cpp.llama_init_from_model(model, params)
+                if not ctx:
+                    raise RuntimeError("llama_init_from_model failed")
+            self._ctx = ctx
+            residency.release_cleared_kv(before, buffers)
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.abort = AbortFlag()
         self.abort.install(ctx)
