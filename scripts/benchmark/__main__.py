@@ -4,9 +4,11 @@ print the markdown table and the targets, write JSON and a PNG chart."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from scripts.benchmark.report import markdown, write
 from scripts.benchmark.run import ROOT, Say, Settings, run_benchmark
@@ -223,8 +225,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say) -> int:
-    import json
-
     from scripts.benchmark import buffers
 
     payload = {
@@ -233,27 +233,15 @@ def compare_extra_buffers(settings: Settings, args: argparse.Namespace, say: Say
         "decode_tokens": min(settings.max_tokens, 64),
     }
     if args.compare_memory:
-        if not (args.compare_memory / "runtime").is_dir():
-            raise SystemExit(
-                f"scripts/bench: {args.compare_memory} is not a checkout of this project"
-            )
-        modes, name = buffers.memory_modes(args.compare_memory), "memory"
+        modes, name = buffers.memory_modes(checkout(args.compare_memory)), "memory"
     else:
         modes, name = buffers.EXTRA_BUFFER_MODES, "extra-buffers"
     summary = buffers.compare(payload, settings.repetitions, say, modes)
-    table = buffers.markdown(summary, Path(settings.model).name)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"{name}.json"
-    out.write_text(json.dumps(summary, indent=2, default=str))
-    (args.out / f"{name}.md").write_text(table + "\n")
-    say(f"wrote {out}")
+    publish(args.out, name, summary, buffers.markdown(summary, Path(settings.model).name), say)
     return 0
 
 
 def kv_quality(settings: Settings, args: argparse.Namespace, say: Say) -> int:
-    import json
-
     from scripts.benchmark import kv_quality as quality
 
     say(f"KV cache quality: {Path(settings.model).name}, prompts of ~{settings.n_ctx} tokens")
@@ -261,45 +249,43 @@ def kv_quality(settings: Settings, args: argparse.Namespace, say: Say) -> int:
         settings.model, settings.n_ctx, settings.max_tokens, settings.n_threads
     )
     table = quality.markdown(results, Path(settings.model).name)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kv-quality.json").write_text(json.dumps(results, indent=2))
-    (args.out / "kv-quality.md").write_text(table + "\n")
-    say(f"wrote {args.out / 'kv-quality.json'}")
+    publish(args.out, "kv-quality", results, table, say)
     return 0
 
 
 def kv_pool(settings: Settings, args: argparse.Namespace, say: Say) -> int:
-    import json
-
     from scripts.benchmark import kv_pool as pool
 
     say(f"KV pool: {args.kv_pool} prompts, {settings.parallel} slots")
     results = pool.measure(asdict(settings), args.kv_pool)
-    table = pool.markdown(results, Path(settings.model).name)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "kv-pool.json").write_text(json.dumps(results, indent=2))
-    (args.out / "kv-pool.md").write_text(table + "\n")
+    publish(args.out, "kv-pool", results, pool.markdown(results, Path(settings.model).name), say)
     return 0
 
 
 def compare_against(settings: Settings, args: argparse.Namespace, say: Say) -> int:
-    import json
-
     from scripts.benchmark import against
 
-    if not (args.against / "runtime").is_dir():
-        raise SystemExit(f"scripts/bench: {args.against} is not a checkout of this project")
     payload = {**asdict(settings), "repetitions": 1}
-    summary = against.compare(payload, args.against, settings.repetitions, say)
-    table = against.markdown(summary)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "against.json").write_text(json.dumps(summary, indent=2))
-    (args.out / "against.md").write_text(table + "\n")
-    say(f"wrote {args.out / 'against.json'}")
+    summary = against.compare(payload, checkout(args.against), settings.repetitions, say)
+    publish(args.out, "against", summary, against.markdown(summary), say)
     return 0
+
+
+def checkout(path: Path) -> Path:
+    """`path`, when it is a checkout of this project (an --against or
+    --compare-memory DIR)."""
+    if not (path / "runtime").is_dir():
+        raise SystemExit(f"scripts/bench: {path} is not a checkout of this project")
+    return path
+
+
+def publish(out: Path, name: str, data: dict[str, Any], table: str, say: Say) -> None:
+    """Print a comparison's table; keep it and its raw figures as OUT/NAME.md and .json."""
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+    (out / f"{name}.md").write_text(table + "\n")
+    say(f"wrote {out / f'{name}.json'}")
 
 
 if __name__ == "__main__":
