@@ -13,6 +13,7 @@ from runtime.config.positions import Positions
 from runtime.config.schema import (
     ComposeConfig,
     ModelComponent,
+    QueueSubscriberAdapter,
     TextGenerationAction,
     WorkflowConfig,
 )
@@ -82,6 +83,64 @@ class Checker:
                 "max_concurrent_count",
                 "controller.max_concurrent_count",
             )
+
+    def queue(self, config: ComposeConfig, raw: Any) -> None:
+        """controller.queue and a queue-subscriber adapter: durations, sizes,
+        bounds, and the workflows a worker serves."""
+        controller = config.controller
+        raw_adapters = raw.get("adapters") if isinstance(raw, dict) else None
+        sections: list[tuple[Any, Any, str]] = []
+        if controller.queue is not None:
+            sections.append((controller.queue, raw.get("queue"), "controller.queue"))
+        for index, adapter in enumerate(controller.adapters):
+            if isinstance(adapter, QueueSubscriberAdapter) and isinstance(raw_adapters, list):
+                sections.append((adapter, raw_adapters[index], f"controller.adapters[{index}]"))
+        for section, data, path in sections:
+            for key in ("visibility_timeout", "timeout", "blob_ttl", "result_ttl", "pop_timeout"):
+                value = getattr(section, key, None)
+                if value is None:
+                    continue
+                try:
+                    seconds = parse_duration(value)
+                except ValueError as error:
+                    self.error(str(error), data, key, f"{path}.{key}")
+                    continue
+                if seconds <= 0 and key in ("visibility_timeout", "pop_timeout"):
+                    self.error(f"{key} must be more than 0", data, key, f"{path}.{key}")
+            size = getattr(section, "max_blob_size", None)
+            if size is not None:
+                try:
+                    parse_size(size)
+                except ValueError as error:
+                    self.error(str(error), data, "max_blob_size", f"{path}.max_blob_size")
+            bounds = (
+                ("max_attempts", 1, None),
+                ("max_queue", 1, None),
+                ("max_concurrent_count", 1, None),
+                ("port", 1, 65535),
+                ("metrics_port", 1, 65535),
+                ("database", 0, 15),
+            )
+            for key, low, high in bounds:
+                value = getattr(section, key, None)
+                if value is None or (low <= value and (high is None or value <= high)):
+                    continue
+                wanted = f"from {low} to {high}" if high is not None else f"at least {low}"
+                self.error(f"{key} must be {wanted}, got {value}", data, key, f"{path}.{key}")
+            if isinstance(data, dict) and "url" in data and "host" in data:
+                self.error("write either 'url' or 'host', not both", data, "host", path)
+            workflows = getattr(section, "workflows", None) or []
+            known = [w.id for w in config.workflows]
+            raw_workflows = data.get("workflows") if isinstance(data, dict) else None
+            for index, workflow_id in enumerate(workflows):
+                if workflow_id not in known:
+                    self.error(
+                        f"unknown workflow '{workflow_id}'{suggest(workflow_id, known)} "
+                        f"(this file defines: {', '.join(known) or 'none'})",
+                        raw_workflows if isinstance(raw_workflows, list) else data,
+                        index if isinstance(raw_workflows, list) else "workflows",
+                        f"{path}.workflows",
+                    )
 
     def duplicates(self, raw_items: list[Any], kind: str, path: str) -> bool:
         """Report ids used twice; True when there are any."""

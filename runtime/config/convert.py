@@ -77,26 +77,39 @@ class Converter:
                 continue
             members = _struct_members(fields[key])
             if members and isinstance(value, dict):
-                count += self.unknown_keys(value, members[0], key_path)
+                count += self._unknown_in(value, members, key_path)
             item = _item_type(fields[key])
             item_members = _struct_members(item) if item is not None else []
             if item_members and isinstance(value, list):
                 for index, entry in enumerate(value):
                     entry_at = entry_path(key_path, value, index)
-                    count += self.unknown_keys(entry, item_members[0], entry_at)
+                    count += self._unknown_in(entry, item_members, entry_at)
         return count
 
-    def tagged_member(self, data: dict[Any, Any], union: Any, path: str) -> Any:
+    def _unknown_in(self, data: Any, members: list[type[msgspec.Struct]], path: str) -> int:
+        """Unknown keys of a value of one of `members`: a tagged union's
+        value is checked against the member its tag names (an unknown tag is
+        reported as such)."""
+        if len(members) > 1 and members[0].__struct_config__.tag_field and isinstance(data, dict):
+            member = self.tagged_member(data, members, path, common_keys=False)
+            return 1 if member is None else self.unknown_keys(data, member, path)
+        return self.unknown_keys(data, members[0], path)
+
+    def tagged_member(
+        self, data: dict[Any, Any], union: Any, path: str, *, common_keys: bool = True
+    ) -> Any:
         """The Struct of a tagged union that `data`'s tag names; None, with the
-        problem recorded, when the tag is missing or unknown."""
-        members = _struct_members(union)
+        problem recorded, when the tag is missing or unknown (and, with
+        `common_keys`, keys that no member has)."""
+        members = union if isinstance(union, list) else _struct_members(union)
         tag_field = members[0].__struct_config__.tag_field
         by_tag = {str(m.__struct_config__.tag): m for m in members}
         tag = data.get(tag_field)
         if isinstance(tag, str) and tag in by_tag:
             return by_tag[tag]
         # Still report unknown keys: a typo may be why the tag is missing.
-        self.unknown_keys(data, _common_base(members), path)
+        if common_keys:
+            self.unknown_keys(data, _common_base(members), path)
         known = ", ".join(by_tag)
         self.located(
             f"unknown {tag_field} {tag!r} (supported: {known})"

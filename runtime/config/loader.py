@@ -147,6 +147,7 @@ def build_config(
     raw_ids = [e.data.get("id") for e in normalized.components if isinstance(e.data, dict)]
     checker = Checker(positions, known_components=[i for i in raw_ids if isinstance(i, str)])
     checker.controller(config, data.get("controller", {}))
+    checker.queue(config, data.get("controller", {}))
     checker.duplicates([e.data for e in normalized.components], "component", "components")
     checker.duplicates([e.data for e in normalized.workflows], "workflow", "workflows")
     checker.components(config, [(e.data, e.display) for _, e in good_components])

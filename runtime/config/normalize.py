@@ -145,6 +145,14 @@ class Normalizer:
             self.positions.copy_of(adapter, controller)
             if not adapters:
                 adapters.append(adapter)
+        for adapter in adapters:
+            # An adapter's `type` picks its schema; http-server when unwritten.
+            if isinstance(adapter, dict) and "type" not in adapter:
+                adapter["type"] = "http-server"
+            # model-compose's singular `workflow: x` on a queue subscriber.
+            if isinstance(adapter, dict) and isinstance(adapter.get("workflow"), str):
+                if "workflows" not in adapter:
+                    adapter["workflows"] = [adapter.pop("workflow")]
 
     def component(self, component: dict[str, Any], display: str) -> None:
         actions = self.plural(component, "action", "actions", display)

@@ -20,12 +20,64 @@ class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaul
 # -- controller ---------------------------------------------------------------
 
 
-class HttpServerAdapter(Base):
-    type: Literal["http-server"] = "http-server"
+class HttpServerAdapter(Base, tag_field="type", tag="http-server"):
     host: str = "127.0.0.1"
     port: int = 8080
     base_path: str = ""
     origins: str | list[str] = "*"
+
+
+class RedisConnection(Base):
+    """Where Redis is, as model-compose writes it: a `url`, or host/port/..."""
+
+    driver: Literal["redis"] = "redis"
+    # The prefix of every key, list and channel; front and workers must agree.
+    name: str = "controller-queue"
+    url: str | None = None
+    host: str = "localhost"
+    port: int = 6379
+    secure: bool = False
+    database: int = 0
+    password: str | None = None
+    # Ours (runtime.queue.leases): a worker that stops renewing its lease for
+    # this long is presumed dead and its runs go back to the queue, each at
+    # most `max_attempts` times in all before it fails with an error.
+    visibility_timeout: str | int | float = "30s"
+    max_attempts: int = 3
+
+
+class QueueConfig(RedisConnection):
+    """`controller.queue`: this file's server is a front controller; runs of
+    workflows it does not define go to workers through Redis."""
+
+    # How long to wait for a result (0: for ever).
+    timeout: str | int | float = "0s"
+    # Binary inputs are not carried (text only); kept so model-compose files load.
+    max_blob_size: str | int | None = "50M"
+    blob_ttl: str | int | float | None = None
+    # Ours: runs waiting in Redis beyond this are refused (HTTP 503, Retry-After).
+    max_queue: int = 64
+
+
+class QueueSubscriberAdapter(RedisConnection, tag_field="type", tag="queue-subscriber"):
+    """A worker: takes runs of its workflows from Redis and answers there."""
+
+    # How long a result stays readable in Redis (0s: until deleted).
+    result_ttl: str | int | float = "1h"
+    # Runs taken at once (None: the slots of the file's models, see runtime.queue.worker).
+    max_concurrent_count: int | None = None
+    worker_id: str | None = None
+    # The workflows served (None: every workflow of the file).
+    workflows: list[str] | None = None
+    workflow: str | None = None
+    # How long one wait for a run blocks before looking again.
+    pop_timeout: str | int | float = "1s"
+    # Ours: a port for GET /metrics (none when not set); loopback unless metrics_host says.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+
+Adapter = HttpServerAdapter | QueueSubscriberAdapter
 
 
 class WebUIConfig(Base):
@@ -37,7 +89,8 @@ class WebUIConfig(Base):
 
 class ControllerConfig(Base):
     name: str | None = None
-    adapters: list[HttpServerAdapter] = msgspec.field(default_factory=list)
+    adapters: list[Adapter] = msgspec.field(default_factory=list)
+    queue: QueueConfig | None = None
     webui: WebUIConfig | None = None
     max_concurrent_count: int = 0
     shutdown_timeout: str | int | float = "30s"
@@ -47,6 +100,16 @@ class ControllerConfig(Base):
     task_retention: str | int | float = "10m"
     max_tasks: int = 1000
     max_request_size: str | int = "1MB"
+
+    @property
+    def http(self) -> HttpServerAdapter | None:
+        """The HTTP server's adapter (the first one), if the file has one."""
+        return next((a for a in self.adapters if isinstance(a, HttpServerAdapter)), None)
+
+    @property
+    def subscriber(self) -> QueueSubscriberAdapter | None:
+        """The queue-subscriber adapter: this process is a queue worker."""
+        return next((a for a in self.adapters if isinstance(a, QueueSubscriberAdapter)), None)
 
 
 # -- components -----------------------------------------------------------------

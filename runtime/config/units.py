@@ -10,7 +10,7 @@ import re
 # Matched against stripped text: a `\s*` at each end would compete with the
 # one before the unit, which is quadratic on long runs of spaces.
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib|k|m|g)?", re.IGNORECASE)
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _BYTES = {
     "b": 1,
@@ -20,6 +20,10 @@ _BYTES = {
     "mib": 1024**2,
     "gb": 1000**3,
     "gib": 1024**3,
+    # model-compose's one-letter units ("50M") are binary.
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
     None: 1,
 }
 

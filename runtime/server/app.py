@@ -67,7 +67,7 @@ def create_app(service: Service) -> FastAPI:
     the app's lifespan loads the models in the background and stops the
     service on shutdown."""
     controller = service.config.controller
-    adapter = controller.adapters[0] if controller.adapters else None
+    adapter = controller.http
     base_path = normal_base_path(adapter.base_path if adapter else "")
 
     @contextlib.asynccontextmanager

@@ -36,7 +36,7 @@ def is_loopback(host: str) -> bool:
 
 def endpoint(config: ComposeConfig, host: str | None, port: int | None) -> tuple[str, int, str]:
     """Host, port and base path: the first adapter's, unless overridden."""
-    adapter = config.controller.adapters[0] if config.controller.adapters else HttpServerAdapter()
+    adapter = config.controller.http or HttpServerAdapter()
     return host or adapter.host, port or adapter.port, normal_base_path(adapter.base_path)
 
 
