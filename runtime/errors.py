@@ -149,6 +149,12 @@ class RuntimeFailure(ModelComposeError):
     """A run failed for a reason that is not the user's input."""
 
 
+class QueueUnavailableError(RuntimeFailure):
+    """Redis cannot be reached, or dropped the connection mid-run (HTTP 503)."""
+
+    error_type = "queue_unavailable"
+
+
 class QueueFullError(RuntimeFailure):
     """Every slot is busy and the waiting queue is full: retry later (HTTP 503)."""
 

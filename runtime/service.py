@@ -10,17 +10,22 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from runtime.config import ComposeConfig
+from runtime.config.schema import WorkflowConfig
 from runtime.config.units import parse_duration
 from runtime.engine import ChatMessage, ModelPool
-from runtime.errors import ModelComposeError, RuntimeFailure
+from runtime.errors import InputError, ModelComposeError, NotFoundError, RuntimeFailure
+from runtime.queue.front import QueueFront
 from runtime.tasks.components import ModelComponents
 from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
 from runtime.workflow.prepared import prepare_run
 from runtime.workflow.tasks import Task, TaskStatus, TaskStore
+
+if TYPE_CHECKING:
+    from runtime.queue.worker import QueueWorker
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,13 @@ class Service:
         self.state = ServiceState.STARTING
         self.failure: ModelComposeError | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        # A front controller (controller.queue): runs of workflows this file
+        # does not define go to queue workers.
+        self.queue: QueueFront | None = None
+        if controller.queue is not None:
+            self.queue = QueueFront(controller.queue)
+        # A queue worker (a queue-subscriber adapter), once started.
+        self.worker: QueueWorker | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -71,6 +83,10 @@ class Service:
             failures = self.components.failures
             if preloaded and all(component in failures for component in preloaded):
                 raise failures[preloaded[0]]
+            if self.config.controller.subscriber is not None:
+                from runtime.queue.process import start_worker
+
+                self.worker = await start_worker(self)
         except ModelComposeError as error:
             self.state, self.failure = ServiceState.FAILED, error
             raise
@@ -94,7 +110,15 @@ class Service:
         """Fail before a task exists: unknown workflow, input that is not an
         object or misses a required value. The one lookup and check of a run;
         `conversation` makes it a chat turn (see `PreparedRun`)."""
-        return prepare_run(self.config, workflow_id, input, conversation)
+        try:
+            return prepare_run(self.config, workflow_id, input, conversation)
+        except NotFoundError:
+            if self.queue is None or workflow_id in (None, "__default__"):
+                raise
+        # Not defined here: a run for the queue's workers (who check the input).
+        if input is not None and not isinstance(input, Mapping):
+            raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
+        return PreparedRun(WorkflowConfig(id=workflow_id), dict(input or {}), False, remote=True)
 
     def start_run(self, run: PreparedRun, listener: RunListener | None = None) -> Task:
         """Create a task for a prepared run and run it in the background;
@@ -110,7 +134,13 @@ class Service:
                     task.finish(TaskStatus.CANCELLED)
                     return
                 task.status = TaskStatus.PROCESSING
-                output = await self.runner.execute(run, task.context)
+                if run.remote and self.queue is not None:
+                    result = await self.queue.run(
+                        run.workflow.id, run.input, task.context, run.workflow.id
+                    )
+                    output = result.output
+                else:
+                    output = await self.runner.execute(run, task.context)
         except asyncio.CancelledError:
             task.finish(TaskStatus.CANCELLED)
         except ModelComposeError as error:
@@ -146,6 +176,9 @@ class Service:
         `begin_stop`), cancel the rest, then free the models."""
         self.begin_stop()
         self.state = ServiceState.STOPPING
+        if self.worker is not None:
+            # Its runs finish, or go back to the queue, while the models are still here.
+            await self.worker.stop(self.shutdown_timeout)
         running = self.tasks.running()
         if running:
             waiting = [asyncio.ensure_future(t.wait()) for t in running]
@@ -158,4 +191,6 @@ class Service:
                 await asyncio.gather(task.runner, return_exceptions=True)
         if self._deadline is not None:
             self._deadline.cancel()
+        if self.queue is not None:
+            await self.queue.close()
         await self.pool.close()

@@ -150,9 +150,12 @@ class Normalizer:
             if isinstance(adapter, dict) and "type" not in adapter:
                 adapter["type"] = "http-server"
             # model-compose's singular `workflow: x` on a queue subscriber.
-            if isinstance(adapter, dict) and isinstance(adapter.get("workflow"), str):
-                if "workflows" not in adapter:
-                    adapter["workflows"] = [adapter.pop("workflow")]
+            if (
+                isinstance(adapter, dict)
+                and isinstance(adapter.get("workflow"), str)
+                and "workflows" not in adapter
+            ):
+                adapter["workflows"] = [adapter.pop("workflow")]
 
     def component(self, component: dict[str, Any], display: str) -> None:
         actions = self.plural(component, "action", "actions", display)

@@ -39,11 +39,6 @@ class RedisConnection(Base):
     secure: bool = False
     database: int = 0
     password: str | None = None
-    # Ours (runtime.queue.leases): a worker that stops renewing its lease for
-    # this long is presumed dead and its runs go back to the queue, each at
-    # most `max_attempts` times in all before it fails with an error.
-    visibility_timeout: str | int | float = "30s"
-    max_attempts: int = 3
 
 
 class QueueConfig(RedisConnection):
@@ -72,6 +67,11 @@ class QueueSubscriberAdapter(RedisConnection, tag_field="type", tag="queue-subsc
     workflow: str | None = None
     # How long one wait for a run blocks before looking again.
     pop_timeout: str | int | float = "1s"
+    # Ours (runtime.queue.worker): a worker that stops renewing its lease for
+    # this long is presumed dead, and another worker puts its runs back in the
+    # queue, each at most `max_attempts` times in all, then fails it.
+    visibility_timeout: str | int | float = "30s"
+    max_attempts: int = 3
     # Ours: a port for GET /metrics (none when not set); loopback unless metrics_host says.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from runtime.errors import (
     NotFoundError,
     PromptTooLongError,
     QueueFullError,
+    QueueUnavailableError,
     RuntimeFailure,
     UserError,
 )
@@ -34,7 +35,9 @@ class ServiceUnavailable(RuntimeFailure):
 def status_for(error: ModelComposeError) -> int:
     if isinstance(error, NotFoundError):
         return 404
-    if isinstance(error, TooManyTasksError | ServiceUnavailable | QueueFullError):
+    if isinstance(
+        error, TooManyTasksError | ServiceUnavailable | QueueFullError | QueueUnavailableError
+    ):
         return 503
     if isinstance(error, ComponentUnavailableError):  # its model failed to load
         return 503

@@ -119,6 +119,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -> int:
     """Serve until stopped; the exit code (0 after a graceful stop)."""
+    if config.controller.subscriber is not None and config.controller.http is None:
+        from runtime.queue.process import serve_worker
+
+        return serve_worker(config, say)
     host, port, base_path = endpoint(config, host, port)
     if not is_loopback(host) and not config.controller.api_key:
         say(

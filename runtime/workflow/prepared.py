@@ -28,6 +28,8 @@ class PreparedRun:
     # A chat turn (the Web UI's chat view): the whole conversation, which the
     # run's chat-completion action answers instead of its rendered `messages`.
     conversation: list[ChatMessage] | None = None
+    # A workflow this file does not define, run by a queue worker (runtime.queue).
+    remote: bool = False
 
 
 def find_workflow(config: ComposeConfig, workflow_id: str | None) -> WorkflowConfig:
