@@ -167,12 +167,17 @@ class Normalizer:
                 display,
             )
             return
+        if not actions and self.positions.locate(actions) == (None, None):
+            # The list the loader made: an error about its action (a missing
+            # key) points at the component, or at the action's first key.
+            self.positions.adopt(actions, component)
         if inline:
             # The seeds write `text:` and `params:` directly on the component.
             action = {k: component.pop(k) for k in inline}
             self.positions.adopt(action, component)
             for key in inline:
                 self.positions.copy_entry(action, key, component, key)
+            self.positions.copy_entry(actions, 0, component, inline[0])
             actions.append(action)
         if not actions and runs_workflow:
             # No natural default: the converter then says 'workflow' is missing.
