@@ -140,13 +140,21 @@ class OutputField:
 
 def workflow_outputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[OutputField]:
     """The named fields of a workflow's output, from its (or its last job's)
-    output mapping; an unnamed output gives no fields."""
+    output mapping, or that job's workflow component's (that of the workflow
+    it runs here, when it has none); an unnamed output gives no fields."""
     mapping = workflow.output
     if mapping is None:
         jobs = workflow_jobs(config, workflow)
         needed = {d for job in jobs for d in job.depends_on}
         terminal = [job for job in jobs if job.id not in needed]
         mapping = terminal[0].output if len(terminal) == 1 else None
+        component_id = config.job_component(terminal[0]) if len(terminal) == 1 else None
+        component = config.component(component_id) if mapping is None and component_id else None
+        if isinstance(component, WorkflowComponent):
+            action = component.action(terminal[0].action)
+            mapping = action.output
+            if mapping is None and is_local(config, action.workflow):
+                return workflow_outputs(config, config.workflow(action.workflow))
     if not isinstance(mapping, dict):
         return []
     fields = []

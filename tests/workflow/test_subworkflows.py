@@ -18,7 +18,7 @@ from runtime.config import ComposeConfig, load_config, subworkflows
 from runtime.config.schema import ControllerConfig
 from runtime.errors import InputError, NotFoundError
 from runtime.workflow import RunContext, WorkflowRunner, workflow_inputs
-from runtime.workflow.inputs import workflow_streams
+from runtime.workflow.inputs import OutputField, workflow_outputs, workflow_streams
 from runtime.workflow.runner import ActionResult
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -233,3 +233,12 @@ def test_a_front_streams_when_its_output_is_a_stream_or_its_local_workflow_strea
     assert not workflow_streams(*_front_of(load_front("front", tmp_path, monkeypatch)))
     assert not workflow_streams(*_front_of(compose(local())))
     assert workflow_streams(*_front_of(compose(local(streaming=True))))
+
+
+def test_the_fronts_output_fields_are_its_actions_or_else_its_local_workflows(
+    tmp_path, monkeypatch, compose
+):
+    config = load_front("front", tmp_path, monkeypatch)
+    assert workflow_outputs(config, config.workflow(None)) == [OutputField("text", "text")]
+    config = compose(local(output="").replace('      output: {answer: "${output.text}"}\n', ""))
+    assert workflow_outputs(config, config.workflow("front")) == [OutputField("text", "text")]
