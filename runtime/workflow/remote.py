@@ -1,6 +1,7 @@
 """Workflows that run somewhere else: what a workflow component's action asks
 of the code that dispatches them (the queue, `controller.queue`), which sets
-it on the runner (`WorkflowRunner.remote`)."""
+it on the runner (`WorkflowRunner.remote`; a server's is `service.runner`).
+The runner asks it only for workflows the file does not define."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class RemoteWorkflows(Protocol):
     ) -> ActionResult:
         """Run the workflow elsewhere and give its output. Text deltas go to
         `context.delta(job_id, ...)` as they arrive; `streams` says the caller
-        wants them (the action's output is `as stream`). Cancelling
-        `context.cancel`, or the awaiting task, should cancel the remote run."""
+        wants them (the action's output is `as stream`). Generation results
+        the worker reports may go to `context.finished` (the run's usage).
+        Cancelling `context.cancel`, or the awaiting task, should cancel the
+        remote run."""
         ...

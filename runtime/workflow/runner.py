@@ -156,7 +156,10 @@ class WorkflowRunner:
         component_id = self.config.job_component(job)
         if component_id is None:
             raise InputError(f"job '{job.id}' has no component to run")
-        component = next((c for c in self.config.components if c.id == component_id), None)
+        try:
+            component = self.config.component(component_id)
+        except KeyError:
+            component = None  # the component layer reports an unknown id
         if isinstance(component, WorkflowComponent):
             result = await self._run_workflow_action(
                 component, job.action, job_input(job, job_scope), context, job.id
