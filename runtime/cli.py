@@ -15,6 +15,7 @@ import click
 from runtime.cli_models import COMMANDS as MODEL_COMMANDS
 from runtime.cli_options import CliSettings, ComposeFiles, file_options
 from runtime.cli_run import run
+from runtime.config.schema import ModelComponent
 from runtime.errors import ConfigError, ModelComposeError
 from runtime.workflow import workflow_inputs
 
@@ -55,7 +56,11 @@ def validate(compose: ComposeFiles) -> None:
             )
             click.echo(f"  input {field.name}: {field.type}, {flags}")
     for component in config.components:
-        click.echo(f"component {component.id}: {component.task} on {component.model_name}")
+        if isinstance(component, ModelComponent):
+            click.echo(f"component {component.id}: {component.task} on {component.model_name}")
+        else:
+            runs = ", ".join(action.workflow for action in component.actions)
+            click.echo(f"component {component.id}: workflow {runs}")
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from convert.embedded import embedded_model_path
+from tests.server.composes import RELAY
 
 ROOT = Path(__file__).parent.parent
 COMMAND = str(Path(sys.executable).parent / "model-compose")
@@ -306,6 +307,20 @@ def test_validate_lists_the_inferred_inputs_of_a_good_file() -> None:
         '  input tone: text, default: "professional and friendly"',
         "  input user_prompt: text, required",
         "component __component__: chat-completion on HuggingFaceTB/SmolLM2-135M-Instruct",
+    ]
+
+
+def test_validate_lists_a_workflow_component_by_the_workflow_it_runs(tmp_path: Path) -> None:
+    (tmp_path / "model-compose.yml").write_text(RELAY)
+    result = run("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "workflow front (Write through a relay)",
+        "  input text: text, required",
+        "workflow write",
+        "  input prompt: text, required",
+        "component relay: workflow write",
+        "component writer: text-generation on HuggingFaceTB/SmolLM2-135M-Instruct",
     ]
 
 

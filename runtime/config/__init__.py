@@ -10,6 +10,8 @@ from runtime.config.schema import (
     ModelComponent,
     TextGenerationAction,
     TextGenerationComponent,
+    WorkflowAction,
+    WorkflowComponent,
     WorkflowConfig,
 )
 
@@ -23,6 +25,8 @@ __all__ = [
     "ModelComponent",
     "TextGenerationAction",
     "TextGenerationComponent",
+    "WorkflowAction",
+    "WorkflowComponent",
     "WorkflowConfig",
     "load_config",
 ]

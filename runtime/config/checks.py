@@ -182,6 +182,8 @@ class Checker:
 
     def components(self, config: ComposeConfig, raw: list[tuple[Any, str]]) -> None:
         for component, (data, display) in zip(config.components, raw, strict=True):
+            if not isinstance(component, ModelComponent):
+                continue  # a workflow component: see config.subworkflows
             if component.parallel is not None and component.parallel < 1:
                 self.error("parallel must be at least 1", data, "parallel", f"{display}.parallel")
             self.kv_cache_size(component, data, display)

@@ -14,8 +14,16 @@ from runtime.config.env import build_env, substitute
 from runtime.config.files import deep_merge, find_compose_files
 from runtime.config.normalize import Entity, Normalizer
 from runtime.config.positions import Positions
-from runtime.config.schema import Component, ComposeConfig, ControllerConfig, WorkflowConfig
+from runtime.config.schema import (
+    Component,
+    ComposeConfig,
+    ControllerConfig,
+    TaskComponent,
+    WorkflowComponent,
+    WorkflowConfig,
+)
 from runtime.config.source import Document, load_yaml
+from runtime.config.subworkflows import check_workflow_components
 from runtime.errors import ConfigError, Location, Problem
 
 TOP_LEVEL_KEYS = ("controller", "component", "components", "workflow", "workflows")
@@ -150,7 +158,13 @@ def build_config(
     checker.queue(config, data.get("controller", {}))
     checker.duplicates([e.data for e in normalized.components], "component", "components")
     checker.duplicates([e.data for e in normalized.workflows], "workflow", "workflows")
-    checker.components(config, [(e.data, e.display) for _, e in good_components])
+    raw_components = [(e.data, e.display) for _, e in good_components]
+    checker.components(config, raw_components)
+    raw_workflow_ids = [e.data.get("id") for e in normalized.workflows if isinstance(e.data, dict)]
+    known_workflows = [i for i in raw_workflow_ids if isinstance(i, str)] or [
+        w.id for w in config.workflows
+    ]
+    check_workflow_components(checker, config, raw_components, known_workflows)
     raw_workflows = [(e.data, e.display) for _, e in good_workflows]
     if not normalized.workflows:
         implied: dict[str, Any] = {}
@@ -178,15 +192,19 @@ def _suggest_top(key: str) -> str:
 
 
 def _component(converter: Converter, entity: Entity) -> Component | None:
-    """Convert a component; its `task` picks the Struct (and its actions' type)."""
+    """Convert a component: `type: workflow` is a WorkflowComponent; a model
+    component's `task` picks its Struct (and its actions' type)."""
     data, display = entity.data, entity.display
-    if isinstance(data, dict) and data.get("type", "model") != "model":
+    kind = data.get("type", "model") if isinstance(data, dict) else "model"
+    if kind == "workflow":
+        return converter.convert(data, WorkflowComponent, display, entity.at)
+    if kind != "model":
         converter.located(
-            f"component type '{data['type']}' is not supported here (supported: model)",
+            f"component type '{kind}' is not supported here (supported: model, workflow)",
             data,
             "type",
             display,
         )
         return None
-    component: Component | None = converter.convert(data, Component, display, entity.at)  # type: ignore[arg-type]
+    component: Component | None = converter.convert(data, TaskComponent, display, entity.at)  # type: ignore[arg-type]
     return component

@@ -22,6 +22,8 @@ from runtime.config.schema import (
     HttpServerAdapter,
     ModelComponent,
     TextGenerationAction,
+    WorkflowAction,
+    WorkflowComponent,
 )
 from runtime.errors import Location, Problem
 
@@ -50,6 +52,8 @@ def _field_names(struct: type[msgspec.Struct]) -> set[str]:
 
 COMPONENT_FIELDS = _field_names(ModelComponent)
 ACTION_FIELDS = (_field_names(ChatCompletionAction) | _field_names(TextGenerationAction)) - {"id"}
+WORKFLOW_COMPONENT_FIELDS = _field_names(WorkflowComponent)
+WORKFLOW_ACTION_FIELDS = _field_names(WorkflowAction) - {"id"}
 ADAPTER_FIELDS = _field_names(HttpServerAdapter)
 CONTROLLER_FIELDS = _field_names(ControllerConfig)
 
@@ -159,7 +163,13 @@ class Normalizer:
 
     def component(self, component: dict[str, Any], display: str) -> None:
         actions = self.plural(component, "action", "actions", display)
-        inline = [k for k in component if k in ACTION_FIELDS and k not in COMPONENT_FIELDS]
+        runs_workflow = component.get("type") == "workflow"
+        action_fields, component_fields = (
+            (WORKFLOW_ACTION_FIELDS, WORKFLOW_COMPONENT_FIELDS)
+            if runs_workflow
+            else (ACTION_FIELDS, COMPONENT_FIELDS)
+        )
+        inline = [k for k in component if k in action_fields and k not in component_fields]
         if inline and actions:
             self.problem(
                 "write the action's fields under 'action:' or directly on the component, not both",
@@ -168,14 +178,24 @@ class Normalizer:
                 display,
             )
             return
+        if not actions and self.positions.locate(actions) == (None, None):
+            # The list the loader made: an error about its action (a missing
+            # key) points at the component, or at the action's first key.
+            self.positions.adopt(actions, component)
         if inline:
             # The seeds write `text:` and `params:` directly on the component.
             action = {k: component.pop(k) for k in inline}
             self.positions.adopt(action, component)
             for key in inline:
                 self.positions.copy_entry(action, key, component, key)
+            self.positions.copy_entry(actions, 0, component, inline[0])
             actions.append(action)
-        if not actions:
+        if not actions and runs_workflow:
+            # No natural default: the converter then says 'workflow' is missing.
+            empty: dict[str, Any] = {}
+            self.positions.adopt(empty, component)
+            actions.append(empty)
+        elif not actions:
             task = component.get("task")
             # Components without an action (seed "Using Different Models") take
             # the task's natural input.

@@ -258,12 +258,18 @@ class ModelComponent(MemoryOptions, kw_only=True, tag_field="task"):
 
     def action(self, action_id: str | None) -> Action:
         """The named action, or the only/first one when no id is given."""
-        if action_id is None or action_id == "__default__":
-            return self.actions[0]
-        for action in self.actions:
-            if action.id == action_id:
-                return action
-        raise KeyError(action_id)
+        return find_action(self.actions, action_id)
+
+
+def find_action(actions: list[Any], action_id: str | None) -> Any:
+    """The action of `actions` named `action_id`, or the first one when no id
+    is given; KeyError when none has that id."""
+    if action_id is None or action_id == "__default__":
+        return actions[0]
+    for action in actions:
+        if action.id == action_id:
+            return action
+    raise KeyError(action_id)
 
 
 Action = ChatCompletionAction | TextGenerationAction
@@ -277,9 +283,43 @@ class TextGenerationComponent(ModelComponent, tag="text-generation"):
     actions: list[TextGenerationAction] = msgspec.field(default_factory=list)
 
 
-# A component's `task` picks its Struct (the loader reports a missing or
-# unknown task itself, with the file's line).
-Component = ChatCompletionComponent | TextGenerationComponent
+# A model component's `task` picks its Struct (the loader reports a missing
+# or unknown task itself, with the file's line).
+TaskComponent = ChatCompletionComponent | TextGenerationComponent
+
+
+class WorkflowAction(Base, kw_only=True):
+    id: str = "__default__"
+    # The workflow it runs: one of this file's (in-process), else, with
+    # `controller.queue` set, one a queue worker runs.
+    workflow: str
+    # The sub-workflow's input, rendered against the job's input (`${input}`);
+    # not written: the job's input as it is.
+    input: Any = None
+    # The action's result, rendered with `${output}` (and `${result}`) the
+    # sub-workflow's output; not written: that output as it is.
+    output: Any = None
+
+
+class WorkflowComponent(Base, kw_only=True):
+    """Runs another workflow by id (model-compose's `type: workflow`); it has
+    no model, so nothing that loads or lists models sees it."""
+
+    id: str = "__component__"
+    type: Literal["workflow"]
+    title: str | None = None
+    description: str | None = None
+    actions: list[WorkflowAction] = msgspec.field(default_factory=list)
+
+    def action(self, action_id: str | None) -> WorkflowAction:
+        """The named action, or the only/first one when no id is given."""
+        action: WorkflowAction = find_action(self.actions, action_id)
+        return action
+
+
+# `type` tells a workflow component from a model one (the loader picks the
+# Struct: msgspec cannot tag one union on both `type` and `task`).
+Component = ChatCompletionComponent | TextGenerationComponent | WorkflowComponent
 
 
 # -- workflows -----------------------------------------------------------------
@@ -287,7 +327,8 @@ Component = ChatCompletionComponent | TextGenerationComponent
 
 class JobConfig(Base):
     id: str = "__job__"
-    type: Literal["action"] = "action"
+    # `component` is model-compose's newer name for the same job.
+    type: Literal["action", "component"] = "action"
     # An inline component mapping is lifted into `components` by the loader.
     component: str | None = None
     action: str | None = None
@@ -328,6 +369,12 @@ class ComposeConfig(Base):
             if workflow.id == workflow_id:
                 return workflow
         raise KeyError(workflow_id)
+
+    @property
+    def model_components(self) -> list[ModelComponent]:
+        """The components that run a model: what loads, preloads and lists
+        models looks at these (a workflow component has none)."""
+        return [c for c in self.components if isinstance(c, ModelComponent)]
 
     def component(self, component_id: str) -> Component:
         for component in self.components:

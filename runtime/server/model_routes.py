@@ -94,9 +94,8 @@ async def loaded_models(service: ServiceDep) -> ModelsStatus:
         if info is None:  # not listed by models(): it never loaded
             continue
         stats = engine.stats() if engine else EngineStats(model.spec.parallel, 0, 0)
-        sharing = [
-            c.id for c in service.config.components if service.components.pooled(c.id) is model
-        ]
+        components = service.config.model_components
+        sharing = [c.id for c in components if service.components.pooled(c.id) is model]
         models.append(
             LoadedModel(
                 name=info.name,

@@ -72,8 +72,9 @@ def generation_responses(answer: Any, chunk: Any) -> dict[int | str, dict[str, A
 
 def served_models(config: ComposeConfig) -> dict[str, str]:
     """Every name a request may use → its component id: component ids first."""
-    names = {component.id: component.id for component in config.components}
-    for component in config.components:
+    models = config.model_components  # a workflow component serves no model
+    names = {component.id: component.id for component in models}
+    for component in models:
         names.setdefault(component.model_name, component.id)
     return names
 

@@ -19,7 +19,6 @@ from convert.locate import locate_model
 from convert.reference import parse_model_reference
 from runtime.config.schema import (
     ChatCompletionComponent,
-    Component,
     ComposeConfig,
     ModelComponent,
     TextGenerationComponent,
@@ -104,7 +103,7 @@ class ModelComponents:
         self._locks: dict[str, asyncio.Lock] = {}
         self._limits: dict[str, asyncio.Semaphore] = {
             c.id: asyncio.Semaphore(c.max_concurrent_count)
-            for c in config.components
+            for c in config.model_components
             if c.max_concurrent_count > 0
         }
         # Preloaded components whose model failed to load: each answers with
@@ -113,11 +112,16 @@ class ModelComponents:
         # Generations running through `generate` (no task holds them).
         self._generating: list[CancelToken] = []
 
-    def component(self, component_id: str) -> Component:
+    def component(self, component_id: str) -> ModelComponent:
+        """The model component; NotFoundError for an unknown id, or for a
+        workflow component (the runner runs those: they have no model)."""
         try:
-            return self.config.component(component_id)
+            component = self.config.component(component_id)
         except KeyError:
             raise NotFoundError(f"unknown component '{component_id}'") from None
+        if not isinstance(component, ModelComponent):
+            raise NotFoundError(f"component '{component_id}' runs a workflow: it has no model")
+        return component
 
     async def model(self, component_id: str) -> PooledModel:
         """The component's model in the pool, not necessarily loaded;
@@ -190,7 +194,7 @@ class ModelComponents:
     async def preload(self) -> list[str]:
         """Load the model of every component marked `preload` (the default);
         the ids of those components. One that fails goes in `failures`."""
-        preloaded = [c.id for c in self.config.components if c.preload]
+        preloaded = [c.id for c in self.config.model_components if c.preload]
         for component_id in preloaded:
             try:
                 await self.engine(component_id)

@@ -131,7 +131,7 @@ class ModelPanel:
             self._process = (
                 ui.label().classes("text-sm text-grey-7 break-all").mark("process-memory")
             )
-            for component in service.config.components:
+            for component in service.config.model_components:
                 with ui.card().classes("w-full").props("flat bordered"):
                     with ui.row().classes("w-full items-baseline gap-2"):
                         ui.label(component.title or component.id).classes("text-weight-medium")
@@ -150,7 +150,7 @@ class ModelPanel:
             )
             if self._process.text != text:  # an update goes to the browser
                 self._process.text = text
-        for component in self.service.config.components:
+        for component in self.service.config.model_components:
             status = model_status(self.service, component)
             if self._shown.get(component.id) == status:
                 continue

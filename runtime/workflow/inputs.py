@@ -15,7 +15,15 @@ from runtime.binding import (
     infer_input_fields,
     iter_bindings,
 )
-from runtime.config.schema import ChatCompletionAction, ComposeConfig, JobConfig, WorkflowConfig
+from runtime.config.schema import (
+    ChatCompletionAction,
+    ComposeConfig,
+    JobConfig,
+    WorkflowAction,
+    WorkflowComponent,
+    WorkflowConfig,
+)
+from runtime.config.subworkflows import is_local
 from runtime.errors import InputError
 
 
@@ -51,13 +59,22 @@ def _input_uses(config: ComposeConfig, workflow: WorkflowConfig) -> Iterator[Bin
         component_id = config.job_component(job)
         if _passes_input_through(job.input) and component_id is not None:
             component = config.component(component_id)
-            yield from _action_uses(component.action(job.action))
+            yield from _action_uses(config, component.action(job.action))
     yield from iter_bindings(workflow.output)
 
 
-def _action_uses(action: Any) -> Iterator[Binding | Omittable]:
+def _action_uses(config: ComposeConfig, action: Any) -> Iterator[Binding | Omittable]:
     import msgspec
 
+    if isinstance(action, WorkflowAction):
+        # Its `input` reads the job's input; `output` reads the sub-workflow's.
+        # Without `input`, a workflow of this file gets the job's input as it
+        # is, so what that workflow reads is read here (checks refuse cycles).
+        if action.input is not None:
+            yield from iter_bindings(action.input)
+        elif is_local(config, action.workflow):
+            yield from _input_uses(config, config.workflow(action.workflow))
+        return
     for name, value in msgspec.structs.asdict(action).items():
         if name == "messages" and isinstance(action, ChatCompletionAction):
             yield from _message_uses(value)
@@ -123,13 +140,21 @@ class OutputField:
 
 def workflow_outputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[OutputField]:
     """The named fields of a workflow's output, from its (or its last job's)
-    output mapping; an unnamed output gives no fields."""
+    output mapping, or that job's workflow component's (that of the workflow
+    it runs here, when it has none); an unnamed output gives no fields."""
     mapping = workflow.output
     if mapping is None:
         jobs = workflow_jobs(config, workflow)
         needed = {d for job in jobs for d in job.depends_on}
         terminal = [job for job in jobs if job.id not in needed]
         mapping = terminal[0].output if len(terminal) == 1 else None
+        component_id = config.job_component(terminal[0]) if len(terminal) == 1 else None
+        component = config.component(component_id) if mapping is None and component_id else None
+        if isinstance(component, WorkflowComponent):
+            action = component.action(terminal[0].action)
+            mapping = action.output
+            if mapping is None and is_local(config, action.workflow):
+                return workflow_outputs(config, config.workflow(action.workflow))
     if not isinstance(mapping, dict):
         return []
     fields = []
@@ -141,15 +166,32 @@ def workflow_outputs(config: ComposeConfig, workflow: WorkflowConfig) -> list[Ou
     return fields
 
 
+def output_streams(output: Any) -> bool:
+    """Whether an output mapping reads a value `as stream`."""
+    return any(b.type is not None and b.type.name == "stream" for b in iter_bindings(output))
+
+
 def workflow_streams(config: ComposeConfig, workflow: WorkflowConfig) -> bool:
     """Whether a run of the workflow streams: an action it runs sets
-    `streaming` (true or a binding), or an output is `as stream`."""
+    `streaming` (true or a binding), or an output is `as stream`; a workflow
+    component's action, when its `output` is `as stream` or the workflow it
+    runs here streams."""
     for job in workflow_jobs(config, workflow):
         component_id = config.job_component(job)
         if component_id is None:
             continue
-        streaming = config.component(component_id).action(job.action).streaming
-        if streaming is True or isinstance(streaming, str):
+        component = config.component(component_id)
+        action = component.action(job.action)
+        if isinstance(component, WorkflowComponent):
+            if output_streams(action.output) or _runs_streaming_workflow(config, action.workflow):
+                return True
+            continue
+        if action.streaming is True or isinstance(action.streaming, str):
             return True
-    outputs = [workflow.output, *(job.output for job in workflow_jobs(config, workflow))]
-    return any(b.type is not None and b.type.name == "stream" for b in iter_bindings(outputs))
+    jobs = workflow_jobs(config, workflow)
+    return output_streams([workflow.output, *(job.output for job in jobs)])
+
+
+def _runs_streaming_workflow(config: ComposeConfig, workflow_id: str) -> bool:
+    # The loader refuses workflows that run themselves: this recursion ends.
+    return is_local(config, workflow_id) and workflow_streams(config, config.workflow(workflow_id))

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runtime.binding import render
-from runtime.config.schema import ComposeConfig, JobConfig, WorkflowConfig
-from runtime.errors import InputError
+from runtime.config.schema import ComposeConfig, JobConfig, WorkflowComponent, WorkflowConfig
+from runtime.config.subworkflows import is_local
+from runtime.errors import InputError, NotFoundError
 from runtime.workflow.context import RunContext
-from runtime.workflow.inputs import workflow_jobs
+from runtime.workflow.inputs import output_streams, workflow_jobs
 from runtime.workflow.prepared import PreparedRun, find_workflow, job_input, prepare_run, run_scope
+from runtime.workflow.remote import RemoteWorkflows
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,17 @@ class ComponentRunner(Protocol):
 
 
 class WorkflowRunner:
-    def __init__(self, config: ComposeConfig, components: ComponentRunner) -> None:
+    def __init__(
+        self,
+        config: ComposeConfig,
+        components: ComponentRunner,
+        remote: RemoteWorkflows | None = None,
+    ) -> None:
         self.config = config
         self.components = components
+        # Runs the workflows a workflow component names that this file does
+        # not define (the queue sets it when `controller.queue` is set).
+        self.remote = remote
 
     def workflow(self, workflow_id: str | None) -> WorkflowConfig:
         return find_workflow(self.config, workflow_id)
@@ -146,9 +156,18 @@ class WorkflowRunner:
         component_id = self.config.job_component(job)
         if component_id is None:
             raise InputError(f"job '{job.id}' has no component to run")
-        result = await self.components.run_action(
-            component_id, job.action, job_input(job, job_scope), context, job.id
-        )
+        try:
+            component = self.config.component(component_id)
+        except KeyError:
+            component = None  # the component layer reports an unknown id
+        if isinstance(component, WorkflowComponent):
+            result = await self._run_workflow_action(
+                component, job.action, job_input(job, job_scope), context, job.id
+            )
+        else:
+            result = await self.components.run_action(
+                component_id, job.action, job_input(job, job_scope), context, job.id
+            )
         if job.output is None:
             return result
         output = render(
@@ -160,6 +179,47 @@ class WorkflowRunner:
                 "reasoning": result.reasoning,
             },
         )
+        return ActionResult(output, result.reasoning)
+
+    async def _run_workflow_action(
+        self,
+        component: WorkflowComponent,
+        action_id: str | None,
+        input: Any,
+        context: RunContext,
+        job_id: str,
+    ) -> ActionResult:
+        """A workflow component's action: its `input` rendered against the
+        job's input (as a model action's fields are), the workflow run (here,
+        in the same context, so its deltas stream and a cancel reaches it; or
+        remotely), and its `output` rendered with `${output}` that result."""
+        action = component.action(action_id)
+        scope: dict[str, Any] = {"input": input}
+        sub_input = input if action.input is None else render(action.input, scope)
+        if is_local(self.config, action.workflow):
+            try:
+                run = prepare_run(self.config, action.workflow, sub_input)
+            except InputError as error:
+                raise InputError(f"workflow '{action.workflow}': {error}", error.name) from None
+            result = ActionResult(await self.execute(run, context))
+        elif self.remote is not None and self.remote.has(action.workflow):
+            if not isinstance(sub_input, dict):
+                raise InputError(
+                    f"the input of workflow '{action.workflow}' must be a mapping, "
+                    f"got {type(sub_input).__name__}"
+                )
+            streams = output_streams(action.output)
+            result = await self.remote.run(action.workflow, sub_input, context, job_id, streams)
+        else:
+            known = ", ".join(f"'{w.id}'" for w in self.config.workflows)
+            raise NotFoundError(
+                f"component '{component.id}' runs unknown workflow '{action.workflow}' "
+                f"(known: {known}), and no queue dispatches it to a worker"
+            )
+        if action.output is None:
+            return result
+        results = {"output": result.output, "result": result.output, "reasoning": result.reasoning}
+        output = render(action.output, {**scope, **results})
         return ActionResult(output, result.reasoning)
 
 

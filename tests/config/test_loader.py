@@ -316,7 +316,7 @@ def test_a_component_without_an_action_takes_its_tasks_natural_input(tmp_path: P
 
 def test_unsupported_component_types_say_what_is_supported(tmp_path: Path) -> None:
     assert problems(tmp_path, "component:\n  type: shell\n  command: [ls]\n") == [
-        "2: component: component type 'shell' is not supported here (supported: model)"
+        "2: component: component type 'shell' is not supported here (supported: model, workflow)"
     ]
 
 

@@ -71,6 +71,40 @@ TINY_COMPONENT = f"""
       do_sample: false
 """
 
+# A workflow component (`relay`) runs this file's `write` workflow: the
+# front streams the writer's deltas (its output is `as stream`).
+RELAY = f"""
+controller:
+  base_path: /api
+workflows:
+  - id: front
+    default: true
+    title: Write through a relay
+    job:
+      type: component
+      component: relay
+  - id: write
+    job:
+      component: writer
+components:
+  - id: relay
+    type: workflow
+    action:
+      workflow: write
+      input:
+        prompt: ${{input.text as text}}
+      output: ${{output as stream/text}}
+  - id: writer
+    type: model
+    task: text-generation
+    model: {MODEL}
+    text: ${{input.prompt as text}}
+    max_output_length: 8
+    return_full_text: false
+    params:
+      do_sample: false
+"""
+
 # Far more than 64 tokens: a prompt the tiny context cannot hold.
 LONG_PROMPT = "word " * 100
 

@@ -7,6 +7,7 @@ import re
 
 from nicegui import ui
 
+from tests.server.composes import RELAY
 from tests.webui.composes import CHAT, TWO_WORKFLOWS
 from tests.webui.conftest import OpenPage
 
@@ -69,3 +70,12 @@ async def test_the_model_panel_shows_the_models_memory_and_the_processs(
             lambda: page.text("model-memory") != idle and page.text("model-memory")
         )
         assert re.fullmatch(r"weights 96\.6 MB, KV [\d.]+ [KM]B of \d+\.\d MB, compute .*", held)
+
+
+async def test_a_workflow_component_gets_no_model_card_and_its_workflow_a_form(
+    open_page: OpenPage,
+) -> None:
+    async with open_page(RELAY) as page:
+        assert page.elements("model-relay") == []
+        await page.until(lambda: page.text("model-state", within="model-writer") == "ready")
+        assert len(page.elements("input-text", within="workflow-front")) == 1
