@@ -67,6 +67,8 @@ class Service:
         self.queue: QueueFront | None = None
         if controller.queue is not None:
             self.queue = QueueFront(controller.queue)
+            # `type: workflow` components run other workflows through it too.
+            self.runner.remote = self.queue
         # A queue worker (a queue-subscriber adapter), once started.
         self.worker: QueueWorker | None = None
 

@@ -9,6 +9,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -279,3 +280,41 @@ def test_200_runs_with_random_cancels_and_a_worker_killed(
             continue
         assert client.ttl(key) > 0, key
     assert client.hkeys(f"{QUEUE}:~workers") == [b"steady"]
+
+
+@pytest.mark.parametrize("pair", ["", "-stream"])
+def test_the_example_front_and_worker_run_as_written(
+    pair: str, redis_server: RedisServer, compose_process: Callable[..., Process]
+) -> None:
+    """examples/queue: model-compose's own front files, and our workers; only
+    Redis's port is changed (a test's own redis-server)."""
+    examples = Path(__file__).parents[2] / "examples" / "queue"
+
+    def text(folder: str) -> str:
+        source = (examples / folder / "model-compose.yml").read_text()
+        return source.replace("port: 6379", f"port: {redis_server.port}")
+
+    compose_process(text(f"worker{pair}"), "worker")
+    front = compose_process(text(f"front{pair}"), "front", http=True)
+    if not pair:
+        answer = httpx.post(
+            f"{front.url}/api/workflows/runs",
+            json={"input": {"text": "Hello"}, "output_only": True},
+            timeout=300,
+        )
+        assert answer.status_code == 200, answer.text
+        assert isinstance(answer.json()["text"], str) and answer.json()["text"]
+        return
+    with httpx.stream(
+        "POST",
+        f"{front.url}/api/workflows/runs",
+        json={"input": {"prompt": "Count to 5"}},
+        headers={"accept": "text/event-stream"},
+        timeout=300,
+    ) as response:
+        events = [
+            json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")
+        ]
+    deltas = [e["text"] for e in events if e["type"] == "delta"]
+    assert len(deltas) > 3 and events[-1]["type"] == "done"
+    assert events[-1]["output"] == "".join(deltas)
