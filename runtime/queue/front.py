@@ -18,7 +18,6 @@ import logging
 import time
 from typing import Any
 
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from runtime.config.schema import QueueConfig
@@ -33,6 +32,7 @@ from runtime.errors import (
     RuntimeFailure,
 )
 from runtime.queue.connection import connect, where
+from runtime.queue.results import Results, Subscription
 from runtime.queue.wire import (
     CANCELLED,
     COMPLETED,
@@ -66,6 +66,7 @@ class QueueFront:
         self.config = config
         self.keys = QueueKeys(config.name)
         self.redis = connect(config)
+        self.results = Results(self.redis)
         self.where = where(config)
         self.timeout = parse_duration(config.timeout) or None
         # Runs this front has dispatched and not yet seen answered.
@@ -78,6 +79,7 @@ class QueueFront:
         return True
 
     async def close(self) -> None:
+        await self.results.close()
         await self.redis.aclose()
 
     async def run(
@@ -103,14 +105,13 @@ class QueueFront:
                     f"the queue for workflow '{workflow_id}' already holds {depth} runs "
                     f"(max_queue {self.config.max_queue}); retry later"
                 )
-            async with self.redis.pubsub() as pubsub:
-                # Listen before queueing: a worker may answer at once.
-                await pubsub.subscribe(self.keys.result(workflow_id, run_id))
-                await _confirmed(pubsub)
+            # Listen before queueing: a worker may answer at once.
+            subscription = await self.results.subscribe(self.keys.result(workflow_id, run_id))
+            try:
                 await self.redis.lpush(queue, message)
                 self.pending += 1
                 try:
-                    result = await self._result(pubsub, workflow_id, run_id, deadline)
+                    result = await self._result(subscription, workflow_id, run_id, deadline)
                     if result.get("status") == STREAMING:
                         result = await self._stream(
                             result, workflow_id, run_id, context, job_id, deadline
@@ -120,6 +121,8 @@ class QueueFront:
                     raise
                 finally:
                     self.pending -= 1
+            finally:
+                await self.results.unsubscribe(subscription)
         except RedisError as error:
             raise QueueUnavailableError(
                 f"lost the connection to Redis at {self.where} while running workflow "
@@ -128,7 +131,7 @@ class QueueFront:
         return _answer(result, workflow_id)
 
     async def _result(
-        self, pubsub: PubSub, workflow_id: str, run_id: str, deadline: float | None
+        self, subscription: Subscription, workflow_id: str, run_id: str, deadline: float | None
     ) -> dict[str, Any]:
         while True:
             wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
@@ -137,9 +140,9 @@ class QueueFront:
                     f"no result for workflow '{workflow_id}' (run {run_id}) within "
                     f"{self.timeout:g}s (controller.queue.timeout): is a worker serving it?"
                 )
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-            if message is not None and message["type"] == "message":
-                return parse_result(message["data"])
+            message = await subscription.next(wait)
+            if message is not None:
+                return parse_result(message)
 
     async def _stream(
         self,
@@ -192,14 +195,6 @@ class QueueFront:
             await self.redis.publish(self.keys.cancel, json.dumps({"task_id": task_id}))
         except RedisError as error:
             logger.warning("could not withdraw task %s from the queue: %s", task_id, error)
-
-
-async def _confirmed(pubsub: PubSub) -> None:
-    """Wait until Redis says the subscription holds."""
-    while True:
-        message = await pubsub.get_message(timeout=POLL)
-        if message is not None and message["type"] == "subscribe":
-            return
 
 
 def _answer(result: dict[str, Any], workflow_id: str) -> ActionResult:
