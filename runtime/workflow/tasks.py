@@ -146,7 +146,8 @@ class TaskStore:
         return task
 
     def running(self) -> list[Task]:
-        return [t for t in self._tasks.values() if not t.is_finished]
+        # A copy in one step first: the metrics server reads this from its own thread.
+        return [t for t in list(self._tasks.values()) if not t.is_finished]
 
     def expire(self) -> None:
         now = self.clock()
