@@ -161,7 +161,7 @@ class Service:
             else:
                 task.finish(TaskStatus.COMPLETED, output=output)
         finally:  # every way out: each run is counted once, with its final status
-            self.metrics.run_finished(task.workflow_id, str(task.status))
+            self.metrics.run_finished(task.workflow_id, str(task.status), remote=run.remote)
 
     def begin_stop(self) -> None:
         """Take no new work; what runs (tasks and /v1 generations) gets the

@@ -58,10 +58,8 @@ class ModelPool:
         return await (await self.model(spec, keep_alive)).acquire()
 
     def models(self) -> list[PooledModel]:
-        """Every model loaded at least once: loaded, loading again, or unloaded
-        after idle. Safe from any thread (the metrics server reads it): the
-        entries are copied in one step before they are looked at."""
-        return [model for model in list(self._models.values()) if model.info is not None]
+        """Every model loaded at least once: loaded, loading again, or unloaded after idle."""
+        return [model for model in self._models.values() if model.info is not None]
 
     def loaded(self) -> list[ModelInfo]:
         """The models loaded now (not the ones still loading)."""

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 PREFIX = "model_compose_"
+# The `workflow` label of runs this file does not define, which a queue front
+# sends to workers: clients name them, so one value stands for them all.
+REMOTE_WORKFLOW = "<remote>"
 
 
 def model_label(path: str) -> str:

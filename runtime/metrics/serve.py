@@ -2,15 +2,16 @@
 queue worker), on its own small server, behind the same API key check as
 the API server's routes.
 
-The server runs uvicorn on a thread of its own, with its own event loop, so
-that it answers whatever the caller's loop is doing and can be started and
-closed from synchronous code; each scrape reads the service from that thread
-(see `runtime.metrics.state`).
+The server runs on the caller's event loop, the service's: each scrape
+reads the service where its state changes, as the API server's /metrics
+does. Signals stay the process's own: the caller stops the server with
+`close()`.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
     from runtime.metrics.service_metrics import ServiceMetrics
     from runtime.service import Service
 
-# How long `close` waits for the server's thread (uvicorn looks ten times a second).
-CLOSE_TIMEOUT_S = 5.0
+# How long the server may take to start answering on its bound socket.
 START_TIMEOUT_S = 10.0
 
 
@@ -54,50 +54,57 @@ def metrics_app(metrics: ServiceMetrics, api_key: str | None = None) -> ASGIApp:
     return ApiKeyMiddleware(app, api_key=api_key, open_paths=())
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, without its signal handlers: they would take the process's
+    SIGINT and SIGTERM for this server alone."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
 @dataclass
 class MetricsServer:
-    """A running `serve_metrics` server; `close()` stops it (idempotent)."""
+    """A running `serve_metrics` server; `await close()` stops it (idempotent)."""
 
     host: str
     port: int  # the bound one: the one asked for, or the system's pick for 0
     server: uvicorn.Server
-    thread: threading.Thread
+    serving: asyncio.Task[None]
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/metrics"
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.server.should_exit = True
-        self.thread.join(CLOSE_TIMEOUT_S)
+        await self.serving
 
 
-def serve_metrics(
+async def serve_metrics(
     service: Service, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None
 ) -> MetricsServer:
-    """Serve `service`'s metrics at `http://host:port/metrics` until
-    `close()`; with `api_key` (use the compose file's `controller.api_key`),
-    only to `Authorization: Bearer <api_key>`. Port 0 picks a free port
-    (`MetricsServer.port` says which). Returns once the server listens;
-    `RuntimeFailure` when the port cannot be bound."""
+    """Serve `service`'s metrics at `http://host:port/metrics` on the running
+    event loop until `close()`; with `api_key` (the compose file's
+    `controller.api_key`), only to `Authorization: Bearer <api_key>`. Port 0
+    picks a free port (`MetricsServer.port` says which). Returns once the
+    server listens; `RuntimeFailure` when the port cannot be bound."""
     sock = listen(host, port)
     bound_port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         metrics_app(service.metrics, api_key),
-        log_level="warning",
         lifespan="off",
+        log_config=None,  # the process's logging stays as it set it up
+        log_level="warning",
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="metrics-server", daemon=True
-    )
-    thread.start()
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="metrics-server")
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while not server.started and not serving.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     if not server.started:
         server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
         sock.close()
         raise RuntimeFailure(f"the metrics server on {host}:{bound_port} did not start")
-    return MetricsServer(host, bound_port, server, thread)
+    return MetricsServer(host, bound_port, server, serving)

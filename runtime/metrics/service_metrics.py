@@ -16,7 +16,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from runtime.engine.types import GenerationResult, ModelInfo
-from runtime.metrics.names import PREFIX, model_label
+from runtime.metrics.names import PREFIX, REMOTE_WORKFLOW, model_label
 from runtime.metrics.state import ServiceStateCollector
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ class ServiceMetrics:
         )
         self.workflow_runs = Counter(
             f"{PREFIX}workflow_runs",
-            "Workflow runs (tasks) finished, by workflow and final status.",
+            "Workflow runs (tasks) finished, by workflow and final status"
+            f" ({REMOTE_WORKFLOW}: runs sent to a queue's workers).",
             ["workflow", "status"],
             registry=registry,
         )
@@ -103,16 +104,16 @@ class ServiceMetrics:
 
     def add_collector(self, collector: Collector) -> None:
         """Report `collector`'s metrics with the service's: its `collect()`
-        runs at each scrape (on the event loop for the API server's
-        /metrics, on the metrics server's thread for `serve_metrics`)."""
+        runs at each scrape, on the service's event loop."""
         self.registry.register(collector)
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_request_seconds.labels(method, route).observe(seconds)
 
-    def run_finished(self, workflow_id: str, status: str) -> None:
-        self.workflow_runs.labels(workflow_id, status).inc()
+    def run_finished(self, workflow_id: str, status: str, *, remote: bool = False) -> None:
+        """A run ended; `remote`: a queue's workers ran it (see `REMOTE_WORKFLOW`)."""
+        self.workflow_runs.labels(REMOTE_WORKFLOW if remote else workflow_id, status).inc()
 
     def generation_finished(
         self, component_id: str, info: ModelInfo, result: GenerationResult

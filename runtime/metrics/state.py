@@ -3,9 +3,8 @@ component's model is doing (loaded, loading, unloaded, failed), how busy
 each loaded model is (slots, waiting requests, KV cells), and the runs in
 progress. Nothing is stored between scrapes, so nothing can drift.
 
-`collect` may run on a thread other than the service's event loop (the
-`serve_metrics` server's): it only reads, and takes copies of what the loop
-changes (see `ModelPool.models` and `TaskStore.running`).
+`collect` runs on the service's event loop (both servers of /metrics serve
+there), so what it reads does not change while it reads.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from runtime.engine.pooled_model import ModelState
-from runtime.metrics.names import PREFIX, model_label
+from runtime.metrics.names import PREFIX, REMOTE_WORKFLOW, model_label
 from runtime.workflow.tasks import TaskStatus
 
 if TYPE_CHECKING:
@@ -107,11 +106,18 @@ class ServiceStateCollector:
         gauge = GaugeMetricFamily(
             f"{PREFIX}workflow_runs_in_progress",
             "Workflow runs not finished: pending (waiting for"
-            " controller.max_concurrent_count) or processing.",
+            f" controller.max_concurrent_count) or processing ({REMOTE_WORKFLOW}: on a"
+            " queue's workers).",
             labels=["workflow", "status"],
         )
-        counts = Counter((task.workflow_id, task.status) for task in self.service.tasks.running())
-        for workflow in self.service.config.workflows:
+        workflows = [workflow.id for workflow in self.service.config.workflows]
+        if self.service.queue is not None:
+            workflows.append(REMOTE_WORKFLOW)
+        counts = Counter(
+            (task.workflow_id if task.workflow_id in workflows else REMOTE_WORKFLOW, task.status)
+            for task in self.service.tasks.running()
+        )
+        for workflow_id in workflows:
             for status in IN_PROGRESS:
-                gauge.add_metric([workflow.id, str(status)], counts[(workflow.id, status)])
+                gauge.add_metric([workflow_id, str(status)], counts[(workflow_id, status)])
         return gauge

@@ -146,8 +146,7 @@ class TaskStore:
         return task
 
     def running(self) -> list[Task]:
-        # A copy in one step first: the metrics server reads this from its own thread.
-        return [t for t in list(self._tasks.values()) if not t.is_finished]
+        return [t for t in self._tasks.values() if not t.is_finished]
 
     def expire(self) -> None:
         now = self.clock()

@@ -4,7 +4,6 @@ the gauges other code adds."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -39,21 +38,20 @@ async def test_a_worker_serves_its_runs_tokens_and_added_gauges_behind_the_key(
             registry=service.metrics.registry,
         )
         depth.labels("default").set(3)
-        server = serve_metrics(service, "127.0.0.1", 0, api_key="secret")
+        server = await serve_metrics(service, "127.0.0.1", 0, api_key="secret")
         try:
             assert server.url == f"http://127.0.0.1:{server.port}/metrics"
-            refused = await asyncio.to_thread(httpx.get, server.url)
-            assert refused.status_code == 401
-            assert refused.json()["error"]["type"] == "unauthorized"
-            wrong = await asyncio.to_thread(
-                httpx.get, server.url, headers={"Authorization": "Bearer wrong"}
-            )
-            assert wrong.status_code == 401
-            answered = await asyncio.to_thread(httpx.get, server.url, headers=KEY)
-            assert answered.status_code == 200
-            samples = parse(answered.text)
+            async with httpx.AsyncClient() as client:  # the server answers on this loop
+                refused = await client.get(server.url)
+                assert refused.status_code == 401
+                assert refused.json()["error"]["type"] == "unauthorized"
+                wrong = await client.get(server.url, headers={"Authorization": "Bearer wrong"})
+                assert wrong.status_code == 401
+                answered = await client.get(server.url, headers=KEY)
+                assert answered.status_code == 200
+                samples = parse(answered.text)
         finally:
-            server.close()
+            await server.close()
     finally:
         await service.stop()
     usage = task.usage
@@ -68,25 +66,27 @@ async def test_a_worker_serves_its_runs_tokens_and_added_gauges_behind_the_key(
         httpx.get(server.url, headers=KEY)
 
 
-def test_without_a_key_the_metrics_are_open_and_only_metrics_are_served(
+async def test_without_a_key_the_metrics_are_open_and_only_metrics_are_served(
     compose: Callable[[str], ComposeConfig],
 ) -> None:
     service = Service(compose(writer_compose()))  # never started: nothing loaded
-    server = serve_metrics(service)
+    server = await serve_metrics(service)
     try:
-        samples = parse(httpx.get(server.url).text)
+        async with httpx.AsyncClient() as client:
+            samples = parse((await client.get(server.url)).text)
+            health = await client.get(server.url.removesuffix("/metrics") + "/health")
         assert value(samples, "model_compose_model_state", state="unloaded") == 2
-        assert httpx.get(server.url.removesuffix("/metrics") + "/health").status_code == 404
+        assert health.status_code == 404
     finally:
-        server.close()
-        server.close()  # idempotent
+        await server.close()
+        await server.close()  # idempotent
 
 
-def test_a_busy_port_is_a_clear_error(compose: Callable[[str], ComposeConfig]) -> None:
+async def test_a_busy_port_is_a_clear_error(compose: Callable[[str], ComposeConfig]) -> None:
     service = Service(compose(writer_compose()))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeFailure, match=f"cannot listen on 127.0.0.1:{port}"):
-            serve_metrics(service, "127.0.0.1", port)
+            await serve_metrics(service, "127.0.0.1", port)
