@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from runtime.config.schema import ModelComponent
 from runtime.engine.pooled_model import ModelState
 from runtime.metrics.names import PREFIX, REMOTE_WORKFLOW, model_label
 from runtime.workflow.tasks import TaskStatus
@@ -69,6 +70,8 @@ class ServiceStateCollector:
             labels=["component", "state"],
         )
         for component in self.service.config.components:
+            if not isinstance(component, ModelComponent):
+                continue  # a workflow component runs a workflow, not a model
             current = self.component_state(component.id)
             for state in STATES:
                 gauge.add_metric([component.id, state], 1 if state == current else 0)

@@ -51,3 +51,36 @@ async def test_a_model_that_failed_to_load_is_failed_and_no_other_state(
     # Nothing loaded: no model to report slots of, and no run in progress.
     assert not [s for s in samples if s.name == "model_compose_slots"]
     assert value(samples, "model_compose_workflow_runs_in_progress") == 0
+
+
+RELAY = """
+workflows:
+  - id: front
+    default: true
+    job:
+      type: component
+      component: relay
+  - id: back
+    job:
+      component: writer
+components:
+  - id: relay
+    type: workflow
+    action:
+      workflow: back
+  - id: writer
+    type: model
+    task: text-generation
+    model: ./unused.gguf
+    prompt: ${input.prompt}
+"""
+
+
+def test_only_model_components_have_a_model_state(
+    compose: Callable[[str], ComposeConfig],
+) -> None:
+    service = Service(compose(RELAY))
+    samples = parse(service.metrics.exposition(None)[0].decode())
+    components = {s.labels["component"] for s in samples if s.name == "model_compose_model_state"}
+    assert components == {"writer"}
+    assert states(service, "writer")["unloaded"] == 1
