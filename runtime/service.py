@@ -18,6 +18,7 @@ from runtime.config.schema import WorkflowConfig
 from runtime.config.units import parse_duration
 from runtime.engine import ChatMessage, ModelPool
 from runtime.errors import InputError, ModelComposeError, NotFoundError, RuntimeFailure
+from runtime.metrics.service_metrics import ServiceMetrics
 from runtime.queue.front import QueueFront
 from runtime.tasks.components import ModelComponents
 from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
@@ -52,7 +53,11 @@ class Service:
     ) -> None:
         self.config = config
         self.pool = pool or ModelPool()
-        self.components = ModelComponents(config, self.pool, status)
+        # Its collector reads the rest of the service at scrape time only.
+        self.metrics = ServiceMetrics(self)
+        self.components = ModelComponents(
+            config, self.pool, status, on_result=self.metrics.generation_finished
+        )
         self.runner = WorkflowRunner(config, self.components)
         controller = config.controller
         self.tasks = TaskStore(controller.max_tasks, parse_duration(controller.task_retention))
@@ -155,6 +160,8 @@ class Service:
                 task.finish(TaskStatus.CANCELLED)
             else:
                 task.finish(TaskStatus.COMPLETED, output=output)
+        finally:  # every way out: each run is counted once, with its final status
+            self.metrics.run_finished(task.workflow_id, str(task.status), remote=run.remote)
 
     def begin_stop(self) -> None:
         """Take no new work; what runs (tasks and /v1 generations) gets the

@@ -15,11 +15,18 @@ from starlette.routing import Mount
 
 from runtime import __version__
 from runtime.config.units import parse_size
-from runtime.server import model_routes, openai_responses, openai_routes, workflow_routes
+from runtime.server import (
+    metrics_routes,
+    model_routes,
+    openai_responses,
+    openai_routes,
+    workflow_routes,
+)
 from runtime.server.errors import install_error_handlers
 from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
 from runtime.server.openai_errors import install_openai_handlers
 from runtime.server.openapi import Served, document
+from runtime.server.request_metrics import RequestMetricsMiddleware
 from runtime.service import Service, ServiceState
 
 logger = logging.getLogger(__name__)
@@ -87,9 +94,14 @@ def create_app(service: Service) -> FastAPI:
     install_error_handlers(app)
     app.include_router(workflow_routes.router, prefix=base_path)
     app.include_router(model_routes.router, prefix=base_path)
+    app.include_router(metrics_routes.router, prefix=base_path)
     if base_path:
+        # Also at the root, where health checks and scrapers look by default.
         app.add_api_route(
             "/health", workflow_routes.health, methods=["GET"], include_in_schema=False
+        )
+        app.add_api_route(
+            "/metrics", metrics_routes.metrics, methods=["GET"], include_in_schema=False
         )
     app.router.routes.append(PrefixMount(OPENAI_PREFIX, openai_app(service)))
     documented = APIRouter()  # the /v1 routes, as the document names them
@@ -125,4 +137,6 @@ def create_app(service: Service) -> FastAPI:
         allow_headers=["*"],
         allow_credentials="*" not in origins,
     )
+    # Outermost: counts what the layers above refuse or answer (401, 413, preflights).
+    app.add_middleware(RequestMetricsMiddleware, metrics=service.metrics, routes=app.routes)
     return app

@@ -18,8 +18,9 @@ import uvicorn
 from runtime.config import ComposeConfig
 from runtime.config.schema import HttpServerAdapter
 from runtime.engine.pooled_model import IDLE_LOGGER
-from runtime.errors import ModelComposeError, RuntimeFailure
+from runtime.errors import ModelComposeError
 from runtime.server.app import create_app, normal_base_path
+from runtime.server.listening import listen
 from runtime.service import CANCEL_GRACE, Service, ServiceState
 
 Say = Callable[[str], None]
@@ -98,23 +99,6 @@ def idle_lines(say: Say) -> Iterator[None]:
     finally:
         idle.removeHandler(handler)
         idle.setLevel(level)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """Bind before anything loads, so a busy port is one clear error (uvicorn
-    would exit with a traceback, after starting to load the models)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise RuntimeFailure(f"cannot listen on {host}:{port}: {reason}") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -> int:

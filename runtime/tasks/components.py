@@ -25,6 +25,7 @@ from runtime.config.schema import (
 )
 from runtime.config.units import parse_keep_alive
 from runtime.engine import ModelPool
+from runtime.engine.observed import ObservedEngine
 from runtime.engine.pooled_model import ModelState, PooledModel
 from runtime.engine.types import (
     AUTO_CONTEXT,
@@ -32,6 +33,7 @@ from runtime.engine.types import (
     Engine,
     GenerationRequest,
     GenerationResult,
+    ModelInfo,
     ModelSpec,
 )
 from runtime.errors import ComponentUnavailableError, ModelComposeError, NotFoundError
@@ -42,6 +44,8 @@ from runtime.workflow.context import RunContext
 from runtime.workflow.runner import ActionResult
 
 StatusCallback = Callable[[str], None]
+# Told every finished generation: the component that asked, its model, the result.
+GenerationCallback = Callable[[str, ModelInfo, GenerationResult], None]
 # Slots per model when the file does not say: enough for a few clients on a laptop.
 DEFAULT_PARALLEL = 4
 
@@ -92,11 +96,16 @@ def component_keep_alive(component: ModelComponent) -> float | None:
 
 class ModelComponents:
     def __init__(
-        self, config: ComposeConfig, pool: ModelPool, status: StatusCallback | None = None
+        self,
+        config: ComposeConfig,
+        pool: ModelPool,
+        status: StatusCallback | None = None,
+        on_result: GenerationCallback | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
         self.status = status
+        self.on_result = on_result
         # Each component's entry in the pool: stable across idle unloads and
         # reloads, so it is never a closed engine that is cached here.
         self._models: dict[str, PooledModel] = {}
@@ -165,6 +174,14 @@ class ModelComponents:
         finally:
             model.release()
 
+    def _observed(self, component_id: str, engine: Engine) -> Engine:
+        """`engine`, reporting each result to `on_result` with `component_id`:
+        here is the one place that knows both the component and the model."""
+        on_result = self.on_result
+        if on_result is None:
+            return engine
+        return ObservedEngine(engine, lambda info, result: on_result(component_id, info, result))
+
     async def _acquire(self, component_id: str, model: PooledModel) -> Engine:
         try:
             return await model.acquire()
@@ -218,7 +235,8 @@ class ModelComponents:
             async with self.use(component_id) as engine:
                 limit = self._limits.get(component_id)
                 async with limit if limit is not None else contextlib.nullcontext():
-                    return await generate(engine, request, context, component_id, streaming=True)
+                    observed = self._observed(component_id, engine)
+                    return await generate(observed, request, context, component_id, streaming=True)
         finally:
             self._generating.remove(context.cancel)
 
@@ -227,6 +245,7 @@ class ModelComponents:
     ) -> ActionResult:
         component = self.component(component_id)
         async with self.use(component_id) as engine:
+            engine = self._observed(component_id, engine)
             limit = self._limits.get(component_id)
             async with limit if limit is not None else contextlib.nullcontext():
                 if isinstance(component, ChatCompletionComponent):
