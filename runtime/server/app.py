@@ -10,16 +10,17 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
 
 from runtime import __version__
 from runtime.config.units import parse_size
 from runtime.server import model_routes, openai_responses, openai_routes, workflow_routes
+from runtime.server.cors import cors_middleware
 from runtime.server.errors import install_error_handlers
-from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
+from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from runtime.server.openai_errors import install_openai_handlers
 from runtime.server.openapi import Served, document
+from runtime.server.rate_limit import FailureLimiter
 from runtime.service import Service, ServiceState
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title=controller.name or "model-compose", version=__version__, lifespan=lifespan)
     app.state.service = service
     app.state.starting = None
+    # Wrong keys per client address (ApiKeyMiddleware); here for the tests.
+    app.state.key_failures = FailureLimiter()
     install_error_handlers(app)
     app.include_router(workflow_routes.router, prefix=base_path)
     app.include_router(model_routes.router, prefix=base_path)
@@ -111,18 +114,12 @@ def create_app(service: Service) -> FastAPI:
             api_key=controller.api_key,
             open_paths=open_paths,
             openai_prefix=OPENAI_PREFIX,
+            limiter=app.state.key_failures,
         )
     app.add_middleware(
         BodyLimitMiddleware,
         limit=parse_size(controller.max_request_size),
         openai_prefix=OPENAI_PREFIX,
     )
-    origins = origins_list(adapter.origins if adapter else "*")
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        allow_credentials="*" not in origins,
-    )
+    app.add_middleware(cors_middleware, origins=adapter.origins if adapter else None)
     return app
