@@ -52,7 +52,10 @@ def request_host(header: str) -> str | None:
         return None
     if parts.hostname is None or parts.netloc != header or "@" in header:
         return None
-    return parts.hostname.rstrip(".")
+    host = parts.hostname.rstrip(".")
+    if header.startswith("[") or (_NAME.fullmatch(host) and not host.startswith("*")):
+        return host
+    return None
 
 
 def matches(host: str, pattern: str) -> bool:
