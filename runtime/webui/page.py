@@ -36,9 +36,9 @@ class WorkflowPage:
             ui.label(config.controller.name or "model-compose").classes("text-h6")
             if auth is not None:
                 ui.space()
-                ui.button(
-                    "Log out", icon="logout", on_click=lambda: ui.navigate.to(LOGOUT_PATH)
-                ).props("flat color=white").mark("logout")
+                ui.button("Log out", on_click=lambda: ui.navigate.to(LOGOUT_PATH)).props(
+                    "flat color=white"
+                ).mark("logout")
                 client = context.client
                 # Logging out in one tab sends the browser's other tabs away too.
                 forget = auth.when_logged_out(client.request.session, lambda: leave(client))
