@@ -62,6 +62,8 @@ class Service:
         controller = config.controller
         self.tasks = TaskStore(controller.max_tasks, parse_duration(controller.task_retention))
         self.shutdown_timeout = parse_duration(controller.shutdown_timeout)
+        # Seconds a stream waits for a client that reads nothing (None: for ever).
+        self.write_timeout = parse_duration(controller.write_timeout) or None
         limit = controller.max_concurrent_count
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
         self.state = ServiceState.STARTING

@@ -12,6 +12,7 @@ from runtime.config.normalize import entity_display
 from runtime.config.positions import Positions
 from runtime.config.schema import (
     ComposeConfig,
+    HttpServerAdapter,
     ModelComponent,
     QueueSubscriberAdapter,
     TextGenerationAction,
@@ -20,6 +21,7 @@ from runtime.config.schema import (
 from runtime.config.units import parse_duration, parse_keep_alive, parse_size
 from runtime.engine.json_schema import SchemaError, schema_grammar
 from runtime.errors import BindingSyntaxError, Location, Problem
+from runtime.host_names import host_pattern_problem
 from runtime.tasks.params import IGNORED_PARAMS, KNOWN_PARAMS, check_param_names
 
 
@@ -68,12 +70,27 @@ class Checker:
         for key, parse in (
             ("shutdown_timeout", parse_duration),
             ("task_retention", parse_duration),
+            ("write_timeout", parse_duration),
             ("max_request_size", parse_size),
         ):
             try:
                 parse(getattr(controller, key))
             except ValueError as error:
                 self.error(str(error), raw, key, f"controller.{key}")
+        raw_adapters = raw.get("adapters") if isinstance(raw, dict) else None
+        for index, adapter in enumerate(controller.adapters):
+            if not isinstance(adapter, HttpServerAdapter):
+                continue
+            raw_adapter = raw_adapters[index] if isinstance(raw_adapters, list) else {}
+            where = (
+                "controller.adapter"
+                if len(controller.adapters) == 1
+                else (f"controller.adapters[{index}]")
+            )
+            self.allowed_hosts(adapter.allowed_hosts, raw_adapter, where)
+        if controller.webui is not None:
+            raw_webui = raw.get("webui") if isinstance(raw, dict) else None
+            self.allowed_hosts(controller.webui.allowed_hosts, raw_webui, "controller.webui")
         if controller.max_tasks < 1:
             self.error("max_tasks must be at least 1", raw, "max_tasks", "controller.max_tasks")
         if controller.max_concurrent_count < 0:
@@ -141,6 +158,15 @@ class Checker:
                         index if isinstance(raw_workflows, list) else "workflows",
                         f"{path}.workflows",
                     )
+
+    def allowed_hosts(self, patterns: list[str], raw: Any, where: str) -> None:
+        raw_list = raw.get("allowed_hosts") if isinstance(raw, dict) else None
+        for index, pattern in enumerate(patterns):
+            problem = host_pattern_problem(pattern)
+            if problem is not None:
+                container = raw_list if isinstance(raw_list, list) else raw
+                key = index if isinstance(raw_list, list) else "allowed_hosts"
+                self.error(problem, container, key, f"{where}.allowed_hosts[{index}]")
 
     def duplicates(self, raw_items: list[Any], kind: str, path: str) -> bool:
         """Report ids used twice; True when there are any."""

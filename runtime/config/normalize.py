@@ -133,7 +133,7 @@ class Normalizer:
             return  # the schema reports the type error
         legacy = {
             k: controller[k]
-            for k in ("type", "host", "port", "base_path", "origins")
+            for k in ("type", "host", "port", "base_path", "origins", "allowed_hosts")
             if k in controller
         }
         adapters = self.plural(controller, "adapter", "adapters", "controller")

@@ -24,7 +24,12 @@ class HttpServerAdapter(Base, tag_field="type", tag="http-server"):
     host: str = "127.0.0.1"
     port: int = 8080
     base_path: str = ""
-    origins: str | list[str] = "*"
+    # Web pages (by origin) that may call the API; None: pages on this
+    # machine only (runtime.server.cors).
+    origins: str | list[str] | None = None
+    # Host header names answered besides loopback and `host`
+    # (runtime.server.hosts); on a non-loopback host, none: any.
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
 class RedisConnection(Base):
@@ -85,6 +90,7 @@ class WebUIConfig(Base):
     driver: Literal["gradio", "nicegui"] = "nicegui"
     host: str = "127.0.0.1"
     port: int = 8081
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
 class ControllerConfig(Base):
@@ -100,6 +106,9 @@ class ControllerConfig(Base):
     task_retention: str | int | float = "10m"
     max_tasks: int = 1000
     max_request_size: str | int = "1MB"
+    # A stream whose client reads nothing for this long is dropped and its
+    # run cancelled (0: never).
+    write_timeout: str | int | float = "30s"
 
     @property
     def http(self) -> HttpServerAdapter | None:

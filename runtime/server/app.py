@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
 
 from runtime import __version__
@@ -22,10 +21,12 @@ from runtime.server import (
     openai_routes,
     workflow_routes,
 )
+from runtime.server.cors import cors_middleware
 from runtime.server.errors import install_error_handlers
-from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware, origins_list
+from runtime.server.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 from runtime.server.openai_errors import install_openai_handlers
 from runtime.server.openapi import Served, document
+from runtime.server.rate_limit import FailureLimiter
 from runtime.server.request_metrics import RequestMetricsMiddleware
 from runtime.service import Service, ServiceState
 
@@ -91,6 +92,8 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title=controller.name or "model-compose", version=__version__, lifespan=lifespan)
     app.state.service = service
     app.state.starting = None
+    # Wrong keys per client address (ApiKeyMiddleware); here for the tests.
+    app.state.key_failures = FailureLimiter()
     install_error_handlers(app)
     app.include_router(workflow_routes.router, prefix=base_path)
     app.include_router(model_routes.router, prefix=base_path)
@@ -123,20 +126,14 @@ def create_app(service: Service) -> FastAPI:
             api_key=controller.api_key,
             open_paths=open_paths,
             openai_prefix=OPENAI_PREFIX,
+            limiter=app.state.key_failures,
         )
     app.add_middleware(
         BodyLimitMiddleware,
         limit=parse_size(controller.max_request_size),
         openai_prefix=OPENAI_PREFIX,
     )
-    origins = origins_list(adapter.origins if adapter else "*")
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        allow_credentials="*" not in origins,
-    )
+    app.add_middleware(cors_middleware, origins=adapter.origins if adapter else None)
     # Outermost: counts what the layers above refuse or answer (401, 413, preflights).
     app.add_middleware(RequestMetricsMiddleware, metrics=service.metrics, routes=app.routes)
     return app

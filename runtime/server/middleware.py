@@ -11,11 +11,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.server.openai_errors import openai_body, sentence
+from runtime.server.rate_limit import FailureLimiter, too_many_failures
 
 
 def is_under(path: str, prefix: str | None) -> bool:
@@ -30,7 +30,7 @@ def error_body(status: int, code: str, message: str, *, openai: bool) -> bytes:
     return json.dumps({"error": {"type": code, "message": message}}).encode()
 
 
-async def _send_error(
+async def send_error(
     send: Send,
     status: int,
     body: bytes,
@@ -50,6 +50,12 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address, as the rate limits count it."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def key_matches(candidate: str | bytes, key: str | bytes) -> bool:
     """Whether `candidate` is the API key. Both sides are hashed first, so
     the comparison takes the same time whatever the candidate's length, and
@@ -63,7 +69,8 @@ def key_matches(candidate: str | bytes, key: str | bytes) -> bool:
 
 class ApiKeyMiddleware:
     """`Authorization: Bearer <key>` on every route but /health and CORS
-    preflights. Compared in constant time; the key is never logged.
+    preflights. Compared in constant time; the key is never logged. An
+    address that sent too many wrong keys waits (429, Retry-After).
     Refusals under `openai_prefix` are in OpenAI's shape."""
 
     def __init__(
@@ -72,27 +79,43 @@ class ApiKeyMiddleware:
         api_key: str,
         open_paths: Iterable[str] = ("/health",),
         openai_prefix: str | None = None,
+        limiter: FailureLimiter | None = None,
     ) -> None:
         self.app = app
         self.key = api_key
         self.open_paths = {path.rstrip("/") for path in open_paths}
         self.openai_prefix = openai_prefix
+        self.limiter = limiter or FailureLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_exempt(scope):
             await self.app(scope, receive, send)
             return
+        openai = is_under(scope["path"], self.openai_prefix)
+        client = client_address(scope)
+        # Checked before the key: a right key must not get through while the
+        # address waits, or a 429 would tell a guesser which keys are wrong.
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            code = "rate_limit_exceeded" if openai else "rate_limited"
+            body = error_body(429, code, too_many_failures(wait), openai=openai)
+            await send_error(send, 429, body, [(b"retry-after", str(wait).encode())])
+            return
         headers = dict(scope.get("headers", []))
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        authorization = headers.get(b"authorization")
+        scheme, _, token = (authorization or b"").partition(b" ")
         if scheme.lower() == b"bearer" and key_matches(token.strip(), self.key):
+            # No reset on success: a guesser may share the address (loopback)
+            # with a client that has the key.
             await self.app(scope, receive, send)
             return
+        if authorization is not None:  # a key that is wrong, not one forgotten
+            self.limiter.fail(client)
         message = "a valid API key is required: send 'Authorization: Bearer <key>'"
-        openai = is_under(scope["path"], self.openai_prefix)
         # "invalid_api_key": OpenAI's code for a missing or wrong key.
         code = "invalid_api_key" if openai else "unauthorized"
         body = error_body(401, code, message, openai=openai)
-        await _send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
+        await send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
 
     def _is_exempt(self, scope: Scope) -> bool:
         # Exact paths: `/api/tasks/health` is a task lookup and needs the key.
@@ -151,11 +174,4 @@ class BodyLimitMiddleware:
             " (controller.max_request_size)"
         )
         openai = is_under(scope["path"], self.openai_prefix)
-        await _send_error(send, 413, error_body(413, "request_too_large", message, openai=openai))
-
-
-def origins_list(origins: Any) -> list[str]:
-    """`origins` as a list or a comma-separated string."""
-    if isinstance(origins, str):
-        return [o.strip() for o in origins.split(",") if o.strip()]
-    return [str(o) for o in origins]
+        await send_error(send, 413, error_body(413, "request_too_large", message, openai=openai))

@@ -190,7 +190,7 @@ async def respond_with_generation(
             return stream(generation, first)
         return JSONResponse(reply(finished(first)))
 
-    return await streaming.respond(generation, request, answer)
+    return await streaming.respond(generation, request, answer, service.write_timeout)
 
 
 def finished(event: Event) -> GenerationResult:

@@ -25,6 +25,7 @@ ERROR_DESCRIPTIONS = {
     401: "The API key is missing or wrong (controller.api_key is set).",
     404: "The workflow, task or model named does not exist.",
     413: "The request body is larger than controller.max_request_size.",
+    429: "Too many wrong API keys from this address: retry after Retry-After seconds.",
     500: "The model failed on this request (the server log has the details).",
     503: "The server is loading its models, stopping, or full: retry after Retry-After seconds.",
 }
@@ -179,7 +180,8 @@ def link_runs_to_their_tasks(doc: dict[str, Any]) -> None:
 
 def require_key(doc: dict[str, Any], open_paths: tuple[str, ...], openai_prefix: str) -> None:
     """Every operation but /health takes `Authorization: Bearer <key>` and
-    answers 401 without it (middleware.py), in OpenAI's shape on its API."""
+    answers 401 without it, 429 after too many wrong ones (middleware.py),
+    in OpenAI's shape on its API."""
     doc["components"]["securitySchemes"] = {
         "apiKey": {"type": "http", "scheme": "bearer", "description": "controller.api_key"}
     }
@@ -192,5 +194,10 @@ def require_key(doc: dict[str, Any], open_paths: tuple[str, ...], openai_prefix:
             operation["security"] = [{"apiKey": []}]
             operation["responses"]["401"] = {
                 "description": ERROR_DESCRIPTIONS[401],
+                "content": {"application/json": {"schema": error_ref}},
+            }
+            operation["responses"]["429"] = {
+                "description": ERROR_DESCRIPTIONS[429],
+                "headers": RETRY_AFTER,
                 "content": {"application/json": {"schema": error_ref}},
             }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
 import signal
@@ -19,25 +18,23 @@ from runtime.config import ComposeConfig
 from runtime.config.schema import HttpServerAdapter
 from runtime.engine.pooled_model import IDLE_LOGGER
 from runtime.errors import ModelComposeError
-from runtime.server.app import create_app, normal_base_path
+from runtime.host_names import is_loopback
+from runtime.server.app import OPENAI_PREFIX, create_app, normal_base_path
+from runtime.server.cors import allows_any_origin
+from runtime.server.hosts import guard_hosts
 from runtime.server.listening import listen
 from runtime.service import CANCEL_GRACE, Service, ServiceState
 
 Say = Callable[[str], None]
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def first_adapter(config: ComposeConfig) -> HttpServerAdapter:
+    return config.controller.http or HttpServerAdapter()
 
 
 def endpoint(config: ComposeConfig, host: str | None, port: int | None) -> tuple[str, int, str]:
     """Host, port and base path: the first adapter's, unless overridden."""
-    adapter = config.controller.http or HttpServerAdapter()
+    adapter = first_adapter(config)
     return host or adapter.host, port or adapter.port, normal_base_path(adapter.base_path)
 
 
@@ -114,6 +111,11 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
             "anyone who can reach this port can run your models. Set controller.api_key "
             "(e.g. api_key: ${env.MODEL_COMPOSE_API_KEY})."
         )
+    if allows_any_origin(first_adapter(config).origins):
+        say(
+            'WARNING: origins: "*" lets any web page your browser opens call this API '
+            "and read its answers; list the origins that need it instead."
+        )
     sock = listen(host, port)
     webui = config.controller.webui
     if webui is not None and not is_loopback(webui.host) and not config.controller.api_key:
@@ -126,6 +128,8 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
     ui_sock = listen(webui.host, webui.port) if webui is not None else None
     service = Service(config, status=lambda message: say(f"{message}…"))
     app = create_app(service)
+    adapter_hosts = first_adapter(config).allowed_hosts
+    guard_hosts(app, host, adapter_hosts, "controller.adapter.allowed_hosts", OPENAI_PREFIX)
     group: list[_Server] = []
     # uvicorn's own cut comes only after the service cancelled what still runs.
     timeout = math.ceil(service.shutdown_timeout + CANCEL_GRACE)
@@ -152,6 +156,7 @@ def serve(config: ComposeConfig, host: str | None, port: int | None, say: Say) -
         ui_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         mount_webui(ui_app, service, f"http://{local}:{port}{base_path}")
+        guard_hosts(ui_app, webui.host, webui.allowed_hosts, "controller.webui.allowed_hosts")
         ui_server = server_of(ui_app, webui.host, webui.port)
 
     async def main() -> int:

@@ -5,27 +5,31 @@ first event: 400 for a prompt that does not fit, 503 when the model's queue is
 full...) or Server-Sent Events, sent by sse-starlette, with a keep-alive ping
 when a stream goes quiet.
 
-A slow reader slows the run down instead of filling a buffer; however the
-response ends (a client that hangs up, a refusal, the end of the stream), the
-run does not outlive it.
+A slow reader slows the run down instead of filling a buffer; a client that
+reads nothing for `controller.write_timeout` is dropped. However the response
+ends (a client that hangs up or stops reading, a refusal, the end of the
+stream), the run does not outlive it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import AppStatus
+from sse_starlette.sse import AppStatus, SendTimeoutError
 from starlette.background import BackgroundTask
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from runtime.engine.logprobs import TokenLogprob
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's status for "the client hung up first"
 PING_SECONDS = 15.0  # a comment after so long without an event keeps proxies from closing
@@ -130,9 +134,13 @@ async def until_disconnected(waiting: Awaitable[T], receive: Receive) -> T | Dis
 Answer = Callable[[Any], Response | AsyncIterator[Any]]
 
 
-async def respond(events: EventQueue, request: Request, answer: Answer) -> Response:
+async def respond(
+    events: EventQueue, request: Request, answer: Answer, write_timeout: float | None = None
+) -> Response:
     """Wait for the first event (or the client's disconnect, 499), then
-    answer as `answer` says. Errors `answer` raises reach the app's handlers."""
+    answer as `answer` says; a stream gives up on a client that reads
+    nothing for `write_timeout` seconds (None: never). Errors `answer`
+    raises reach the app's handlers."""
     first = await until_disconnected(events.next(), request.receive)
     if isinstance(first, Disconnected):
         events.cancel()
@@ -145,13 +153,39 @@ async def respond(events: EventQueue, request: Request, answer: Answer) -> Respo
     if isinstance(answered, Response):
         events.cancel()
         return answered
-    return EventSourceResponse(
+    return _EventStream(
         _sent(answered, events),
         headers=SSE_HEADERS,
         sep="\n",
         ping=0,  # ours (`next_or_ping`) ping only a stream that has gone quiet
         background=BackgroundTask(events.cancel),  # also when the stream never started
+        send_timeout=write_timeout,
     )
+
+
+class _EventStream(EventSourceResponse):
+    """sse-starlette's response, which gives up on a send that waits longer
+    than `send_timeout` (a client that stopped reading: its TCP window is
+    full and it never hangs up). Its events are closed then, which cancels
+    the run and frees its slot; this says so in one line instead of the
+    traceback an escaping SendTimeoutError would print."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.warning(
+                "dropped a stream to %s: it read nothing for %g s (controller.write_timeout)",
+                _client(scope),
+                self.send_timeout,
+            )
+            if self.background is not None:
+                await self.background()
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "a client"
 
 
 async def _sent(stream: AsyncIterator[Any], events: EventQueue) -> AsyncIterator[Any]:

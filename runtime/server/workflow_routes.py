@@ -139,7 +139,7 @@ async def run(request: Request, service: Service, workflow_id: str | None, body:
     if not stream and not body.wait_for_completion:
         return task.to_json()
     events.follow(task)
-    return await respond(events, request, events.answer)
+    return await respond(events, request, events.answer, service.write_timeout)
 
 
 # A task answers its state (`output` once completed, `error` once failed).

@@ -25,6 +25,7 @@ def mount_webui(app: FastAPI, service: Service, api_url: str) -> None:
 
     api_key = service.config.controller.api_key
     auth = WebUIAuth(api_key) if api_key else None
+    app.state.webui_auth = auth  # for the tests
     if auth is not None:
         # Added first = innermost: the gate reads the session the cookie holds.
         app.add_middleware(WebUIAuthMiddleware, auth=auth)

@@ -2,17 +2,18 @@
 the ASGI gate in front of every UI route.
 
 A browser proves it knows the key once, on the login page or with
-`?token=<key>` in the address, and its session is then logged in until the
-server stops. The session cookie only names a random session id (signed by
-Starlette's SessionMiddleware with a secret made for this run of the
-server, never derived from the key); which ids are logged in is known only
-here, in memory.
+`?token=<key>` in the address, and its session is then logged in until it
+logs out (/logout) or the server stops. The session cookie only names a
+random session id (signed by Starlette's SessionMiddleware with a secret made
+for this run of the server, never derived from the key); which ids are logged
+in is known only here, in memory. Wrong keys are counted per client address
+(runtime.server.rate_limit), the form's and the links' together.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,11 +22,13 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-from runtime.server.middleware import key_matches
+from runtime.server.middleware import client_address, key_matches
+from runtime.server.rate_limit import FailureLimiter, too_many_failures
 
 Session = MutableMapping[str, Any]
 
 LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
 TOKEN_PARAMETER = "token"
 SESSION_COOKIE = "model_compose_ui"
 _SESSION_ID = "login"
@@ -42,21 +45,44 @@ _INTERNAL_PREFIX = "/_nicegui"
 WRONG_TOKEN = "The token in the address is not the API key."
 
 
+class TooManyFailures(Exception):
+    """The client sent too many wrong keys: it may try again in `seconds`."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(too_many_failures(seconds))
+        self.seconds = seconds
+
+
 class WebUIAuth:
-    """Logged-in sessions, and the NiceGUI clients of open login pages (whose
+    """Logged-in sessions, the NiceGUI clients of open login pages (whose
     socket may connect before anyone has logged in: it is how the form is
-    sent)."""
+    sent), and what each session's open pages do when it logs out."""
 
     def __init__(self, api_key: str) -> None:
         self._key = api_key
         self._sessions: set[str] = set()
+        self._on_log_out: dict[str, set[Callable[[], None]]] = {}
         self.login_clients: set[str] = set()
+        self.failures = FailureLimiter()
         # Signs the session cookie (and is NiceGUI's storage_secret): random
         # for each run of the server, so sessions end when it stops.
         self.session_secret = secrets.token_urlsafe(32)
 
     def accepts(self, candidate: str) -> bool:
         return key_matches(candidate, self._key)
+
+    def check(self, candidate: str, client: str) -> bool:
+        """Whether `candidate` is the key, counting a wrong one against the
+        client's address; raises TooManyFailures, without looking at the
+        candidate, while the address waits."""
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            raise TooManyFailures(wait)
+        if self.accepts(candidate):
+            self.failures.succeed(client)
+            return True
+        self.failures.fail(client)
+        return False
 
     def is_logged_in(self, session: Session) -> bool:
         return session.get(_SESSION_ID) in self._sessions
@@ -70,6 +96,23 @@ class WebUIAuth:
 
     def log_in(self, session_id: str) -> None:
         self._sessions.add(session_id)
+
+    def log_out(self, session: Session) -> None:
+        """End the session's login, and send its open pages (every tab of the
+        browser) to the login page. The next login gets a new session id."""
+        session_id = session.pop(_SESSION_ID, None)
+        if not isinstance(session_id, str):
+            return
+        self._sessions.discard(session_id)
+        for leave in list(self._on_log_out.pop(session_id, ())):
+            leave()
+
+    def when_logged_out(self, session: Session, leave: Callable[[], None]) -> Callable[[], None]:
+        """Call `leave` when the session logs out; returns what forgets it
+        (for a page that closes first)."""
+        session_id = self.session_id(session)
+        self._on_log_out.setdefault(session_id, set()).add(leave)
+        return lambda: self._on_log_out.get(session_id, set()).discard(leave)
 
     def tell(self, session: Session, notice: str) -> None:
         """A message for the next login page this session opens."""
@@ -104,6 +147,9 @@ class WebUIAuthMiddleware:
         path = scope["path"]
         if scope["type"] == "http" and any(name == TOKEN_PARAMETER for name, _ in query):
             await self._token_login(scope, session, query, receive, send)
+        elif scope["type"] == "http" and path == LOGOUT_PATH:
+            self.auth.log_out(session)
+            await RedirectResponse(LOGIN_PATH, status_code=303)(scope, receive, send)
         elif self.auth.is_logged_in(session):
             if path == LOGIN_PATH and scope["method"] in ("GET", "HEAD"):
                 await RedirectResponse("/", status_code=303)(scope, receive, send)
@@ -142,7 +188,14 @@ class WebUIAuthMiddleware:
         # uvicorn's access log reads the request line from this same scope
         # when the response starts: without the token there, it is not logged.
         scope["query_string"] = rest.encode("latin-1")
-        if self.auth.accepts(token):
+        try:
+            accepted = self.auth.check(token, client_address(scope))
+        except TooManyFailures as waiting:
+            body = {"error": {"type": "rate_limited", "message": str(waiting)}}
+            headers = {"Retry-After": str(waiting.seconds)}
+            await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+            return
+        if accepted:
             self.auth.log_in(self.auth.session_id(session))
             # The UI is one page, whatever the path: going to / also keeps a
             # crafted path (`//elsewhere.example`) from becoming an open redirect.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from nicegui import context, ui
 
-from runtime.webui.auth import Session, WebUIAuth
+from runtime.server.middleware import client_address
+from runtime.server.rate_limit import too_many_failures
+from runtime.webui.auth import Session, TooManyFailures, WebUIAuth
 
 WRONG_KEY = "That is not the API key."
 NO_KEY = "Enter the API key."
@@ -18,6 +20,8 @@ class LoginPage:
         # session cookie carries it back to the browser.
         self.session_id = auth.session_id(session)
         client = context.client
+        # Wrong keys are counted per address, this page's and its links' alike.
+        self.address = client_address(client.request.scope)
         auth.login_clients.add(client.id)
         client.on_delete(lambda: auth.login_clients.discard(client.id))
         ui.page_title(f"Log in · {title}")
@@ -46,9 +50,21 @@ class LoginPage:
         candidate, self.key.value = str(self.key.value or ""), ""
         if not candidate:
             self.message.text = NO_KEY
-        elif self.auth.accepts(candidate):
+            return
+        try:
+            accepted = self.auth.check(candidate, self.address)
+        except TooManyFailures as waiting:
+            self.message.text = too_many(waiting.seconds)
+            return
+        if accepted:
             self.auth.log_in(self.session_id)
             self.message.text = ""
             ui.navigate.to("/")
         else:
             self.message.text = WRONG_KEY
+
+
+def too_many(seconds: int) -> str:
+    """The rate limit's message, as a sentence on the page."""
+    message = too_many_failures(seconds)
+    return f"{message[0].upper()}{message[1:]}."

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nicegui import context, ui
+from nicegui import Client, context, ui
 
 from runtime.service import Service
-from runtime.webui.auth import WebUIAuth
+from runtime.webui.auth import LOGIN_PATH, LOGOUT_PATH, WebUIAuth
 from runtime.webui.login import LoginPage
 from runtime.webui.model_panel import ModelPanel
 from runtime.webui.workflow_view import WorkflowView
@@ -27,13 +27,22 @@ def page_title(service: Service) -> str:
 
 
 class WorkflowPage:
-    def __init__(self, service: Service, api_url: str) -> None:
+    def __init__(self, service: Service, api_url: str, auth: WebUIAuth | None = None) -> None:
         self.service = service
         self.views: list[WorkflowView] = []
         config = service.config
         ui.page_title(page_title(service))
         with ui.header().classes("items-center bg-primary"):
             ui.label(config.controller.name or "model-compose").classes("text-h6")
+            if auth is not None:
+                ui.space()
+                ui.button("Log out", on_click=lambda: ui.navigate.to(LOGOUT_PATH)).props(
+                    "flat color=white"
+                ).mark("logout")
+                client = context.client
+                # Logging out in one tab sends the browser's other tabs away too.
+                forget = auth.when_logged_out(client.request.session, lambda: leave(client))
+                client.on_delete(forget)
         with ui.row().classes("w-full items-start gap-6 flex-col md:flex-row md:flex-nowrap"):
             with ui.column().classes("grow min-w-0 w-full"):
                 if not config.workflows:
@@ -61,6 +70,11 @@ class WorkflowPage:
             view.stop()
 
 
+def leave(client: Client) -> None:
+    with client:
+        ui.navigate.to(LOGIN_PATH)
+
+
 def build_root(service: Service, api_url: str, auth: WebUIAuth | None = None) -> Callable[[], None]:
     """The root page function for `service`: pass it to `ui.run_with(root=...)`
     (or to NiceGUI's `user_simulation` in tests). With `auth`, a session that
@@ -74,6 +88,6 @@ def build_root(service: Service, api_url: str, auth: WebUIAuth | None = None) ->
                 # Only the server's name: its workflows are for those who logged in.
                 LoginPage(auth, session, service.config.controller.name or "model-compose")
                 return
-        WorkflowPage(service, api_url)
+        WorkflowPage(service, api_url, auth)
 
     return root

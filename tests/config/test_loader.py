@@ -401,3 +401,36 @@ def test_a_bad_keep_alive_is_located(tmp_path: Path) -> None:
         f"5: component.keep_alive: {expected}, got '5 minutes'",
         f"7: component.options.keep_alive: {expected}, got '-'",
     ]
+
+
+def test_bad_allowed_hosts_and_write_timeout_are_located(tmp_path: Path) -> None:
+    text = COMPONENT + textwrap.dedent(
+        """\
+        controller:
+          write_timeout: soon
+          adapter:
+            port: 8080
+            allowed_hosts:
+              - my.box.lan
+              - http://my.box.lan:8080
+          webui:
+            allowed_hosts: ["*.box.lan", "box:1"]
+        """
+    )
+    hint = (
+        "is not a host name: write a name like my.box.lan, *.box.lan for every name under "
+        "a domain, an IP address, or * for any, without a scheme, port or path"
+    )
+    start = COMPONENT.count("\n")
+    assert problems(tmp_path, text) == [
+        f"{start + 1}: controller.write_timeout: expected a duration like 30s, 10m or 1h, "
+        "got 'soon'",
+        f"{start + 6}: controller.adapter.allowed_hosts[1]: 'http://my.box.lan:8080' {hint}",
+        f"{start + 8}: controller.webui.allowed_hosts[1]: 'box:1' {hint}",
+    ]
+
+
+def test_allowed_hosts_and_origins_may_be_written_on_the_controller(tmp_path: Path) -> None:
+    text = COMPONENT + "controller:\n  port: 8080\n  allowed_hosts: [my.box.lan]\n"
+    adapter = config_of(tmp_path, text).controller.adapters[0]
+    assert (adapter.allowed_hosts, adapter.origins) == (["my.box.lan"], None)

@@ -135,6 +135,9 @@ def test_with_an_api_key_every_operation_but_health_documents_the_bearer_key(
             refused = operation["responses"]["401"]["content"]["application/json"]["schema"]
             shape = "OpenAIError" if path.startswith("/v1/") else "ErrorResponse"
             assert refused == {"$ref": f"#/components/schemas/{shape}"}, f"{method} {path}"
+            waiting = operation["responses"]["429"]
+            assert waiting["content"]["application/json"]["schema"] == refused
+            assert waiting["headers"]["Retry-After"]["required"] is True
     assert "secret" not in str(document)
 
 

@@ -69,7 +69,10 @@ GUARDED = [
 
 @pytest.fixture
 def guarded(client_for: Client) -> TestClient:
-    return client_for(writer_compose(api_key="secret"))
+    """A server with a key, whose rate limit never stops these tests' wrong keys."""
+    client = client_for(writer_compose(api_key="secret"))
+    client.app.state.key_failures.limit = 10**6  # type: ignore[attr-defined]
+    return client
 
 
 def test_every_route_but_health_needs_the_api_key(guarded: TestClient) -> None:
@@ -129,8 +132,43 @@ def test_cors_echoes_only_the_configured_origins(client_for: Client, origins: ob
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_cors_allows_any_origin_by_default(client_for: Client) -> None:
-    client = client_for(writer_compose())
+LOCAL_ORIGINS = [
+    "http://localhost:3000",
+    "http://localhost",
+    "https://localhost:8443",
+    "http://127.0.0.1:5173",
+    "http://127.1.2.3:8000",
+    "http://[::1]:8080",
+]
+# Names that only look local, and other sites.
+FOREIGN_ORIGINS = [
+    "https://evil.example",
+    "http://localhost.evil.example",
+    "http://127.0.0.1.evil.example",
+    "http://evil.example:3000",
+    "http://localhost:3000/",
+    "null",
+]
+
+
+@pytest.mark.parametrize("key", [None, "secret"], ids=["without-key", "with-key"])
+def test_cors_allows_only_pages_on_this_machine_by_default(client_for: Client, key: str) -> None:
+    client = client_for(writer_compose(**({"api_key": key} if key else {})))
+    headers = KEY if key else {}
+    for origin in LOCAL_ORIGINS:
+        assert preflight(client, origin)["access-control-allow-origin"] == origin, origin
+        simple = client.get("/api/workflows", headers={"Origin": origin, **headers})
+        assert simple.headers["access-control-allow-origin"] == origin
+        assert "access-control-allow-credentials" not in simple.headers
+    for origin in FOREIGN_ORIGINS:
+        assert "access-control-allow-origin" not in preflight(client, origin), origin
+        simple = client.get("/api/workflows", headers={"Origin": origin, **headers})
+        assert simple.status_code == 200  # answered: the browser keeps it from the page
+        assert "access-control-allow-origin" not in simple.headers
+
+
+def test_origins_star_still_lets_every_page_in(client_for: Client) -> None:
+    client = client_for(writer_compose(origins="*"))
     assert preflight(client, OTHER)["access-control-allow-origin"] == "*"
     simple = client.get("/api/workflows", headers={"Origin": OTHER})
     assert simple.headers["access-control-allow-origin"] == "*"
@@ -282,7 +320,7 @@ def test_cors_refuses_a_preflight_from_another_origin_and_allows_credentials_onl
     assert "access-control-allow-origin" not in refused.headers
     assert preflight(listed, A_ORIGIN)["access-control-allow-credentials"] == "true"
     # "*" with credentials would let any site use a browser's credentials.
-    anyone = client_for(writer_compose())
+    anyone = client_for(writer_compose(origins="*"))
     assert "access-control-allow-credentials" not in preflight(anyone, OTHER)
 
 

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 from runtime.config import load_config
 from runtime.service import Service
 from runtime.webui import mount_webui
-from runtime.webui.auth import SESSION_COOKIE, WRONG_TOKEN, is_public
+from runtime.webui.auth import SESSION_COOKIE, WRONG_TOKEN, WebUIAuth, is_public
 from runtime.webui.headers import SECURITY_HEADERS
 from runtime.webui.login import WRONG_KEY
 from tests.server.conftest import free_port
@@ -126,6 +126,69 @@ def test_a_token_in_the_address_logs_in_and_the_address_loses_it(client: TestCli
     assert KEY not in page.text
     assert client.get("/login").headers["location"] == "/"
     assert client.get(socket_url("any-client")).status_code != 401
+
+
+def test_logging_out_ends_the_login_and_returns_to_the_login_page(client: TestClient) -> None:
+    client.get(f"/?token={KEY}")
+    assert client.get("/").status_code == 200
+    before = client.cookies[SESSION_COOKIE]
+    response = client.get("/logout")
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+    assert client.get("/").headers["location"] == "/login"
+    assert client.get(socket_url("any-client")).status_code == 401
+    assert client.get("/login").status_code == 200
+    # An old copy of the cookie is no login either.
+    client.cookies.set(SESSION_COOKIE, before)
+    assert client.get("/").headers["location"] == "/login"
+    # Logging out twice, or before logging in, leads to the login page too.
+    assert client.get("/logout").headers["location"] == "/login"
+
+
+def test_logging_out_sends_the_sessions_open_pages_to_the_login_page() -> None:
+    auth = WebUIAuth(KEY)
+    session: dict[str, object] = {}
+    other: dict[str, object] = {}
+    for each in (session, other):
+        auth.log_in(auth.session_id(each))
+    left: list[str] = []
+    auth.when_logged_out(session, lambda: left.append("tab 1"))
+    auth.when_logged_out(session, lambda: left.append("tab 2"))
+    forget = auth.when_logged_out(session, lambda: left.append("closed tab"))
+    auth.when_logged_out(other, lambda: left.append("another browser"))
+    forget()
+    auth.log_out(session)
+    assert sorted(left) == ["tab 1", "tab 2"]
+    assert not auth.is_logged_in(session) and auth.is_logged_in(other)
+    assert session == {}  # the next login gets a new session id
+
+
+def test_wrong_tokens_are_limited_per_address_and_the_right_one_resets(
+    client: TestClient,
+) -> None:
+    auth = client.app.state.webui_auth  # type: ignore[attr-defined]
+    now = [1000.0]
+    auth.failures.clock = lambda: now[0]
+    for _ in range(5):
+        assert client.get(f"/?token={WRONG}").headers["location"] == "/login"
+    for token in (WRONG, KEY):  # the right key waits too
+        refused = client.get(f"/?token={token}")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "60"
+        assert refused.json() == {
+            "error": {
+                "type": "rate_limited",
+                "message": "too many wrong API keys from this address: try again in 60 s",
+            }
+        }
+        assert token not in refused.text
+    assert client.get("/").headers["location"] == "/login"
+    now[0] += 60
+    assert client.get(f"/?token={KEY}").headers["location"] == "/"
+    assert auth.failures.retry_after("testclient") is None  # reset by the login
+    client.get("/logout")
+    for _ in range(4):
+        client.get(f"/?token={WRONG}")
+    assert client.get(f"/?token={KEY}").headers["location"] == "/"
 
 
 def test_the_ui_socket_answers_only_its_own_origin(client: TestClient) -> None:

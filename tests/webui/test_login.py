@@ -15,7 +15,7 @@ from nicegui.testing.user_simulation import user_simulation
 from runtime.config import load_config
 from runtime.service import Service
 from runtime.webui.auth import WebUIAuth
-from runtime.webui.login import NO_KEY, WRONG_KEY
+from runtime.webui.login import NO_KEY, WRONG_KEY, too_many
 from runtime.webui.page import build_root
 from tests.webui.composes import CHAT
 from tests.webui.conftest import API_URL, Page
@@ -30,12 +30,12 @@ def open_login(tmp_path: Path) -> OpenLogin:
     mount_webui builds it (models not loaded: these tests run nothing)."""
 
     @asynccontextmanager
-    async def open_() -> AsyncIterator[Page]:
+    async def open_(auth: WebUIAuth | None = None) -> AsyncIterator[Page]:
         path = tmp_path / "model-compose.yml"
         path.write_text(textwrap.dedent(CHAT))
         service = Service(load_config([path], env={}).config)
         assert service.config.controller.api_key == KEY
-        auth = WebUIAuth(KEY)
+        auth = auth or WebUIAuth(KEY)
         async with user_simulation(root=build_root(service, API_URL, auth)) as user:
             await user.open("/")
             yield Page(user, service)
@@ -87,4 +87,35 @@ async def test_the_right_key_opens_the_workflows_and_the_key_shows_nowhere(
         assert KEY not in everything_shown(page)
         # The session stays logged in: opening the page again skips the login.
         await page.user.open("/")
+        await page.user.should_see("Greedy chat")
+
+
+async def test_the_logged_in_page_has_a_log_out_button(open_login: OpenLogin) -> None:
+    async with open_login() as page:
+        assert not page.elements("logout")  # nothing to log out of yet
+        page.user.find(marker="login-key").type(KEY).trigger("keydown.enter")
+        await page.user.should_see("Greedy chat")
+        assert page.text("logout") == "Log out"
+
+
+async def test_after_five_wrong_keys_the_form_says_to_wait_even_for_the_right_one(
+    open_login: OpenLogin,
+) -> None:
+    auth = WebUIAuth(KEY)
+    now = [1000.0]
+    auth.failures.clock = lambda: now[0]
+    async with open_login(auth) as page:
+        for _ in range(5):
+            page.user.find(marker="login-key").type("a-wrong-guess")
+            page.user.find(marker="login").click()
+            assert page.text("login-message") == WRONG_KEY
+        page.user.find(marker="login-key").type(KEY)
+        page.user.find(marker="login").click()
+        assert page.text("login-message") == too_many(60)
+        assert page.text("login-message") == (
+            "Too many wrong API keys from this address: try again in 60 s."
+        )
+        await page.user.should_not_see("Greedy chat")
+        now[0] += 60
+        page.user.find(marker="login-key").type(KEY).trigger("keydown.enter")
         await page.user.should_see("Greedy chat")

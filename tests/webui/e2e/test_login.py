@@ -85,3 +85,16 @@ def test_a_link_with_the_token_logs_in_and_leaves_the_address_bar(
     assert browser.current_url == f"{keyed_server.ui_url}/"
     browser.back()  # the redirect replaced the address with the token in the history
     assert KEY not in browser.current_url
+
+
+def test_log_out_returns_to_the_login_page_and_ends_the_login(
+    keyed_server: Server, browser: WebDriver
+) -> None:
+    browser.get(f"{keyed_server.ui_url}/?token={KEY}")
+    wait_until(lambda: shows(browser, TITLE), what="the workflow page")
+    button(browser, "Log out").click()
+    wait_until(lambda: shows(browser, LOGIN_TEXT), what="the login page")
+    assert browser.current_url == f"{keyed_server.ui_url}/login"
+    browser.get(f"{keyed_server.ui_url}/")
+    wait_until(lambda: shows(browser, LOGIN_TEXT), what="the login page again")
+    assert not shows(browser, TITLE)
