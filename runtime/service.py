@@ -20,6 +20,7 @@ from runtime.engine import ChatMessage, ModelPool
 from runtime.errors import InputError, ModelComposeError, NotFoundError, RuntimeFailure
 from runtime.metrics.service_metrics import ServiceMetrics
 from runtime.queue.front import QueueFront
+from runtime.queue.metrics import QueueCollector
 from runtime.tasks.components import ModelComponents
 from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
 from runtime.workflow.prepared import prepare_run
@@ -78,6 +79,8 @@ class Service:
             self.runner.remote = self.queue
         # A queue worker (a queue-subscriber adapter), once started.
         self.worker: QueueWorker | None = None
+        if controller.queue is not None or controller.subscriber is not None:
+            self.metrics.add_collector(QueueCollector(self))
 
     @property
     def is_ready(self) -> bool:

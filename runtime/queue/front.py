@@ -33,6 +33,7 @@ from runtime.errors import (
 )
 from runtime.queue.connection import connect, where
 from runtime.queue.results import Results, Subscription
+from runtime.queue.watch import watch_depths
 from runtime.queue.wire import (
     CANCELLED,
     COMPLETED,
@@ -73,14 +74,25 @@ class QueueFront:
         self.pending = 0
         # The queues this front has used, and their depth when last seen (/metrics).
         self.depths: dict[str, int] = {}
+        self.watching: asyncio.Task[None] | None = None
 
     def has(self, workflow_id: str) -> bool:
         """Any workflow: whether a worker serves it is known only when one takes it."""
         return True
 
     async def close(self) -> None:
+        if self.watching is not None:
+            self.watching.cancel()
+            await asyncio.gather(self.watching, return_exceptions=True)
         await self.results.close()
         await self.redis.aclose()
+
+    def watch(self) -> None:
+        """Keep `depths` current for /metrics (from the first run on)."""
+        if self.watching is None:
+            self.watching = asyncio.create_task(
+                watch_depths(self.redis, self.keys, self.depths), name="queue:depths"
+            )
 
     async def run(
         self,
@@ -100,6 +112,7 @@ class QueueFront:
         try:
             depth = await self.redis.llen(queue)
             self.depths[workflow_id] = depth
+            self.watch()
             if depth >= self.config.max_queue:
                 raise QueueFullError(
                     f"the queue for workflow '{workflow_id}' already holds {depth} runs "

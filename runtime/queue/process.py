@@ -63,10 +63,15 @@ def serve_worker(config: ComposeConfig, say: Say) -> int:
         if adapter is not None and adapter.metrics_port is not None:
             from runtime.metrics import serve_metrics
 
-            metrics = await serve_metrics(
-                service, adapter.metrics_host, adapter.metrics_port, config.controller.api_key
-            )
-            say(f"metrics at http://{adapter.metrics_host}:{adapter.metrics_port}/metrics")
+            try:
+                metrics = await serve_metrics(
+                    service, adapter.metrics_host, adapter.metrics_port, config.controller.api_key
+                )
+            except ModelComposeError as error:  # its port is taken
+                say(f"error: {error}")
+                await service.stop()
+                return error.exit_code
+            say(f"metrics at {metrics.url}")
         await stop.wait()
         say("stopping: running runs get the shutdown timeout, then go back to the queue")
         if metrics is not None:

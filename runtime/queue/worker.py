@@ -32,6 +32,7 @@ from runtime.engine.types import GenerationResult
 from runtime.errors import ModelComposeError
 from runtime.queue.connection import connect, where
 from runtime.queue.scripts import Scripts
+from runtime.queue.watch import watch_depths
 from runtime.queue.wire import (
     CANCELLED,
     COMPLETED,
@@ -129,8 +130,9 @@ class QueueWorker:
         self._idle: set[asyncio.Task[None]] = set()
         self._helpers: list[asyncio.Task[None]] = []
         self._turn = 0
-        # Counts by outcome, for /metrics and the tests.
+        # Counts by outcome, and its queues' depths, for /metrics.
         self.counts: dict[str, int] = {}
+        self.depths: dict[str, int] = dict.fromkeys(self.workflows, 0)
 
     @property
     def busy(self) -> int:
@@ -143,6 +145,9 @@ class QueueWorker:
         clearly), then take runs."""
         await self._register()
         self._helpers = [
+            asyncio.create_task(
+                watch_depths(self.redis, self.keys, self.depths), name="queue:depths"
+            ),
             asyncio.create_task(self._heartbeat(), name="queue:heartbeat"),
             asyncio.create_task(self._reaper(), name="queue:reaper"),
             asyncio.create_task(self._cancels(), name="queue:cancels"),

@@ -318,3 +318,57 @@ def test_the_example_front_and_worker_run_as_written(
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 3 and events[-1]["type"] == "done"
     assert events[-1]["output"] == "".join(deltas)
+
+
+def test_metrics_show_the_queue_on_the_front_and_on_a_worker(
+    redis_server: RedisServer, compose_process: Callable[..., Process]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.server.conftest import free_port
+
+    port = free_port()
+    compose_process(
+        worker_file(redis_server.port, worker_id="w", metrics_port=port, extra="  api_key: k3y"),
+        "w1",
+    )
+    front = compose_process(front_file(redis_server.port), "front", http=True)
+    assert run(front, max_tokens=4).json()["status"] == "completed"
+
+    def samples(url: str, key: str | None = None) -> dict[tuple[str, tuple[Any, ...]], float]:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        text = httpx.get(url, headers=headers, timeout=10).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    worker_url = f"http://127.0.0.1:{port}/metrics"
+    assert httpx.get(worker_url, timeout=10).status_code == 401
+    worker = samples(worker_url, "k3y")
+    queue = (("queue", QUEUE),)
+    assert worker[("model_compose_queue_worker_slots", queue)] == 4
+    assert worker[("model_compose_queue_worker_runs_held", queue)] == 0
+    assert (
+        worker[
+            ("model_compose_queue_worker_runs_total", (("queue", QUEUE), ("status", "completed")))
+        ]
+        == 1
+    )
+    assert worker[("model_compose_queue_depth", (("queue", QUEUE), ("workflow", "chat")))] == 0
+    assert (
+        worker[
+            ("model_compose_workflow_runs_total", (("status", "completed"), ("workflow", "chat")))
+        ]
+        == 1
+    )
+    assert any(
+        name == "model_compose_completion_tokens_total" and value > 0
+        for (name, _), value in worker.items()
+    )
+    ours = samples(f"{front.url}/metrics")
+    assert ours[("model_compose_queue_runs_dispatched", queue)] == 0
+    assert ours[("model_compose_queue_depth", (("queue", QUEUE), ("workflow", "chat")))] == 0
+    remote = (("status", "completed"), ("workflow", "<remote>"))
+    assert ours[("model_compose_workflow_runs_total", remote)] == 1
