@@ -13,6 +13,7 @@ success; and turns a lost Redis connection into an error at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from runtime.config.schema import QueueConfig
 from runtime.config.units import parse_duration
+from runtime.engine.types import FinishReason, GenerationResult, Usage
 from runtime.errors import (
     InputError,
     ModelComposeError,
@@ -141,7 +143,9 @@ class QueueFront:
                 f"lost the connection to Redis at {self.where} while running workflow "
                 f"'{workflow_id}' (run {run_id}): {error}"
             ) from None
-        return _answer(result, workflow_id)
+        answer = _answer(result, workflow_id)
+        _report_usage(result, answer, context, job_id)
+        return answer
 
     async def _result(
         self, subscription: Subscription, workflow_id: str, run_id: str, deadline: float | None
@@ -208,6 +212,27 @@ class QueueFront:
             await self.redis.publish(self.keys.cancel, json.dumps({"task_id": task_id}))
         except RedisError as error:
             logger.warning("could not withdraw task %s from the queue: %s", task_id, error)
+
+
+def _report_usage(
+    result: dict[str, Any], answer: ActionResult, context: RunContext, job_id: str
+) -> None:
+    """Our workers send the run's token counts: the front's run reports them
+    (its usage, /metrics) as if it had generated the answer itself."""
+    usage = result.get("usage")
+    if not isinstance(usage, dict):
+        return
+    counts = {
+        f.name: usage[f.name]
+        for f in dataclasses.fields(Usage)
+        if isinstance(usage.get(f.name), int)
+    }
+    try:
+        reason = FinishReason(result.get("finish_reason") or FinishReason.STOP)
+    except ValueError:
+        reason = FinishReason.STOP
+    text = answer.output if isinstance(answer.output, str) else ""
+    context.finished(job_id, GenerationResult(text, reason, Usage(**counts)))
 
 
 def _answer(result: dict[str, Any], workflow_id: str) -> ActionResult:

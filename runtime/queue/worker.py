@@ -14,6 +14,7 @@ cancelled by the front stops on its worker and frees its slot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -309,7 +310,12 @@ class QueueWorker:
         task = running.task = self.service.start_run(prepared, listener=writer)
         await task.wait()
         if task.status == TaskStatus.COMPLETED:
-            await self._finish(running, COMPLETED, output=task.output)
+            # Ours: the run's token counts, so the front can report them.
+            usage = dataclasses.asdict(task.usage)
+            reason = task.finish_reason
+            await self._finish(
+                running, COMPLETED, output=task.output, usage=usage, finish_reason=reason
+            )
         elif task.status == TaskStatus.CANCELLED and self.stopping and not running.cancelled:
             await self._give_back(running)
         elif task.status == TaskStatus.CANCELLED:

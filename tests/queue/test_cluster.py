@@ -117,6 +117,8 @@ def test_streaming_through_the_queue_reaches_the_front_as_server_sent_events(
     assert len(deltas) > 3
     assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
     assert events[-1]["output"] == "".join(deltas)
+    # The worker's token counts reach the front's answer.
+    assert events[-1]["usage"]["completion_tokens"] > 3
 
 
 def test_a_worker_killed_mid_run_leaves_its_run_to_the_other(

@@ -55,7 +55,12 @@ async def test_a_run_queued_as_model_compose_queues_it_is_answered_as_it_expects
                 result = json.loads(got["data"])
                 break
         assert result is not None
-        assert set(result) == {"task_id", "run_id", "status", "worker_id", "output"}
+        # model-compose's keys, and ours (which its front ignores).
+        assert set(result) == {"task_id", "run_id", "status", "worker_id", "output"} | {
+            "usage",
+            "finish_reason",
+        }
+        assert result["usage"]["completion_tokens"] > 0
         assert result["task_id"] == "TASK1" and result["run_id"] == "RUN1"
         assert result["status"] == "completed"
         assert isinstance(result["output"], str) and result["output"]
