@@ -82,6 +82,14 @@ def up(detach: bool, host: str | None, port: int | None, compose: ComposeFiles) 
     argv += [arg for pair in compose.env for arg in ("-e", pair)]
     argv += ["--host", host] if host else []
     argv += ["--port", str(port)] if port else []
+    controller = loaded.config.controller
+    if controller.subscriber is not None and controller.http is None:
+        pid, log = daemon.start_detached(loaded.files[0], argv, None)
+        click.echo(
+            f"model-compose is running in the background (pid {pid}) as a queue worker; "
+            f"log: {log}; stop it with `model-compose down`"
+        )
+        return
     real_host, real_port, base_path = endpoint(loaded.config, host, port)
     url = local_url(real_host, real_port)
     pid, log = daemon.start_detached(loaded.files[0], argv, f"{url}/health")

@@ -5,8 +5,11 @@ from. Speed is not asserted — this is not the benchmark, only its plumbing."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
+
+import pytest
 
 from scripts.benchmark.__main__ import main, parser, settings_from
 from scripts.benchmark.report import markdown, targets, versus_llama_server, write
@@ -151,3 +154,18 @@ def test_llama_server_takes_a_given_binary(embedded_model_path: Path, tmp_path: 
         assert "no such file" in str(exit.code)
     else:
         raise AssertionError("a missing --llama-server PATH was accepted")
+
+
+@pytest.mark.queue
+def test_the_queue_cost_runs_end_to_end(embedded_model_path: Path, tmp_path: Path) -> None:
+    """`scripts/bench --queue` on a real redis-server: both ways, both shapes."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (scripts/setup --with-redis)")
+    args = ["--queue", "--quick", "--clients", "1", "--max-tokens", "4", "--n-ctx", "512"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "queue.json").read_text())
+    for shape in ("plain", "streamed"):
+        for way in ("direct", "queue"):
+            assert saved[shape][way]["tokens_per_s"] > 0
+            assert saved[shape][way]["latency_p50_ms"] > 0
+    assert "Targets (issue 18)" in (tmp_path / "queue.md").read_text()

@@ -47,10 +47,15 @@ def running_pid(path: Path) -> int | None:
 
 
 def start_detached(
-    compose_file: Path, argv: Sequence[str], health_url: str, timeout: float = 900.0
+    compose_file: Path,
+    argv: Sequence[str],
+    health_url: str | None,
+    timeout: float = 900.0,
+    ready_line: str = "ready: ",
 ) -> tuple[int, Path]:
     """Start `model-compose up` with `argv` in its own session; wait until
-    /health says ok. Returns (pid, log file)."""
+    /health says ok (a queue worker, with no HTTP API: until its output says
+    `ready_line`). Returns (pid, log file)."""
     pids = pid_file(compose_file)
     if (pid := running_pid(pids)) is not None:
         raise UserError(
@@ -58,6 +63,8 @@ def start_detached(
             "stop it with `model-compose down`"
         )
     log = compose_file.parent / LOG_FILE
+    # The log is appended to: only what this start writes counts.
+    start = log.stat().st_size if log.exists() else 0
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "runtime.cli", "up", *argv],
@@ -74,11 +81,17 @@ def start_detached(
             pids.unlink(missing_ok=True)
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise RuntimeFailure(f"the server stopped while starting ({tail[0]}); see {log}")
-        try:
-            if httpx.get(health_url, timeout=2).status_code == 200:
-                return process.pid, log
-        except httpx.HTTPError:
-            pass
+        if health_url is None:
+            with log.open("rb") as written:
+                written.seek(start)
+                if ready_line.encode() in written.read():
+                    return process.pid, log
+        else:
+            try:
+                if httpx.get(health_url, timeout=2).status_code == 200:
+                    return process.pid, log
+            except httpx.HTTPError:
+                pass
         time.sleep(0.2)
     raise RuntimeFailure(f"the server did not become ready within {timeout:g}s; see {log}")
 

@@ -139,6 +139,12 @@ def parser() -> argparse.ArgumentParser:
         "logit differences), prompts of about --n-ctx tokens, --max-tokens steps",
     )
     p.add_argument(
+        "--queue",
+        action="store_true",
+        help="the Redis queue's cost: tok/s and a short run's latency through a front and one "
+        "worker against a direct server (needs redis-server)",
+    )
+    p.add_argument(
         "--pp-tokens",
         type=int,
         default=256,
@@ -217,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return kv_quality(settings, args, say)
     if args.kv_pool:
         return kv_pool(settings, args, say)
+    if args.queue:
+        return queue_cost(settings, args, say)
     results = run_benchmark(settings, say)
     print(markdown(results))
     for path in write(results, args.out, chart=not args.no_chart):
@@ -259,6 +267,14 @@ def kv_pool(settings: Settings, args: argparse.Namespace, say: Say) -> int:
     say(f"KV pool: {args.kv_pool} prompts, {settings.parallel} slots")
     results = pool.measure(asdict(settings), args.kv_pool)
     publish(args.out, "kv-pool", results, pool.markdown(results, Path(settings.model).name), say)
+    return 0
+
+
+def queue_cost(settings: Settings, args: argparse.Namespace, say: Say) -> int:
+    from scripts.benchmark import queue_cost as cost
+
+    results = cost.measure(asdict(settings), say)
+    publish(args.out, "queue", results, cost.markdown(results, Path(settings.model).name), say)
     return 0
 
 

@@ -5,20 +5,20 @@ controllers (`model-compose up`) on the embedded model."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
+from scripts.benchmark.redis_server import MISSING, RedisServer
+from scripts.benchmark.redis_server import available as redis_available
 from tests.server.conftest import free_port, live_server, wait_for  # noqa: F401 (a fixture)
 
 REQUIRE_REDIS = "MODEL_COMPOSE_REQUIRE_REDIS"
@@ -27,69 +27,15 @@ ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.queue
 
 
-@dataclass
-class RedisServer:
-    """redis-server without persistence: a restart loses everything, as a
-    crashed or replaced Redis would."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def restart(self, down_for: float = 0.0) -> None:
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (scripts/setup --with-redis)"
+def redis_server() -> Iterator[RedisServer]:
+    if not redis_available():
         if os.environ.get(REQUIRE_REDIS):
-            pytest.fail(f"{REQUIRE_REDIS} is set but {reason}")
-        pytest.skip(reason)
-    server = RedisServer(tmp_path)
-    server.start()
+            pytest.fail(f"{REQUIRE_REDIS} is set but {MISSING}")
+        pytest.skip(MISSING)
+    server = RedisServer().start()
     yield server
-    server.stop()
+    server.close()
 
 
 @dataclass

@@ -374,3 +374,34 @@ def test_metrics_show_the_queue_on_the_front_and_on_a_worker(
     assert ours[("model_compose_queue_depth", (("queue", QUEUE), ("workflow", "chat")))] == 0
     remote = (("status", "completed"), ("workflow", "<remote>"))
     assert ours[("model_compose_workflow_runs_total", remote)] == 1
+
+
+def test_a_worker_runs_in_the_background_with_up_d_and_stops_with_down(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "worker"
+    folder.mkdir()
+    (folder / "model-compose.yml").write_text(worker_file(redis_server.port, worker_id="bg"))
+    root = Path(__file__).parents[2]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", *args, "-f", str(folder)],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=120,
+        )
+
+    started = cli("up", "-d")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "as a queue worker" in started.stdout
+        assert redis_server.client().hkeys(f"{QUEUE}:~workers") == [b"bg"]
+    finally:
+        stopped = cli("down")
+    assert stopped.returncode == 0, stopped.stderr
+    assert redis_server.client().hkeys(f"{QUEUE}:~workers") == []
