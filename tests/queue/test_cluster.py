@@ -66,13 +66,12 @@ def wait_task(front: Process, task_id: str, seconds: float = 300) -> dict[str, A
         time.sleep(0.05)
 
 
-def workers_of(redis_server: RedisServer) -> dict[str, Any]:
-    """Each worker's id → what it holds now, by workflow."""
-    client = redis_server.client()
-    held = {}
-    for worker in client.hkeys(f"{QUEUE}:~workers"):
-        held[worker.decode()] = client.llen(f"{QUEUE}:~taken:{worker.decode()}:chat")
-    return held
+def sse(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a run asked for as Server-Sent Events."""
+    with httpx.stream(
+        "POST", url, json=body, headers={"accept": "text/event-stream"}, timeout=300
+    ) as response:
+        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
 
 
 def test_runs_spread_across_two_workers(
@@ -103,16 +102,8 @@ def test_streaming_through_the_queue_reaches_the_front_as_server_sent_events(
 ) -> None:
     compose_process(worker_file(redis_server.port, streaming=True), "w1")
     front = compose_process(front_file(redis_server.port), "front", http=True)
-    with httpx.stream(
-        "POST",
-        f"{front.url}/api/workflows/runs",
-        json={"workflow_id": "chat", "input": {"prompt": "Count to 5", "max_tokens": 24}},
-        headers={"accept": "text/event-stream"},
-        timeout=300,
-    ) as response:
-        events = [
-            json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")
-        ]
+    body = {"workflow_id": "chat", "input": {"prompt": "Count to 5", "max_tokens": 24}}
+    events = sse(f"{front.url}/api/workflows/runs", body)
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 3
     assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
@@ -307,16 +298,7 @@ def test_the_example_front_and_worker_run_as_written(
         assert answer.status_code == 200, answer.text
         assert isinstance(answer.json()["text"], str) and answer.json()["text"]
         return
-    with httpx.stream(
-        "POST",
-        f"{front.url}/api/workflows/runs",
-        json={"input": {"prompt": "Count to 5"}},
-        headers={"accept": "text/event-stream"},
-        timeout=300,
-    ) as response:
-        events = [
-            json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")
-        ]
+    events = sse(f"{front.url}/api/workflows/runs", {"input": {"prompt": "Count to 5"}})
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 3 and events[-1]["type"] == "done"
     assert events[-1]["output"] == "".join(deltas)

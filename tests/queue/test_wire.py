@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from runtime.config import load_config
 from runtime.service import Service
@@ -36,25 +37,32 @@ async def started_worker(redis_server: RedisServer, tmp_path: Path, **adapter: A
     return service
 
 
+async def queue_as_model_compose(
+    client: redis.Redis, task_id: str, run_id: str, input: dict[str, Any]
+) -> dict[str, Any]:
+    """Queue a run as model-compose's front does (SUBSCRIBE to its result
+    channel, then LPUSH json.dumps of the three keys); its first message."""
+    pubsub = client.pubsub()
+    pubsub.subscribe(f"{QUEUE}:chat:{run_id}")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    message = {"task_id": task_id, "run_id": run_id, "input": input}
+    client.lpush(f"{QUEUE}:chat", json.dumps(message))
+    for _ in range(300):
+        got = await asyncio.to_thread(pubsub.get_message, True, 0.1)
+        if got is not None:
+            pubsub.close()
+            return dict(json.loads(got["data"]))
+    raise AssertionError(f"no answer to run {run_id}")
+
+
 async def test_a_run_queued_as_model_compose_queues_it_is_answered_as_it_expects(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     service = await started_worker(redis_server, tmp_path)
     client = redis_server.client()
-    pubsub = client.pubsub()
-    pubsub.subscribe(f"{QUEUE}:chat:RUN1")
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
-    # model-compose's front: json.dumps of these three keys, LPUSH.
-    message = {"task_id": "TASK1", "run_id": "RUN1", "input": {"prompt": "Say hi"}}
-    client.lpush(f"{QUEUE}:chat", json.dumps(message))
     try:
-        result = None
-        for _ in range(300):
-            got = await asyncio.to_thread(pubsub.get_message, True, 0.1)
-            if got is not None:
-                result = json.loads(got["data"])
-                break
-        assert result is not None
+        # model-compose's front: json.dumps of these three keys, LPUSH.
+        result = await queue_as_model_compose(client, "TASK1", "RUN1", {"prompt": "Say hi"})
         # model-compose's keys, and ours (which its front ignores).
         assert set(result) == {"task_id", "run_id", "status", "worker_id", "output"} | {
             "usage",
@@ -82,21 +90,8 @@ async def test_a_streamed_run_is_written_as_model_compose_reads_it(
 ) -> None:
     service = await started_worker(redis_server, tmp_path, streaming=True)
     client = redis_server.client()
-    pubsub = client.pubsub()
-    pubsub.subscribe(f"{QUEUE}:chat:RUN2")
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
-    client.lpush(
-        f"{QUEUE}:chat",
-        json.dumps({"task_id": "TASK2", "run_id": "RUN2", "input": {"prompt": "Count to 3"}}),
-    )
     try:
-        started = None
-        for _ in range(300):
-            got = await asyncio.to_thread(pubsub.get_message, True, 0.1)
-            if got is not None:
-                started = json.loads(got["data"])
-                break
-        assert started is not None
+        started = await queue_as_model_compose(client, "TASK2", "RUN2", {"prompt": "Count to 3"})
         assert started["status"] == "streaming"
         assert started["stream_key"] == f"{QUEUE}:chat:RUN2:stream"
         # model-compose's front: XREAD from 0-0 until event=done.

@@ -45,11 +45,16 @@ def answer_with(
 ) -> None:
     """The page's models answer every request with `script` (see ScriptedGeneration)."""
 
+    real_engine = page.service.components.engine
+
     class Scripted:
+        def __init__(self, real: Any) -> None:
+            self.info = real.info  # the loaded model's, as /metrics reads it
+
         def submit(self, request: GenerationRequest) -> ScriptedGeneration:
             return ScriptedGeneration(script(request), result)
 
     async def engine(component_id: str) -> Any:
-        return Scripted()
+        return Scripted(await real_engine(component_id))
 
     monkeypatch.setattr(page.service.components, "engine", engine)

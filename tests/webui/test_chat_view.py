@@ -38,6 +38,9 @@ def spy_on_requests(page: Page, monkeypatch: pytest.MonkeyPatch) -> list[Generat
             requests.append(request)
             return self.engine.submit(request)
 
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.engine, name)  # info, max_queue...
+
     async def spied(component_id: str) -> Any:
         return Spy(await engine_of(component_id))
 
