@@ -21,18 +21,17 @@ import os
 import random
 import socket
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from runtime.config.schema import ComposeConfig, ModelComponent, QueueSubscriberAdapter
 from runtime.config.units import parse_duration
-from runtime.engine.logprobs import TokenLogprob
-from runtime.engine.types import GenerationResult
 from runtime.errors import ModelComposeError
 from runtime.queue.connection import connect, where
 from runtime.queue.scripts import Scripts
+from runtime.queue.stream_writer import StreamWriter
 from runtime.queue.watch import watch_depths
 from runtime.queue.wire import (
     CANCELLED,
@@ -78,33 +77,6 @@ class Running:
     # Its text is on the stream: it cannot be run again from the start.
     streamed: bool = False
     cancelled: bool = False
-
-
-@dataclass
-class StreamWriter:
-    """Sends a run's text to its Redis stream as it is generated (the run
-    waits for each write: a slow Redis slows the run, nothing piles up)."""
-
-    worker: QueueWorker
-    key: str
-    entries: int = field(default=0)
-
-    def on_delta(
-        self,
-        job_id: str,
-        text: str,
-        streaming: bool,
-        reasoning: bool = False,
-        logprobs: tuple[TokenLogprob, ...] = (),
-    ) -> Awaitable[Any]:
-        fields: dict[str, str] = {"event": "chunk", "data": text}
-        if reasoning:
-            fields["reasoning"] = "1"
-        self.entries += 1
-        return self.worker.redis.xadd(self.key, fields)  # type: ignore[arg-type]
-
-    def on_result(self, job_id: str, result: GenerationResult) -> None:
-        pass
 
 
 class QueueWorker:
@@ -300,7 +272,7 @@ class QueueWorker:
             return
         writer = None
         if prepared.streams:
-            writer = StreamWriter(self, self.keys.stream(workflow_id, dispatch.run_id))
+            writer = StreamWriter(self.redis, self.keys.stream(workflow_id, dispatch.run_id))
             started = result_message(dispatch, self.worker_id, STREAMING, stream_key=writer.key)
             await self.redis.publish(self.keys.result(workflow_id, dispatch.run_id), started)
             running.streamed = True
@@ -309,6 +281,8 @@ class QueueWorker:
             return
         task = running.task = self.service.start_run(prepared, listener=writer)
         await task.wait()
+        if writer is not None:
+            await writer.drain()  # every chunk before the stream's last entry
         if task.status == TaskStatus.COMPLETED:
             # Ours: the run's token counts, so the front can report them.
             usage = dataclasses.asdict(task.usage)

@@ -209,3 +209,11 @@ def test_a_cancel_is_published_as_model_compose_workers_read_it(
     got = cancels.get_message(ignore_subscribe_messages=True, timeout=10)
     assert got is not None and json.loads(got["data"]) == {"task_id": message["task_id"]}
     assert httpx.get(f"{front.url}/api/tasks/{task['task_id']}").json()["status"] == "cancelled"
+
+
+def test_text_waiting_for_redis_goes_as_one_entry_per_stretch_of_a_kind() -> None:
+    from runtime.queue.stream_writer import merged
+
+    pieces = [("<", True), ("think", True), ("Hel", False), ("lo", False), ("!", True)]
+    assert merged(pieces) == [("<think", True), ("Hello", False), ("!", True)]
+    assert merged([]) == []
