@@ -171,6 +171,7 @@ def measure(settings: dict[str, Any], say: Say) -> dict[str, Any]:
                         )
                 results[shape] = {
                     way: {
+                        "rounds_tokens_per_s": row["tokens_per_s"],
                         "tokens_per_s": statistics.median(row["tokens_per_s"]),
                         "latency_p50_ms": percentile(row["latency_s"], 50) * 1000,
                         "latency_p90_ms": percentile(row["latency_s"], 90) * 1000,
