@@ -95,6 +95,8 @@ class Service:
             failures = self.components.failures
             if preloaded and all(component in failures for component in preloaded):
                 raise failures[preloaded[0]]
+            if self.queue is not None:
+                await self.queue.check()
             if self.config.controller.subscriber is not None:
                 from runtime.queue.process import start_worker
 

@@ -82,6 +82,18 @@ class QueueFront:
         """Any workflow: whether a worker serves it is known only when one takes it."""
         return True
 
+    async def check(self) -> None:
+        """At start: a Redis that cannot be reached is said at once (runs
+        would fail with queue_unavailable), though the front still serves."""
+        try:
+            await asyncio.wait_for(self.redis.ping(), 5)
+        except (RedisError, TimeoutError) as error:
+            logger.warning(
+                "cannot reach Redis at %s (%s): runs for queue workers will fail until it answers",
+                self.where,
+                error or "no answer in 5s",
+            )
+
     async def close(self) -> None:
         if self.watching is not None:
             self.watching.cancel()
@@ -140,8 +152,8 @@ class QueueFront:
                 await self.results.unsubscribe(subscription)
         except RedisError as error:
             raise QueueUnavailableError(
-                f"lost the connection to Redis at {self.where} while running workflow "
-                f"'{workflow_id}' (run {run_id}): {error}"
+                f"Redis at {self.where} cannot be reached or dropped the connection, "
+                f"running workflow '{workflow_id}' (run {run_id}): {error}"
             ) from None
         answer = _answer(result, workflow_id)
         _report_usage(result, answer, context, job_id)
