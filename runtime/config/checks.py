@@ -8,7 +8,7 @@ from typing import Any
 from convert.reference import parse_model_reference
 from runtime.binding import compile_template
 from runtime.config.convert import suggest
-from runtime.config.normalize import entity_display
+from runtime.config.normalize import action_display, entity_display
 from runtime.config.positions import Positions
 from runtime.config.schema import (
     ComposeConfig,
@@ -229,11 +229,7 @@ class Checker:
                 self.error(str(error), data, "model", f"{display}.model")
             for index, action in enumerate(component.actions):
                 raw_action = data["actions"][index]
-                where = (
-                    f"{display}.actions[{action.id}]"
-                    if len(component.actions) > 1
-                    else f"{display}.action"
-                )
+                where = action_display(display, action.id, len(component.actions))
                 self.params(action.params, raw_action, where)
                 self.output_schema(action.output_schema, raw_action, where)
                 budget = action.reasoning_budget

@@ -271,3 +271,11 @@ def entity_display(kind: str, item: Any, index: int) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return f"{kind}[{item['id']}]"
     return f"{kind}[{index}]"
+
+
+def action_display(component_display: str, action_id: str, actions: int) -> str:
+    """How errors name a component's action: `.action` for its only one,
+    else `.actions[id]`."""
+    if actions > 1:
+        return f"{component_display}.actions[{action_id}]"
+    return f"{component_display}.action"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.config.normalize import action_display
 from runtime.config.schema import ComposeConfig, JobConfig, WorkflowComponent
 
 if TYPE_CHECKING:
@@ -78,11 +79,7 @@ def check_workflow_components(
             continue
         for index, action in enumerate(component.actions):
             raw_action = data["actions"][index]
-            at = (
-                f"{display}.actions[{action.id}]"
-                if len(component.actions) > 1
-                else f"{display}.action"
-            )
+            at = action_display(display, action.id, len(component.actions))
             where[(component.id, index)] = (raw_action, at)
             known = action.workflow in known_workflows or is_local(config, action.workflow)
             if not known and not queued:
