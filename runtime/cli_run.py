@@ -109,13 +109,22 @@ async def _run(
         if show_status:
             click.echo(f"{message}…", err=True)
 
+    queue = loaded.config.controller.queue
+    front = None
     try:
         components = ModelComponents(loaded.config, pool, status)
         runner = WorkflowRunner(loaded.config, components)
+        if queue is not None:
+            from runtime.queue.front import QueueFront
+
+            # A front's `type: workflow` components run on its queue's workers.
+            front = runner.remote = QueueFront(queue)
         # An unknown workflow or a missing input fails before any model loads:
         # components load their model when a job first runs on them.
         return await runner.run(workflow_id, input, RunContext(listener=stream))
     finally:
+        if front is not None:
+            await front.close()
         await pool.close()
 
 

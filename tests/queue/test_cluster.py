@@ -387,3 +387,26 @@ def test_a_worker_runs_in_the_background_with_up_d_and_stops_with_down(
         stopped = cli("down")
     assert stopped.returncode == 0, stopped.stderr
     assert redis_server.client().hkeys(f"{QUEUE}:~workers") == []
+
+
+def test_model_compose_run_on_a_front_file_runs_through_the_queue(
+    redis_server: RedisServer, compose_process: Callable[..., Process], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    examples = Path(__file__).parents[2] / "examples" / "queue"
+    worker = (examples / "worker" / "model-compose.yml").read_text()
+    compose_process(worker.replace("port: 6379", f"port: {redis_server.port}"), "worker")
+    front = tmp_path / "front.yml"
+    source = (examples / "front" / "model-compose.yml").read_text()
+    front.write_text(source.replace("port: 6379", f"port: {redis_server.port}"))
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", "-f", str(front), "-i", '{"text": "Hi"}'],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["text"]
