@@ -22,6 +22,8 @@ pytestmark = pytest.mark.queue
 QUEUE = "test-queue"
 # The worker's lease: short, so that a killed worker is noticed within seconds.
 FAST = {"visibility_timeout": "1s"}
+# A prompt the embedded model answers at length (a run still going when the test acts).
+LONG = "Count from 1 to 1000, one number per line."
 
 
 def run(
@@ -117,7 +119,7 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_the_other(
 ) -> None:
     doomed = compose_process(worker_file(redis_server.port, worker_id="doomed", **FAST), "w1")
     front = compose_process(front_file(redis_server.port), "front", http=True)
-    task_id = start(front, "Write a long story about a cat", max_tokens=400)
+    task_id = start(front, LONG, max_tokens=1000)
     client = redis_server.client()
     deadline = time.monotonic() + 30
     while client.llen(f"{QUEUE}:~taken:doomed:chat") == 0:
@@ -138,11 +140,17 @@ def test_redis_restarted_mid_run_fails_clearly_and_the_front_recovers(
 ) -> None:
     compose_process(worker_file(redis_server.port, **FAST), "w1")
     front = compose_process(front_file(redis_server.port), "front", http=True)
-    task_id = start(front, "Write a long story about a dog", max_tokens=400)
-    time.sleep(0.5)
-    redis_server.restart(down_for=1.0)
-    state = wait_task(front, task_id, seconds=30)
-    assert state["status"] == "failed"
+    for _ in range(3):  # a run that ends before Redis goes is tried again
+        task_id = start(front, LONG, max_tokens=1000)
+        deadline = time.monotonic() + 30
+        while not redis_server.client().keys(f"{QUEUE}:~taken:*"):
+            assert time.monotonic() < deadline, "the worker never took the run"
+            time.sleep(0.01)
+        redis_server.restart(down_for=1.0)  # mid-run: the worker holds it
+        state = wait_task(front, task_id, seconds=30)
+        if state["status"] != "completed":
+            break
+    assert state["status"] == "failed", state
     assert state["error"]["type"] == "queue_unavailable"
     assert "cannot be reached or dropped the connection" in state["error"]["message"]
     # Redis is back (empty): the next run works, on the same worker.
@@ -160,7 +168,7 @@ def test_a_cancel_reaches_the_worker_and_frees_its_slot(
 ) -> None:
     worker = compose_process(worker_file(redis_server.port, max_concurrent_count=1), "w1")
     front = compose_process(front_file(redis_server.port), "front", http=True)
-    task_id = start(front, "Write a very long story", max_tokens=2000)
+    task_id = start(front, LONG, max_tokens=2000)
     client = redis_server.client()
     deadline = time.monotonic() + 30
     while not client.keys(f"{QUEUE}:~taken:*"):
