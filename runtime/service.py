@@ -10,20 +10,19 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runtime.config import ComposeConfig
-from runtime.config.schema import WorkflowConfig
 from runtime.config.units import parse_duration
 from runtime.engine import ChatMessage, ModelPool
-from runtime.errors import InputError, ModelComposeError, NotFoundError, RuntimeFailure
+from runtime.errors import ModelComposeError, NotFoundError, RuntimeFailure
 from runtime.metrics.service_metrics import ServiceMetrics
 from runtime.queue.front import QueueFront
 from runtime.queue.metrics import QueueCollector
 from runtime.tasks.components import ModelComponents
 from runtime.workflow import PreparedRun, RunContext, RunListener, WorkflowRunner
-from runtime.workflow.prepared import prepare_run
+from runtime.workflow.prepared import prepare_remote_run, prepare_run
 from runtime.workflow.tasks import Task, TaskStatus, TaskStore
 
 if TYPE_CHECKING:
@@ -129,10 +128,8 @@ class Service:
         except NotFoundError:
             if self.queue is None or workflow_id in (None, "__default__"):
                 raise
-        # Not defined here: a run for the queue's workers (who check the input).
-        if input is not None and not isinstance(input, Mapping):
-            raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
-        return PreparedRun(WorkflowConfig(id=workflow_id), dict(input or {}), False, remote=True)
+        # Not defined here: a run for the queue's workers.
+        return prepare_remote_run(workflow_id, input)
 
     def start_run(self, run: PreparedRun, listener: RunListener | None = None) -> Task:
         """Create a task for a prepared run and run it in the background;
@@ -148,13 +145,7 @@ class Service:
                     task.finish(TaskStatus.CANCELLED)
                     return
                 task.status = TaskStatus.PROCESSING
-                if run.remote and self.queue is not None:
-                    result = await self.queue.run(
-                        run.workflow.id, run.input, task.context, run.workflow.id
-                    )
-                    output = result.output
-                else:
-                    output = await self.runner.execute(run, task.context)
+                output = await self.runner.execute(run, task.context)
         except asyncio.CancelledError:
             task.finish(TaskStatus.CANCELLED)
         except ModelComposeError as error:

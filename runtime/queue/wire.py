@@ -92,11 +92,9 @@ class Dispatch:
     raw: bytes
 
 
-def dispatch_message(task_id: str, run_id: str, input: Any, attempt: int = 1) -> bytes:
-    message: dict[str, Any] = {"task_id": task_id, "run_id": run_id, "input": input}
-    if attempt > 1:
-        message["attempt"] = attempt
-    return json.dumps(message).encode()
+def dispatch_message(task_id: str, run_id: str, input: Any) -> bytes:
+    """A run as a front queues it (a re-queued one: `requeued`)."""
+    return json.dumps({"task_id": task_id, "run_id": run_id, "input": input}).encode()
 
 
 class MalformedMessage(ValueError):

@@ -20,13 +20,14 @@ import logging
 import os
 import random
 import socket
+from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from runtime.config.schema import ComposeConfig, ModelComponent, QueueSubscriberAdapter
+from runtime.config.schema import ComposeConfig, QueueSubscriberAdapter
 from runtime.config.units import parse_duration
 from runtime.errors import ModelComposeError
 from runtime.queue.connection import connect, where
@@ -63,10 +64,7 @@ BACKOFF = (0.2, 5.0)
 
 def default_slots(config: ComposeConfig) -> int:
     """Runs taken at once: the most any of the file's models decodes together."""
-    parallel = [
-        c.parallel or DEFAULT_PARALLEL for c in config.components if isinstance(c, ModelComponent)
-    ]
-    return max(parallel, default=1)
+    return max((c.parallel or DEFAULT_PARALLEL for c in config.model_components), default=1)
 
 
 @dataclass
@@ -104,7 +102,7 @@ class QueueWorker:
         self._helpers: list[asyncio.Task[None]] = []
         self._turn = 0
         # Counts by outcome, and its queues' depths, for /metrics.
-        self.counts: dict[str, int] = {}
+        self.counts: Counter[str] = Counter()
         self.depths: dict[str, int] = dict.fromkeys(self.workflows, 0)
 
     @property
@@ -306,12 +304,7 @@ class QueueWorker:
     async def _finish(self, running: Running, status: str, **fields: Any) -> bool:
         """Answer the run, if this worker still holds it (see scripts.FINISH)."""
         return await self._answer(
-            running.workflow_id,
-            running.dispatch,
-            status,
-            self.worker_id,
-            running.streamed,
-            **fields,
+            running.workflow_id, running.dispatch, status, running.streamed, **fields
         )
 
     async def _answer(
@@ -319,15 +312,16 @@ class QueueWorker:
         workflow_id: str,
         dispatch: Dispatch,
         status: str,
-        holder: str,
         streamed: bool,
         **fields: Any,
     ) -> bool:
+        """Answer a run this worker holds (taken, or taken over from a dead
+        worker), if it still does (see scripts.FINISH)."""
         payload = result_message(dispatch, self.worker_id, status, **fields)
         error = fields.get("error") or ("cancelled" if status == CANCELLED else "")
         answered = await self.scripts.finish(
             keys=[
-                self.keys.taken(holder, workflow_id),
+                self.keys.taken(self.worker_id, workflow_id),
                 self.keys.result(workflow_id, dispatch.run_id),
                 self.keys.stream(workflow_id, dispatch.run_id),
             ],
@@ -341,7 +335,7 @@ class QueueWorker:
             ],
         )
         if answered:
-            self.counts[status] = self.counts.get(status, 0) + 1
+            self.counts[status] += 1
         else:
             logger.warning(
                 "queue: run %s was taken back from this worker (its lease lapsed); "
@@ -438,18 +432,18 @@ class QueueWorker:
         stream = self.keys.stream(workflow_id, run)
         limit = self.adapter.max_attempts
         if await self.redis.exists(self.keys.cancelled(dispatch.task_id)):
-            await self._answer(workflow_id, dispatch, CANCELLED, self.worker_id, False)
+            await self._answer(workflow_id, dispatch, CANCELLED, False)
         elif await self.redis.exists(stream):
             error = f"worker {dead} stopped while streaming run {run}: a stream cannot be resumed"
             logger.warning("queue: %s", error)
-            await self._answer(workflow_id, dispatch, FAILED, self.worker_id, True, error=error)
+            await self._answer(workflow_id, dispatch, FAILED, True, error=error)
         elif dispatch.attempt >= limit:
             error = (
                 f"run {run} was taken {dispatch.attempt} times by workers that stopped before "
                 f"finishing it (the last: {dead}); giving up (max_attempts {limit})"
             )
             logger.warning("queue: %s", error)
-            await self._answer(workflow_id, dispatch, FAILED, self.worker_id, False, error=error)
+            await self._answer(workflow_id, dispatch, FAILED, False, error=error)
         else:
             logger.warning(
                 "queue: worker %s stopped with run %s: back in the queue (attempt %d of %d)",
@@ -461,7 +455,7 @@ class QueueWorker:
             await self.scripts.requeue(
                 keys=[mine, self.keys.queue(workflow_id)], args=[raw, requeued(dispatch)]
             )
-            self.counts["requeued"] = self.counts.get("requeued", 0) + 1
+            self.counts["requeued"] += 1
 
     async def _cancels(self) -> None:
         """The front's cancels (one channel for every workflow)."""

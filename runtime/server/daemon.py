@@ -17,6 +17,8 @@ from runtime.errors import RuntimeFailure, UserError
 
 PID_FILE = "model-compose.pid"
 LOG_FILE = "model-compose.log"
+# What `up` prints once it serves (runtime.server.serve, runtime.queue.process).
+READY = b"ready: "
 
 
 def pid_file(compose_file: Path) -> Path:
@@ -51,11 +53,10 @@ def start_detached(
     argv: Sequence[str],
     health_url: str | None,
     timeout: float = 900.0,
-    ready_line: str = "ready: ",
 ) -> tuple[int, Path]:
     """Start `model-compose up` with `argv` in its own session; wait until
-    /health says ok (a queue worker, with no HTTP API: until its output says
-    `ready_line`). Returns (pid, log file)."""
+    /health says ok (without `health_url`, a queue worker's: until its output
+    says it is ready). Returns (pid, log file)."""
     pids = pid_file(compose_file)
     if (pid := running_pid(pids)) is not None:
         raise UserError(
@@ -84,7 +85,7 @@ def start_detached(
         if health_url is None:
             with log.open("rb") as written:
                 written.seek(start)
-                if ready_line.encode() in written.read():
+                if READY in written.read():
                     return process.pid, log
         else:
             try:

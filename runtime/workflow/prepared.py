@@ -53,14 +53,26 @@ def prepare_run(
     conversation stands in for the messages that read them (an input that
     something else still needs fails when it renders)."""
     workflow = find_workflow(config, workflow_id)
-    if input is None:
-        input = {}
-    if not isinstance(input, Mapping):
-        raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
+    input = input_object(input)
     if conversation is None:
         check_required_inputs(workflow_inputs(config, workflow), input)
     streams = workflow_streams(config, workflow)
-    return PreparedRun(workflow, dict(input), streams, conversation)
+    return PreparedRun(workflow, input, streams, conversation)
+
+
+def prepare_remote_run(workflow_id: str, input: Any) -> PreparedRun:
+    """A run of a workflow this file does not define, for a queue worker
+    (which looks it up and checks the rest of the input itself)."""
+    return PreparedRun(WorkflowConfig(id=workflow_id), input_object(input), False, remote=True)
+
+
+def input_object(input: Any) -> dict[str, Any]:
+    """A run's input: a JSON object (nothing: an empty one), else InputError."""
+    if input is None:
+        return {}
+    if not isinstance(input, Mapping):
+        raise InputError(f"the input must be a JSON object, got {type(input).__name__}")
+    return dict(input)
 
 
 def run_scope(workflow: WorkflowConfig, input: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class WorkflowRunner:
     async def execute(self, run: PreparedRun, context: RunContext | None = None) -> Any:
         """Run a prepared run's jobs and render its output."""
         context = context or RunContext()
+        if run.remote:
+            return (await self._run_remote(run.workflow.id, run.input, context, run.streams)).output
         if run.conversation is not None:
             context.messages = run.conversation
         workflow = run.workflow
@@ -209,7 +211,7 @@ class WorkflowRunner:
                     f"got {type(sub_input).__name__}"
                 )
             streams = output_streams(action.output)
-            result = await self.remote.run(action.workflow, sub_input, context, job_id, streams)
+            result = await self._run_remote(action.workflow, sub_input, context, streams, job_id)
         else:
             known = ", ".join(f"'{w.id}'" for w in self.config.workflows)
             raise NotFoundError(
@@ -221,6 +223,20 @@ class WorkflowRunner:
         results = {"output": result.output, "result": result.output, "reasoning": result.reasoning}
         output = render(action.output, {**scope, **results})
         return ActionResult(output, result.reasoning)
+
+    async def _run_remote(
+        self,
+        workflow_id: str,
+        input: dict[str, Any],
+        context: RunContext,
+        streams: bool,
+        job_id: str | None = None,
+    ) -> ActionResult:
+        """A workflow this file does not define, on `remote` (a queue's
+        workers); its deltas come under `job_id` (default: the workflow's id)."""
+        if self.remote is None:
+            raise NotFoundError(f"unknown workflow '{workflow_id}', and no queue to send it to")
+        return await self.remote.run(workflow_id, input, context, job_id or workflow_id, streams)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
